@@ -1,0 +1,251 @@
+/*
+ * event.h - the wire codec: msgpack bytes <-> typed events and alerts.
+ *
+ * Decoding turns one Kafka payload (a msgpack map, schemas/envelope.json plus the type's own
+ * schema) into a struct rs_event without a heap allocation per event: strings are views into
+ * the payload, and msgpack-c's object tree lives in a zone that the decoder reuses. Unknown
+ * keys are ignored (forward compatible). A bad message yields RS_EDECODE, a fault class (the
+ * dead-letter reason) and a message naming the field and the problem.
+ *
+ * Encoding writes alerts (schemas/alert.json) as msgpack maps into a caller-owned buffer.
+ *
+ * Not here: what an event means (sla.c), where it came from (kafka_io.c).
+ * Threads: a decoder belongs to one thread; the functions keep no global state.
+ * This is the only module that includes msgpack.h; keep in sync with schemas/.
+ */
+#ifndef RS_EVENT_H
+#define RS_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* A borrowed, not NUL-terminated string. */
+struct rs_str {
+    const char *ptr;
+    size_t len;
+};
+
+#define RS_STR_NULL ((struct rs_str){ NULL, 0 })
+
+static inline bool rs_str_is_set(struct rs_str s)
+{
+    return s.ptr != NULL;
+}
+
+/* Keep in sync with rs_event_type_name() and schemas/. */
+enum rs_event_type {
+    RS_EV_LEAD_CREATED,
+    RS_EV_LEAD_TOUCHED,
+    RS_EV_LEAD_DISQUALIFIED,
+    RS_EV_LEAD_CONVERTED,
+    RS_EV_LEAD_MERGED,
+    RS_EV__COUNT
+};
+
+enum rs_intent_tier { RS_TIER_HIGH, RS_TIER_MQL, RS_TIER_LOW, RS_TIER__COUNT };
+enum rs_actor_type { RS_ACTOR_HUMAN, RS_ACTOR_AUTOMATION };
+enum rs_direction { RS_DIR_OUTBOUND, RS_DIR_INBOUND };
+enum rs_touch_channel {
+    RS_CH_CALL,
+    RS_CH_EMAIL,
+    RS_CH_SMS,
+    RS_CH_CHAT,
+    RS_CH_MEETING,
+    RS_CH_SOCIAL
+};
+
+/* Why a message was rejected; its name is the dead letter's reason header. */
+enum rs_event_fault {
+    RS_FAULT_NONE,
+    RS_FAULT_MSGPACK,       /* "invalid_msgpack": not one complete msgpack object */
+    RS_FAULT_NOT_MAP,       /* "not_a_map": valid msgpack, but not a map with string keys */
+    RS_FAULT_MISSING_FIELD, /* "missing_field" */
+    RS_FAULT_WRONG_TYPE,    /* "wrong_type": a field of the wrong msgpack type */
+    RS_FAULT_BAD_VALUE,     /* "bad_value": right type, value outside its enum or range */
+    RS_FAULT_UNKNOWN_TYPE,  /* "unknown_type": `type` names no event we know */
+    RS_FAULT_TOO_LARGE,     /* "too_large": payload over the configured limit */
+    RS_FAULT__COUNT
+};
+
+struct rs_lead_created {
+    struct rs_str lead_id;
+    struct rs_str channel; /* lead source: demo_request, webinar, ... */
+    enum rs_intent_tier intent_tier;
+    struct rs_str segment;
+    struct rs_str owner_id; /* optional */
+};
+
+struct rs_lead_touched {
+    struct rs_str lead_id;
+    struct rs_str rep_id;
+    enum rs_actor_type actor_type;
+    enum rs_touch_channel channel;
+    enum rs_direction direction;
+    bool connected;
+};
+
+/* lead.disqualified; reason required. */
+struct rs_lead_disqualified {
+    struct rs_str lead_id;
+    struct rs_str reason;
+};
+
+struct rs_lead_converted {
+    struct rs_str lead_id;
+    struct rs_str account_id;
+    struct rs_str contact_id;
+    struct rs_str opportunity_id; /* optional */
+};
+
+struct rs_lead_merged {
+    struct rs_str lead_id;      /* the record merged away */
+    struct rs_str into_lead_id; /* the survivor */
+    struct rs_str reason;       /* optional */
+};
+
+struct rs_event {
+    enum rs_event_type type;
+    struct rs_str id;        /* required: idempotency key */
+    int64_t ts_ms;           /* required: event time, ms since the Unix epoch */
+    struct rs_str account;   /* optional */
+    struct rs_str tenant;    /* optional */
+    struct rs_str source;    /* optional: source system */
+    struct rs_str source_id; /* optional: id in the source system */
+    int64_t seq;             /* optional: per-entity sequence; valid when has_seq */
+    bool has_seq;
+    union {
+        struct rs_lead_created lead_created;
+        struct rs_lead_touched lead_touched;
+        struct rs_lead_disqualified lead_disqualified;
+        struct rs_lead_converted lead_converted;
+        struct rs_lead_merged lead_merged;
+    } u;
+};
+
+/* Reusable decoding state: owns the msgpack zone that decoded events borrow from. */
+struct rs_event_decoder {
+    void *zone; /* msgpack_zone *, opaque here so that callers need no msgpack.h */
+    size_t max_bytes;
+};
+
+/*
+ * Prepare `dec`; payloads over max_bytes are rejected with RS_FAULT_TOO_LARGE.
+ * Out of memory aborts. In steady state a decode allocates nothing: the zone keeps its first
+ * 8 KiB chunk, which holds the object tree of any ordinary event.
+ */
+void rs_event_decoder_init(struct rs_event_decoder *dec, size_t max_bytes);
+
+/* Free the zone. NULL allowed, and so is a second release. */
+void rs_event_decoder_release(struct rs_event_decoder *dec);
+
+/*
+ * Decode one payload into *ev.
+ * Returns 0 (and *fault = RS_FAULT_NONE), or RS_EDECODE with *fault set and err naming the
+ * field and problem, for example
+ *   field 'intent_tier': expected one of high, mql, low, got 'urgent'
+ * fault and err may be NULL. Rules the schemas cannot say on their own:
+ * - the payload must be exactly one complete msgpack object: truncated input, trailing bytes
+ *   after the map, an array or map count larger than the bytes left, or nesting deeper than
+ *   msgpack-c's 32 levels are all RS_FAULT_MSGPACK;
+ * - a duplicate key: the last value wins;
+ * - nil for an optional field means absent, nil for a required field is RS_FAULT_MISSING_FIELD;
+ * - identifiers (`id`, `account`, `tenant`, `source`, `source_id` and every `*_id`) must be
+ *   non-empty when present; other strings (channel, segment, reason) may be empty;
+ * - enum values match exactly (lowercase, no trimming); str payloads are not checked for UTF-8;
+ * - `ts` is a positive integer in ms, or a timestamp extension (-1) truncated to whole ms;
+ * - lead.converted: `account_id` defaults to the envelope's `account` (METRICS.md §2), and
+ *   two different values are RS_FAULT_BAD_VALUE.
+ * On failure *ev is zeroed apart from fields already decoded; do not use it.
+ * Ownership: the strings in *ev borrow `data` and the decoder's zone; both stay valid until
+ * the next rs_event_decode() on this decoder or until `data` is freed, whichever comes first.
+ * (Today they point into `data` only, since msgpack-c does not copy str payloads; do not rely
+ * on that.)
+ */
+int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
+                    struct rs_event *ev, enum rs_event_fault *fault, struct rs_err *err);
+
+/* "lead.created", ...; NULL outside the enum. */
+const char *rs_event_type_name(enum rs_event_type type);
+
+/* "high", "mql", "low"; NULL outside the enum. */
+const char *rs_intent_tier_name(enum rs_intent_tier tier);
+
+/* "human", "automation"; NULL outside the enum. */
+const char *rs_actor_type_name(enum rs_actor_type actor);
+
+/* "outbound", "inbound"; NULL outside the enum. */
+const char *rs_direction_name(enum rs_direction direction);
+
+/* "call", "email", "sms", "chat", "meeting", "social"; NULL outside the enum. */
+const char *rs_touch_channel_name(enum rs_touch_channel channel);
+
+/* "invalid_msgpack", "missing_field", ...; "none" for RS_FAULT_NONE; NULL outside the enum. */
+const char *rs_event_fault_name(enum rs_event_fault fault);
+
+/* Alert kinds published on the alerts topic; keep in sync with schemas/alert.json. */
+enum rs_alert_kind {
+    RS_ALERT_WARNING,   /* "sla.warning":   L0, 80% of the threshold elapsed */
+    RS_ALERT_BREACHED,  /* "sla.breached":  L1, the threshold elapsed */
+    RS_ALERT_ESCALATED, /* "sla.escalated": L2, 200% of the threshold elapsed */
+    RS_ALERT_RECOVERED, /* "sla.recovered": the stop event came after the breach */
+    RS_ALERT_RETRACTED, /* "sla.retracted": a late stop event shows a fired level was wrong */
+    RS_ALERT__COUNT
+};
+
+/* One alert. Every string is borrowed for the duration of rs_alert_encode(). */
+struct rs_alert {
+    enum rs_alert_kind kind;
+    char alert_id[65];       /* hex sha256, see sla.c for what it hashes */
+    char retracts_id[65];    /* RS_ALERT_RETRACTED only: the alert it withdraws */
+    const char *sla_type;    /* "SLA-01_speed_to_lead" */
+    const char *level;       /* "L0_warning", "L1_breach", "L2_escalate", "resolved" */
+    const char *status;      /* "running", "breached", "breached_then_met", "met" */
+    const char *entity_type; /* "lead" */
+    struct rs_str entity_id;
+    uint32_t attempt_n;
+    struct rs_str owner_id;        /* may be unset */
+    struct rs_str account;         /* may be unset */
+    const char *start_event_type;  /* "lead.created" */
+    int64_t start_at_ms;
+    int64_t target_at_ms;          /* start + threshold */
+    int64_t level_at_ms;           /* when this level became due (event time) */
+    int64_t evaluated_at_ms;       /* the watermark that fired it, or the stop event's time */
+    int64_t threshold_ms;
+    int64_t elapsed_ms;            /* at evaluation; for recovered, the real response time */
+    const char *clock;             /* "24x7" */
+    const char *intent_tier;       /* context */
+    struct rs_str channel;         /* context */
+    struct rs_str segment;         /* context */
+};
+
+/* "sla.warning", ...; NULL outside the enum. */
+const char *rs_alert_kind_name(enum rs_alert_kind kind);
+
+/* A growable output buffer owned by the caller. */
+struct rs_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Empty, with no memory yet. */
+void rs_buf_init(struct rs_buf *buf);
+/* Free the memory and leave `buf` empty. NULL allowed. */
+void rs_buf_release(struct rs_buf *buf);
+/* Forget the contents, keep the memory. */
+void rs_buf_reset(struct rs_buf *buf);
+/* Append `len` bytes; out of memory aborts. */
+void rs_buf_append(struct rs_buf *buf, const void *data, size_t len);
+
+/*
+ * Append `alert` to `out` as one msgpack map (schemas/alert.json, keys in a fixed order, so the
+ * same alert always gives the same bytes). Cannot fail (out of memory aborts). owner_id,
+ * account, intent_tier, channel and segment are written as nil when unset; the other strings
+ * must be set.
+ */
+void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
+
+#endif

@@ -1,0 +1,571 @@
+#define RS_LOG_MODULE "store"
+#include "store.h"
+
+#include "log.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <lmdb.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Keep in sync with enum rs_db. */
+static const char *const db_names[RS_DB__COUNT] = {
+    "meta", "offsets", "entities", "timers", "timer_index", "outbox",
+};
+
+/* The map never grows past this, whatever state.map_size_mb asked for: 1 TiB. */
+#define MAP_MAX_BYTES (UINT64_C(1) << 40)
+
+struct rs_store {
+    MDB_env *env;
+    MDB_dbi dbi[RS_DB__COUNT];
+    MDB_txn *txn;        /* the open batch, or NULL */
+    uint64_t map_bytes;  /* current map size */
+    uint64_t outbox_next; /* next outbox sequence; the batch's view */
+    uint64_t outbox_committed;
+    char *dir;
+};
+
+void rs_store_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void rs_store_put_u64(uint8_t *p, uint64_t v)
+{
+    rs_store_put_u32(p, (uint32_t)(v >> 32));
+    rs_store_put_u32(p + 4, (uint32_t)v);
+}
+
+uint32_t rs_store_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+uint64_t rs_store_get_u64(const uint8_t *p)
+{
+    return (uint64_t)rs_store_get_u32(p) << 32 | rs_store_get_u32(p + 4);
+}
+
+static MDB_val to_val(struct rs_bytes b)
+{
+    MDB_val v = { b.len, (void *)(uintptr_t)b.ptr };
+
+    return v;
+}
+
+static struct rs_bytes from_val(MDB_val v)
+{
+    struct rs_bytes b = { v.mv_data, v.mv_size };
+
+    return b;
+}
+
+static int store_error(struct rs_store *st, struct rs_err *err, int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        return rs_err_set(err, RS_ESTORE_FULL, "state store '%s' full during %s: %s", st->dir,
+                          what, mdb_strerror(rc));
+    }
+    return rs_err_set(err, RS_ESTORE, "state store '%s': %s failed: %s", st->dir, what,
+                      mdb_strerror(rc));
+}
+
+/* Read the highest outbox sequence so that appends continue after a restart. */
+static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    rc = mdb_cursor_open(txn, st->dbi[RS_DB_OUTBOX], &cur);
+    if (rc != 0) {
+        return store_error(st, err, rc, "outbox cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    st->outbox_next = 1;
+    if (rc == 0 && k.mv_size == 8) {
+        st->outbox_next = rs_store_get_u64(k.mv_data) + 1;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return store_error(st, err, rc, "outbox read");
+    }
+    /* A restart may find an empty outbox: the meta key keeps the sequence monotonic. */
+    {
+        MDB_val mk = { 10, (void *)"outbox_seq" };
+        MDB_val mv;
+
+        if (mdb_get(txn, st->dbi[RS_DB_META], &mk, &mv) == 0 && mv.mv_size == 8) {
+            uint64_t seen = rs_store_get_u64(mv.mv_data);
+
+            if (seen >= st->outbox_next) {
+                st->outbox_next = seen + 1;
+            }
+        }
+    }
+    st->outbox_committed = st->outbox_next;
+    return 0;
+}
+
+static int check_version(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
+{
+    MDB_val k = { 14, (void *)"format_version" };
+    MDB_val v;
+    uint8_t want[4];
+    int rc;
+
+    rs_store_put_u32(want, RS_STORE_FORMAT_VERSION);
+    rc = mdb_get(txn, st->dbi[RS_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        MDB_val nv = { 4, want };
+
+        rc = mdb_put(txn, st->dbi[RS_DB_META], &k, &nv, 0);
+        return rc == 0 ? 0 : store_error(st, err, rc, "write format version");
+    }
+    if (rc != 0) {
+        return store_error(st, err, rc, "read format version");
+    }
+    if (v.mv_size != 4 || memcmp(v.mv_data, want, 4) != 0) {
+        return rs_err_set(err, RS_ESTORE,
+                          "state store '%s' has format version %u, this build reads %u", st->dir,
+                          v.mv_size == 4 ? rs_store_get_u32(v.mv_data) : 0,
+                          RS_STORE_FORMAT_VERSION);
+    }
+    return 0;
+}
+
+int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb,
+                  struct rs_err *err)
+{
+    struct rs_store *st;
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        return rs_err_set(err, -errno, "cannot create state directory '%s': %s", dir,
+                          strerror(errno));
+    }
+    st = rs_xcalloc(1, sizeof(*st));
+    st->dir = rs_xstrdup(dir);
+    st->map_bytes = map_size_mb << 20;
+    if (st->map_bytes > MAP_MAX_BYTES) {
+        st->map_bytes = MAP_MAX_BYTES;
+    }
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "create environment");
+        goto fail_free;
+    }
+    (void)mdb_env_set_maxdbs(st->env, RS_DB__COUNT);
+    rc = mdb_env_set_mapsize(st->env, (size_t)st->map_bytes);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "set map size");
+        goto fail_env;
+    }
+    /*
+     * MDB_NOSYNC: offsets commit with state, so skipping fsync costs durability on an OS
+     * crash only, never consistency. MDB_NOTLS: read snapshots may be taken on other threads.
+     * No MDB_WRITEMAP: with NOSYNC a system crash could then corrupt the file.
+     */
+    rc = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600);
+    if (rc != 0) {
+        rc = rs_err_set(err, RS_ESTORE, "cannot open state store '%s': %s", dir,
+                        mdb_strerror(rc));
+        goto fail_env; /* LMDB: a failed open still needs mdb_env_close() */
+    }
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "begin");
+        goto fail_env;
+    }
+    for (int i = 0; i < RS_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st->dbi[i]);
+        if (rc != 0) {
+            rc = store_error(st, err, rc, db_names[i]);
+            goto fail_txn;
+        }
+    }
+    rc = check_version(st, txn, err);
+    if (rc != 0) {
+        goto fail_txn;
+    }
+    rc = load_outbox_next(st, txn, err);
+    if (rc != 0) {
+        goto fail_txn;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "commit");
+        goto fail_env;
+    }
+    {
+        MDB_envinfo info;
+
+        if (mdb_env_info(st->env, &info) == 0 && info.me_mapsize > st->map_bytes) {
+            st->map_bytes = info.me_mapsize; /* an earlier run grew it */
+        }
+    }
+    *out = st;
+    return 0;
+
+fail_txn:
+    mdb_txn_abort(txn);
+fail_env:
+    mdb_env_close(st->env);
+fail_free:
+    free(st->dir);
+    free(st);
+    return rc;
+}
+
+void rs_store_close(struct rs_store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    rs_store_abort(st);
+    (void)mdb_env_sync(st->env, 1);
+    mdb_env_close(st->env);
+    free(st->dir);
+    free(st);
+}
+
+int rs_store_begin(struct rs_store *st, struct rs_err *err)
+{
+    int rc;
+
+    if (st->txn != NULL) {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': batch already open", st->dir);
+    }
+    rc = mdb_txn_begin(st->env, NULL, 0, &st->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size and try once more. */
+        (void)mdb_env_set_mapsize(st->env, 0);
+        rc = mdb_txn_begin(st->env, NULL, 0, &st->txn);
+    }
+    if (rc != 0) {
+        st->txn = NULL;
+        return store_error(st, err, rc, "begin batch");
+    }
+    st->outbox_next = st->outbox_committed;
+    return 0;
+}
+
+/* Double the map after MDB_MAP_FULL; no transaction may be open. */
+static void grow_map(struct rs_store *st)
+{
+    uint64_t want = st->map_bytes * 2;
+
+    if (want > MAP_MAX_BYTES) {
+        want = MAP_MAX_BYTES;
+    }
+    if (want == st->map_bytes) {
+        RS_LOG_ERROR("map full at its limit size_mb=%llu", (unsigned long long)(want >> 20));
+        return;
+    }
+    if (mdb_env_set_mapsize(st->env, (size_t)want) == 0) {
+        RS_LOG_WARN("map full, growing size_mb=%llu", (unsigned long long)(want >> 20));
+        st->map_bytes = want;
+    }
+}
+
+int rs_store_commit(struct rs_store *st, struct rs_err *err)
+{
+    int rc;
+
+    if (st->txn == NULL) {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': no batch open", st->dir);
+    }
+    if (st->outbox_next != st->outbox_committed) {
+        uint8_t seq[8];
+        MDB_val k = { 10, (void *)"outbox_seq" };
+        MDB_val v = { 8, seq };
+
+        rs_store_put_u64(seq, st->outbox_next - 1);
+        rc = mdb_put(st->txn, st->dbi[RS_DB_META], &k, &v, 0);
+        if (rc != 0) {
+            rs_store_abort(st);
+            if (rc == MDB_MAP_FULL) {
+                grow_map(st);
+            }
+            return store_error(st, err, rc, "outbox sequence");
+        }
+    }
+    rc = mdb_txn_commit(st->txn);
+    st->txn = NULL;
+    if (rc != 0) {
+        if (rc == MDB_MAP_FULL) {
+            grow_map(st);
+        }
+        return store_error(st, err, rc, "commit");
+    }
+    st->outbox_committed = st->outbox_next;
+    return 0;
+}
+
+void rs_store_abort(struct rs_store *st)
+{
+    if (st->txn != NULL) {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
+    st->outbox_next = st->outbox_committed;
+}
+
+bool rs_store_in_batch(const struct rs_store *st)
+{
+    return st->txn != NULL;
+}
+
+static int need_batch(struct rs_store *st, struct rs_err *err)
+{
+    if (st->txn == NULL) {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': no batch open", st->dir);
+    }
+    return 0;
+}
+
+int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes *val,
+                 struct rs_err *err)
+{
+    MDB_val k = to_val(key);
+    MDB_val v;
+    int rc = need_batch(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_get(st->txn, st->dbi[db], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return RS_ENOTFOUND;
+    }
+    if (rc != 0) {
+        return store_error(st, err, rc, "get");
+    }
+    *val = from_val(v);
+    return 0;
+}
+
+int rs_store_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes val,
+                 struct rs_err *err)
+{
+    MDB_val k = to_val(key);
+    MDB_val v = to_val(val);
+    int rc = need_batch(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_put(st->txn, st->dbi[db], &k, &v, 0);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        /* The transaction is unusable now: abort, grow, and let the caller run it again. */
+        rs_store_abort(st);
+        grow_map(st);
+    }
+    return rc == 0 ? 0 : store_error(st, err, rc, "put");
+}
+
+int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err)
+{
+    MDB_val k = to_val(key);
+    int rc = need_batch(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return RS_ENOTFOUND;
+    }
+    return rc == 0 ? 0 : store_error(st, err, rc, "del");
+}
+
+int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, struct rs_bytes *key,
+                  struct rs_bytes *val, struct rs_err *err)
+{
+    MDB_cursor *cur;
+    MDB_val k = to_val(from);
+    MDB_val v;
+    int rc = need_batch(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
+    if (rc != 0) {
+        return store_error(st, err, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, from.len == 0 ? MDB_FIRST : MDB_SET_RANGE);
+    mdb_cursor_close(cur); /* write-txn cursor data stays valid until the next write */
+    if (rc == MDB_NOTFOUND) {
+        return RS_ENOTFOUND;
+    }
+    if (rc != 0) {
+        return store_error(st, err, rc, "seek");
+    }
+    *key = from_val(k);
+    *val = from_val(v);
+    return 0;
+}
+
+/* Offsets key: topic bytes, a NUL, then the partition big-endian. */
+static size_t offset_key(uint8_t *buf, size_t cap, const char *topic, int32_t partition)
+{
+    size_t len = strlen(topic);
+
+    if (len + 5 > cap) {
+        len = cap - 5; /* topic names are at most 249 bytes; cap is larger */
+    }
+    memcpy(buf, topic, len);
+    buf[len] = 0;
+    rs_store_put_u32(buf + len + 1, (uint32_t)partition);
+    return len + 5;
+}
+
+int rs_store_offset_get(struct rs_store *st, const char *topic, int32_t partition,
+                        struct rs_store_offset *off, struct rs_err *err)
+{
+    uint8_t kbuf[300];
+    MDB_val k = { offset_key(kbuf, sizeof(kbuf), topic, partition), kbuf };
+    MDB_val v;
+    MDB_txn *txn = st->txn;
+    int rc;
+
+    if (txn == NULL) {
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+        if (rc != 0) {
+            return store_error(st, err, rc, "read snapshot");
+        }
+    }
+    rc = mdb_get(txn, st->dbi[RS_DB_OFFSETS], &k, &v);
+    if (rc == 0 && v.mv_size == 24) {
+        off->next_offset = (int64_t)rs_store_get_u64(v.mv_data);
+        off->max_ts_ms = (int64_t)rs_store_get_u64((const uint8_t *)v.mv_data + 8);
+        off->applied = rs_store_get_u64((const uint8_t *)v.mv_data + 16);
+    } else if (rc == 0) {
+        rc = rs_err_set(err, RS_ESTORE, "state store '%s': offset record of %s[%d] is corrupt",
+                        st->dir, topic, partition);
+    }
+    if (txn != st->txn) {
+        mdb_txn_abort(txn);
+    }
+    if (rc == MDB_NOTFOUND) {
+        return RS_ENOTFOUND;
+    }
+    return rc == 0 || rc == RS_ESTORE ? rc : store_error(st, err, rc, "offset read");
+}
+
+int rs_store_offset_put(struct rs_store *st, const char *topic, int32_t partition,
+                        const struct rs_store_offset *off, struct rs_err *err)
+{
+    uint8_t kbuf[300];
+    uint8_t vbuf[24];
+    struct rs_bytes k = { kbuf, offset_key(kbuf, sizeof(kbuf), topic, partition) };
+    struct rs_bytes v = { vbuf, sizeof(vbuf) };
+
+    rs_store_put_u64(vbuf, (uint64_t)off->next_offset);
+    rs_store_put_u64(vbuf + 8, (uint64_t)off->max_ts_ms);
+    rs_store_put_u64(vbuf + 16, off->applied);
+    return rs_store_put(st, RS_DB_OFFSETS, k, v, err);
+}
+
+int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t *seq,
+                           struct rs_err *err)
+{
+    uint8_t kbuf[8];
+    int rc;
+
+    rs_store_put_u64(kbuf, st->outbox_next);
+    rc = rs_store_put(st, RS_DB_OUTBOX, (struct rs_bytes){ kbuf, 8 }, record, err);
+    if (rc == 0) {
+        *seq = st->outbox_next++;
+    }
+    return rc;
+}
+
+int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox_cb *cb,
+                         void *opaque, struct rs_err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    uint8_t kbuf[8];
+    MDB_val k = { 8, kbuf };
+    MDB_val v;
+    int rc;
+
+    rs_store_put_u64(kbuf, from_seq);
+    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return store_error(st, err, rc, "read snapshot");
+    }
+    rc = mdb_cursor_open(txn, st->dbi[RS_DB_OUTBOX], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return store_error(st, err, rc, "outbox cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int stop;
+
+        if (k.mv_size != 8) {
+            continue;
+        }
+        stop = cb(opaque, rs_store_get_u64(k.mv_data), from_val(v));
+        if (stop != 0) {
+            rc = stop;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc > 0) {
+        return store_error(st, err, rc, "outbox scan");
+    }
+    return rc;
+}
+
+uint64_t rs_store_count(struct rs_store *st, enum rs_db db)
+{
+    MDB_txn *txn = st->txn;
+    MDB_stat stat;
+    uint64_t n = 0;
+
+    if (txn == NULL && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return 0;
+    }
+    if (mdb_stat(txn, st->dbi[db], &stat) == 0) {
+        n = stat.ms_entries;
+    }
+    if (txn != st->txn) {
+        mdb_txn_abort(txn);
+    }
+    return n;
+}
+
+void rs_store_usage(struct rs_store *st, uint64_t *map_bytes, uint64_t *used_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+
+    *map_bytes = st->map_bytes;
+    *used_bytes = 0;
+    if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &stat) == 0) {
+        *used_bytes = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    }
+}
+
+int rs_store_sync(struct rs_store *st, struct rs_err *err)
+{
+    int rc = mdb_env_sync(st->env, 1);
+
+    return rc == 0 ? 0 : store_error(st, err, rc, "sync");
+}
