@@ -44,7 +44,7 @@ enum rs_kafka_role { RS_KAFKA_BOTH, RS_KAFKA_CONSUMER, RS_KAFKA_PRODUCER };
 
 /* One librdkafka property. */
 struct rs_kafka_prop {
-    char *name;  /* librdkafka's name, without "kafka." or the role prefix */
+    char *name; /* librdkafka's name, without "kafka." or the role prefix */
     char *value;
     enum rs_kafka_role role;
     char *origin; /* "file:line" or "env NAME", for error messages */
@@ -102,8 +102,7 @@ void rs_config_release(struct rs_config *cfg);
  * Returns 0 or RS_ECONFIG (or -errno if the file cannot be read) with err naming file, line,
  * key and problem. On failure `cfg` still holds valid, releasable values.
  */
-int rs_config_load(struct rs_config *cfg, const char *path, char *const *envp,
-                   struct rs_err *err);
+int rs_config_load(struct rs_config *cfg, const char *path, char *const *envp, struct rs_err *err);
 
 /*
  * Set one key, as if read from `origin` (for example "revstream.conf:12" or "--set"; not NULL).

@@ -167,6 +167,9 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
 int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
                     struct rs_event *ev, enum rs_event_fault *fault, struct rs_err *err);
 
+/* msgpack-c's version string, for `revstream version`. */
+const char *rs_event_msgpack_version(void);
+
 /* "lead.created", ...; NULL outside the enum. */
 const char *rs_event_type_name(enum rs_event_type type);
 
@@ -247,5 +250,36 @@ void rs_buf_append(struct rs_buf *buf, const void *data, size_t len);
  * must be set.
  */
 void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
+
+/*
+ * Append `ev` to `out` as the msgpack map a producer would send (envelope plus the type's
+ * fields; unset optional strings are left out). The inverse of rs_event_decode(), used by the
+ * demo generator and the tests. Cannot fail.
+ */
+void rs_event_encode(const struct rs_event *ev, struct rs_buf *out);
+
+/* What a consumer of the alerts topic reads back; strings borrow the payload and zone. */
+struct rs_alert_view {
+    enum rs_alert_kind kind;
+    struct rs_str alert_id;
+    struct rs_str retracts_id; /* unset unless kind is RS_ALERT_RETRACTED */
+    struct rs_str level;
+    struct rs_str status;
+    struct rs_str entity_id;
+    struct rs_str owner_id;
+    struct rs_str intent_tier;
+    int64_t start_at_ms;
+    int64_t target_at_ms;
+    int64_t evaluated_at_ms;
+    int64_t threshold_ms;
+    int64_t elapsed_ms;
+};
+
+/*
+ * Decode an alert written by rs_alert_encode(). Returns 0 or RS_EDECODE with err naming the
+ * problem. Ownership: as rs_event_decode().
+ */
+int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t len,
+                         struct rs_alert_view *view, struct rs_err *err);
 
 #endif

@@ -340,12 +340,10 @@ int rs_msg_header(const struct rs_msg *msg, const char *name, struct rs_bytes *v
     return 0;
 }
 
-int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
-                           const struct rs_config *cfg, const char *group_id,
-                           const struct rs_kafka_consumer_handlers *handlers, void *opaque,
-                           struct rs_err *err)
+/* The consumer's configuration: the user's properties plus what our guarantees need. */
+static int consumer_conf(const struct rs_config *cfg, const char *group_id,
+                         rd_kafka_conf_t **out, struct rs_err *err)
 {
-    struct rs_kafka_consumer *c;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     int rc;
@@ -377,6 +375,24 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    *out = conf;
+    return 0;
+}
+
+int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
+                           const struct rs_config *cfg, const char *group_id,
+                           const struct rs_kafka_consumer_handlers *handlers, void *opaque,
+                           struct rs_err *err)
+{
+    struct rs_kafka_consumer *c;
+    rd_kafka_conf_t *conf;
+    char errstr[512];
+    int rc;
+
+    rc = consumer_conf(cfg, group_id, &conf, err);
+    if (rc != 0) {
         return rc;
     }
     c = rs_xcalloc(1, sizeof(*c));
@@ -583,13 +599,10 @@ static void on_producer_wake(uv_poll_t *poll, int status, int events)
     }
 }
 
-int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
-                           const struct rs_config *cfg, rs_kafka_delivered_cb *delivered,
-                           void *opaque, struct rs_err *err)
+/* The producer's configuration: the user's properties plus idempotence. */
+static int producer_conf(const struct rs_config *cfg, rd_kafka_conf_t **out, struct rs_err *err)
 {
-    struct rs_kafka_producer *p;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
     int rc;
 
     rc = apply_props(conf, cfg, RS_KAFKA_PRODUCER, err);
@@ -604,6 +617,40 @@ int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    *out = conf;
+    return 0;
+}
+
+int rs_kafka_check_config(const struct rs_config *cfg, struct rs_err *err)
+{
+    rd_kafka_conf_t *conf;
+    int rc = consumer_conf(cfg, NULL, &conf, err);
+
+    if (rc != 0) {
+        return rc == RS_EKAFKA ? RS_ECONFIG : rc;
+    }
+    rd_kafka_conf_destroy(conf);
+    rc = producer_conf(cfg, &conf, err);
+    if (rc != 0) {
+        return rc == RS_EKAFKA ? RS_ECONFIG : rc;
+    }
+    rd_kafka_conf_destroy(conf);
+    return 0;
+}
+
+int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
+                           const struct rs_config *cfg, rs_kafka_delivered_cb *delivered,
+                           void *opaque, struct rs_err *err)
+{
+    struct rs_kafka_producer *p;
+    rd_kafka_conf_t *conf;
+    char errstr[512];
+    int rc;
+
+    rc = producer_conf(cfg, &conf, err);
+    if (rc != 0) {
         return rc;
     }
     p = rs_xcalloc(1, sizeof(*p));

@@ -156,6 +156,12 @@ int rs_kafka_mock_new(struct rs_kafka_mock **out, const char *const *topics, siz
 const char *rs_kafka_mock_bootstraps(const struct rs_kafka_mock *m);
 void rs_kafka_mock_free(struct rs_kafka_mock *m);
 
+/*
+ * Build (and throw away) the consumer's and the producer's librdkafka configuration from cfg,
+ * so that a bad kafka.* key or value is reported at check time. Returns 0 or RS_ECONFIG.
+ */
+int rs_kafka_check_config(const struct rs_config *cfg, struct rs_err *err);
+
 /* librdkafka's version string, for `revstream version`. */
 const char *rs_kafka_version(void);
 

@@ -21,10 +21,7 @@ int rs_log_enabled(enum rs_log_level level);
 void rs_log_write(enum rs_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#ifndef RS_LOG_MODULE
-#error "define RS_LOG_MODULE before including log.h"
-#endif
-
+/* The macros below name RS_LOG_MODULE, which each .c file defines before using them. */
 #define RS_LOG_AT(level, ...)                                                                     \
     do {                                                                                           \
         if (rs_log_enabled(level)) {                                                               \

@@ -5,6 +5,7 @@
 #include "mem.h"
 #include "timer.h"
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,7 @@ static int on_created(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
 
     if (rc == RS_ENOTFOUND) {
         lead_new(&l);
+        rc = 0;
     } else if (rc != 0) {
         return rc;
     } else if (l.flags & F_CREATED) {
@@ -387,6 +389,7 @@ static int on_touched(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
     rc = lead_load(st, partition, t->lead_id, &l, err);
     if (rc == RS_ENOTFOUND) {
         lead_new(&l);
+        rc = 0;
     } else if (rc != 0) {
         return rc;
     }
@@ -411,6 +414,7 @@ static int cancel_lead(struct rs_sla *sla, struct rs_store *st, uint32_t partiti
 
     if (rc == RS_ENOTFOUND) {
         lead_new(l);
+        rc = 0;
     } else if (rc != 0) {
         return rc;
     }
@@ -555,7 +559,7 @@ int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
 
 double rs_sla_percentile(const int64_t *sorted, size_t n, double q)
 {
-    double h;
+    double h, v;
     size_t lo;
 
     if (n == 0) {
@@ -566,7 +570,10 @@ double rs_sla_percentile(const int64_t *sorted, size_t n, double q)
     if (lo + 1 >= n) {
         return (double)sorted[n - 1];
     }
-    return (double)sorted[lo] + (h - (double)lo) * (double)(sorted[lo + 1] - sorted[lo]);
+    v = (double)sorted[lo] + (h - (double)lo) * (double)(sorted[lo + 1] - sorted[lo]);
+    /* (n-1)*q is rarely exact in binary (9 * 0.9 = 8.100000000000001): round to 1/1000 of
+     * the unit, so that worked examples come out exact and equal inputs give equal output. */
+    return nearbyint(v * 1000.0) / 1000.0;
 }
 
 static int cmp_i64(const void *a, const void *b)

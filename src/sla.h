@@ -94,7 +94,10 @@ struct rs_sla_stats {
 /* Scan the entities database inside a batch of its own (aborted, nothing is written). */
 int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err *err);
 
-/* Linear-interpolation percentile (Hyndman-Fan type 7) of sorted values[0..n), q in [0,1]. */
+/*
+ * Linear-interpolation percentile (Hyndman-Fan type 7) of sorted values[0..n), q in [0,1],
+ * rounded to 1/1000 of the values' unit. 0 for n == 0.
+ */
 double rs_sla_percentile(const int64_t *sorted, size_t n, double q);
 
 #endif

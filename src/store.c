@@ -28,6 +28,11 @@ struct rs_store {
     char *dir;
 };
 
+const char *rs_store_lmdb_version(void)
+{
+    return mdb_version(NULL, NULL, NULL);
+}
+
 void rs_store_put_u32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -66,6 +71,14 @@ static struct rs_bytes from_val(MDB_val v)
     return b;
 }
 
+/* A key of the meta database; LMDB never writes through mv_data of a key. */
+static MDB_val meta_key(const char *name)
+{
+    MDB_val v = { strlen(name), (void *)(uintptr_t)name };
+
+    return v;
+}
+
 static int store_error(struct rs_store *st, struct rs_err *err, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
@@ -98,7 +111,7 @@ static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *er
     }
     /* A restart may find an empty outbox: the meta key keeps the sequence monotonic. */
     {
-        MDB_val mk = { 10, (void *)"outbox_seq" };
+        MDB_val mk = meta_key("outbox_seq");
         MDB_val mv;
 
         if (mdb_get(txn, st->dbi[RS_DB_META], &mk, &mv) == 0 && mv.mv_size == 8) {
@@ -115,7 +128,7 @@ static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *er
 
 static int check_version(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
 {
-    MDB_val k = { 14, (void *)"format_version" };
+    MDB_val k = meta_key("format_version");
     MDB_val v;
     uint8_t want[4];
     int rc;
@@ -284,7 +297,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     }
     if (st->outbox_next != st->outbox_committed) {
         uint8_t seq[8];
-        MDB_val k = { 10, (void *)"outbox_seq" };
+        MDB_val k = meta_key("outbox_seq");
         MDB_val v = { 8, seq };
 
         rs_store_put_u64(seq, st->outbox_next - 1);
@@ -473,6 +486,54 @@ int rs_store_offset_put(struct rs_store *st, const char *topic, int32_t partitio
     rs_store_put_u64(vbuf + 8, (uint64_t)off->max_ts_ms);
     rs_store_put_u64(vbuf + 16, off->applied);
     return rs_store_put(st, RS_DB_OFFSETS, k, v, err);
+}
+
+int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaque,
+                         struct rs_err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return store_error(st, err, rc, "read snapshot");
+    }
+    rc = mdb_cursor_open(txn, st->dbi[RS_DB_OFFSETS], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return store_error(st, err, rc, "offsets cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char topic[256];
+        struct rs_store_offset off;
+        const uint8_t *p = v.mv_data;
+        size_t tlen = k.mv_size - 5;
+        int stop;
+
+        if (k.mv_size < 6 || tlen >= sizeof(topic) || v.mv_size != 24) {
+            continue;
+        }
+        memcpy(topic, k.mv_data, tlen);
+        topic[tlen] = '\0';
+        off.next_offset = (int64_t)rs_store_get_u64(p);
+        off.max_ts_ms = (int64_t)rs_store_get_u64(p + 8);
+        off.applied = rs_store_get_u64(p + 16);
+        stop = cb(opaque, topic, (int32_t)rs_store_get_u32((const uint8_t *)k.mv_data + tlen + 1),
+                  &off);
+        if (stop != 0) {
+            rc = stop;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    return rc > 0 ? store_error(st, err, rc, "offsets scan") : rc;
 }
 
 int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t *seq,

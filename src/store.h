@@ -119,6 +119,14 @@ int rs_store_offset_get(struct rs_store *st, const char *topic, int32_t partitio
 int rs_store_offset_put(struct rs_store *st, const char *topic, int32_t partition,
                         const struct rs_store_offset *off, struct rs_err *err);
 
+/* Called for each stored (topic, partition) progress record, in key order. */
+typedef int rs_store_offset_cb(void *opaque, const char *topic, int32_t partition,
+                               const struct rs_store_offset *off);
+
+/* Visit every progress record in a read snapshot. Returns 0, the callback's value, or RS_ESTORE. */
+int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaque,
+                         struct rs_err *err);
+
 /*
  * Append a record to the outbox in the open batch; *seq gets its sequence, which increases
  * across batches and restarts. Returns as rs_store_put.
@@ -147,6 +155,9 @@ void rs_store_usage(struct rs_store *st, uint64_t *map_bytes, uint64_t *used_byt
 
 /* Flush committed batches to disk (fsync). Any thread. Returns 0 or RS_ESTORE. */
 int rs_store_sync(struct rs_store *st, struct rs_err *err);
+
+/* LMDB's version string, for `revstream version`. */
+const char *rs_store_lmdb_version(void);
 
 /* Big-endian key pieces, so that byte order is numeric order. */
 void rs_store_put_u32(uint8_t *p, uint32_t v);

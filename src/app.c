@@ -1,0 +1,933 @@
+#define RS_LOG_MODULE "app"
+#include "app.h"
+
+#include "event.h"
+#include "kafka_io.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRAIN_TIMEOUT_MS 10000 /* how long a stop waits for Kafka to acknowledge the outbox */
+#define DRAIN_POLL_MS 20
+#define FLUSH_ON_FREE_MS 2000 /* the producer's last chance; the outbox keeps what is left */
+#define DLQ_LOG_FIRST 10      /* bad messages are data: log the first few, then 1 in 1000 */
+#define DLQ_LOG_EVERY 1000
+#define ACKED_MAX 65536       /* delete acknowledged outbox entries at the latest this often */
+
+/* Outbox record destinations; stored in the record, never reuse a value. */
+enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
+#define OUTBOX_HEADERS_MAX 6
+
+struct part {
+    bool assigned;
+    bool caught_up_hint; /* EOF seen since the last message */
+    struct rs_store_offset off;
+    struct rs_watermark wm;
+    int64_t next_deadline_ms;
+};
+
+struct rs_app {
+    uv_loop_t *loop;
+    const struct rs_config *cfg;
+    struct rs_clock clock;
+    struct rs_store *store;
+    struct rs_kafka_consumer *consumer;
+    struct rs_kafka_producer *producer;
+    struct rs_event_decoder decoder;
+    struct rs_sla sla;
+    struct rs_app_counters counters;
+
+    struct part *parts;
+    size_t n_parts;
+    struct part *parts_before; /* copy taken at batch start, restored if the batch reruns */
+    struct rs_sla_counters sla_before;
+
+    struct rs_buf record;  /* scratch: one outbox record */
+    struct rs_buf payload; /* scratch: one alert */
+
+    uint64_t outbox_cursor; /* next outbox sequence to hand to the producer */
+    uint64_t in_flight;
+    uint64_t *acked;        /* delivered, to delete in the next batch */
+    size_t n_acked, cap_acked;
+
+    uv_timer_t tick;
+    uv_timer_t sync_timer;
+    uv_timer_t drain_timer;
+    uv_signal_t sigint, sigterm;
+    uv_work_t sync_work;
+    bool sync_running;
+    bool signals;
+    int handles_open;
+
+    bool started, stopping;
+    int status;
+    uint64_t drain_started_ms;
+    void (*done)(void *opaque, int status);
+    void *done_opaque;
+};
+
+static int64_t wall_now_ms(void *opaque)
+{
+    struct timespec ts;
+
+    (void)opaque;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const struct rs_app *app)
+{
+    return app->clock.now_ms(app->clock.opaque);
+}
+
+static void fail(struct rs_app *app, const char *what, const struct rs_err *err);
+
+static struct part *part_get(struct rs_app *app, int32_t id)
+{
+    if (id < 0) {
+        return NULL;
+    }
+    if ((size_t)id >= app->n_parts) {
+        size_t n = (size_t)id + 1;
+
+        app->parts = rs_xrealloc(app->parts, n * sizeof(*app->parts));
+        app->parts_before = rs_xrealloc(app->parts_before, n * sizeof(*app->parts_before));
+        memset(app->parts + app->n_parts, 0, (n - app->n_parts) * sizeof(*app->parts));
+        app->n_parts = n;
+    }
+    return &app->parts[id];
+}
+
+/* ---- outbox records ---------------------------------------------------------------- */
+
+/*
+ * Layout: dest(1) ts(8) key_len(4) key n_headers(1) {name_len(1) name value_len(4) value}
+ * payload (the rest). Keep in sync with record_parse().
+ */
+static void put_u32(struct rs_buf *b, uint32_t v)
+{
+    uint8_t p[4];
+
+    rs_store_put_u32(p, v);
+    rs_buf_append(b, p, 4);
+}
+
+static void record_begin(struct rs_buf *b, uint8_t dest, int64_t ts_ms, struct rs_bytes key)
+{
+    uint8_t ts[8];
+
+    rs_buf_reset(b);
+    rs_buf_append(b, &dest, 1);
+    rs_store_put_u64(ts, (uint64_t)ts_ms);
+    rs_buf_append(b, ts, 8);
+    put_u32(b, (uint32_t)key.len);
+    rs_buf_append(b, key.ptr, key.len);
+}
+
+struct record {
+    uint8_t dest;
+    int64_t ts_ms;
+    struct rs_bytes key;
+    struct rs_kafka_header headers[OUTBOX_HEADERS_MAX];
+    char names[OUTBOX_HEADERS_MAX][64];
+    size_t n_headers;
+    struct rs_bytes payload;
+};
+
+static int record_parse(struct rs_bytes raw, struct record *r)
+{
+    const uint8_t *p = raw.ptr;
+    const uint8_t *end = p + raw.len;
+    uint32_t len;
+
+    if (raw.len < 14) {
+        return RS_ESTORE;
+    }
+    r->dest = p[0];
+    r->ts_ms = (int64_t)rs_store_get_u64(p + 1);
+    len = rs_store_get_u32(p + 9);
+    p += 13;
+    if ((size_t)(end - p) < (size_t)len + 1) {
+        return RS_ESTORE;
+    }
+    r->key = (struct rs_bytes){ p, len };
+    p += len;
+    r->n_headers = *p++;
+    if (r->n_headers > OUTBOX_HEADERS_MAX) {
+        return RS_ESTORE;
+    }
+    for (size_t i = 0; i < r->n_headers; i++) {
+        size_t nlen;
+
+        if (end - p < 1 || (size_t)(end - p) < (size_t)p[0] + 5) {
+            return RS_ESTORE;
+        }
+        nlen = p[0] < 63 ? p[0] : 63;
+        memcpy(r->names[i], p + 1, nlen);
+        r->names[i][nlen] = '\0';
+        p += 1 + p[0];
+        len = rs_store_get_u32(p);
+        p += 4;
+        if ((size_t)(end - p) < len) {
+            return RS_ESTORE;
+        }
+        r->headers[i].name = r->names[i];
+        r->headers[i].value = (struct rs_bytes){ p, len };
+        p += len;
+    }
+    r->payload = (struct rs_bytes){ p, (size_t)(end - p) };
+    return 0;
+}
+
+static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err *err)
+{
+    struct rs_app *app = opaque;
+    uint8_t none = 0;
+    uint64_t seq;
+
+    rs_buf_reset(&app->payload);
+    rs_alert_encode(alert, &app->payload);
+    record_begin(&app->record, DEST_ALERTS, alert->evaluated_at_ms,
+                 (struct rs_bytes){ alert->entity_id.ptr, alert->entity_id.len });
+    rs_buf_append(&app->record, &none, 1);
+    rs_buf_append(&app->record, app->payload.data, app->payload.len);
+    return rs_store_outbox_append(app->store,
+                                  (struct rs_bytes){ app->record.data, app->record.len }, &seq,
+                                  err);
+}
+
+static void put_header(struct rs_buf *b, const char *name, const void *value, size_t len)
+{
+    uint8_t nlen = (uint8_t)strlen(name);
+
+    rs_buf_append(b, &nlen, 1);
+    rs_buf_append(b, name, nlen);
+    put_u32(b, (uint32_t)len);
+    rs_buf_append(b, value, len);
+}
+
+static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_event_fault fault,
+                       const char *detail, struct rs_err *err)
+{
+    char partition[16], offset[24];
+    const char *reason = rs_event_fault_name(fault);
+    uint8_t n = 5;
+    uint64_t seq;
+    uint64_t count = ++app->counters.dead_letters;
+
+    app->counters.dead_letters_by_fault[fault]++;
+    if (count <= DLQ_LOG_FIRST || count % DLQ_LOG_EVERY == 0) {
+        RS_LOG_WARN("dead letter topic=%s partition=%d offset=%" PRId64 " reason=%s count=%" PRIu64
+                    ": %s",
+                    msg->topic, msg->partition, msg->offset, reason, count, detail);
+    }
+    (void)snprintf(partition, sizeof(partition), "%d", msg->partition);
+    (void)snprintf(offset, sizeof(offset), "%" PRId64, msg->offset);
+    record_begin(&app->record, DEST_DLQ, msg->ts_ms,
+                 (struct rs_bytes){ msg->key, msg->key != NULL ? msg->key_len : 0 });
+    rs_buf_append(&app->record, &n, 1);
+    /* Keep in sync with README.md "Dead letters". */
+    put_header(&app->record, "revstream.source.topic", msg->topic, strlen(msg->topic));
+    put_header(&app->record, "revstream.source.partition", partition, strlen(partition));
+    put_header(&app->record, "revstream.source.offset", offset, strlen(offset));
+    put_header(&app->record, "revstream.reason", reason, strlen(reason));
+    put_header(&app->record, "revstream.error", detail, strlen(detail));
+    rs_buf_append(&app->record, msg->payload, msg->payload != NULL ? msg->len : 0);
+    return rs_store_outbox_append(app->store,
+                                  (struct rs_bytes){ app->record.data, app->record.len }, &seq,
+                                  err);
+}
+
+/* ---- publishing -------------------------------------------------------------------- */
+
+static int publish_one(void *opaque, uint64_t seq, struct rs_bytes raw)
+{
+    struct rs_app *app = opaque;
+    struct record r;
+    struct rs_err err;
+    const char *topic;
+    int rc;
+
+    if (record_parse(raw, &r) != 0 || r.dest > DEST_DLQ) {
+        RS_LOG_ERROR("outbox record seq=%" PRIu64 " is corrupt; dropped", seq);
+        app->outbox_cursor = seq + 1;
+        return 0;
+    }
+    topic = r.dest == DEST_ALERTS ? app->cfg->topic_alerts : app->cfg->topic_dlq;
+    rc = rs_kafka_producer_send(app->producer, topic, r.key, r.payload, r.headers, r.n_headers,
+                                r.ts_ms, seq, &err);
+    if (rc == -ENOBUFS) {
+        return 1; /* librdkafka's queue is full: the rest waits for delivery reports */
+    }
+    if (rc != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        return 1;
+    }
+    app->in_flight++;
+    app->outbox_cursor = seq + 1;
+    return 0;
+}
+
+static void pump_outbox(struct rs_app *app)
+{
+    struct rs_err err;
+
+    if (app->producer == NULL) {
+        return;
+    }
+    if (rs_store_outbox_scan(app->store, app->outbox_cursor, publish_one, app, &err) < 0) {
+        RS_LOG_ERROR("%s", err.msg);
+    }
+}
+
+static void on_delivered(void *opaque, uint64_t seq, bool ok, const char *reason)
+{
+    struct rs_app *app = opaque;
+
+    app->in_flight--;
+    if (!ok) {
+        /* At least once: publish it again from the outbox (later entries may repeat). */
+        app->counters.publish_failures++;
+        RS_LOG_WARN("delivery failed seq=%" PRIu64 ": %s; will retry", seq, reason);
+        if (seq < app->outbox_cursor) {
+            app->outbox_cursor = seq;
+        }
+        return;
+    }
+    app->counters.published++;
+    if (app->n_acked == app->cap_acked) {
+        app->cap_acked = app->cap_acked == 0 ? 1024 : app->cap_acked * 2;
+        app->acked = rs_xrealloc(app->acked, app->cap_acked * sizeof(*app->acked));
+    }
+    app->acked[app->n_acked++] = seq;
+}
+
+/* Inside a batch: forget what Kafka has acknowledged. */
+static int delete_acked(struct rs_app *app, struct rs_err *err)
+{
+    for (size_t i = 0; i < app->n_acked; i++) {
+        uint8_t k[8];
+        int rc;
+
+        rs_store_put_u64(k, app->acked[i]);
+        rc = rs_store_del(app->store, RS_DB_OUTBOX, (struct rs_bytes){ k, 8 }, err);
+        if (rc != 0 && rc != RS_ENOTFOUND) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- the batch --------------------------------------------------------------------- */
+
+static int fire_partition(struct rs_app *app, int32_t id, struct part *p, int64_t watermark,
+                          struct rs_err *err)
+{
+    int rc;
+
+    if (watermark < p->next_deadline_ms) {
+        return 0;
+    }
+    rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
+    return rc < 0 ? rc : 0;
+}
+
+static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs_err *err)
+{
+    struct part *p = part_get(app, msg->partition);
+    struct rs_event ev;
+    enum rs_event_fault fault = RS_FAULT_NONE;
+    struct rs_err derr;
+    int rc;
+
+    if (p == NULL || !p->assigned) {
+        return 0;
+    }
+    if (msg->offset < p->off.next_offset) {
+        app->counters.skipped++; /* applied before a restart or a seek: never twice */
+        return 0;
+    }
+    p->caught_up_hint = false;
+    p->wm.caught_up = false;
+    rs_err_clear(&derr);
+    rc = rs_event_decode(&app->decoder, msg->payload, msg->len, &ev, &fault, &derr);
+    if (rc != 0) {
+        rc = dead_letter(app, msg, fault, derr.msg, err);
+    } else {
+        app->counters.events++;
+        /* The watermark moves with the event's arrival; what it passed fires first. */
+        if (rs_watermark_observe(&p->wm, ev.ts_ms)) {
+            p->off.max_ts_ms = p->wm.max_event_ms;
+            rc = fire_partition(app, msg->partition, p, rs_watermark_at(&p->wm, now_ms(app)),
+                                err);
+        }
+        if (rc == 0) {
+            rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
+                              &p->next_deadline_ms, err);
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    p->off.next_offset = msg->offset + 1;
+    p->off.applied++;
+    return rs_store_offset_put(app->store, msg->topic, msg->partition, &p->off, err);
+}
+
+/*
+ * Run `body` in one store batch, with the acknowledged outbox deletes, and commit. When the
+ * map fills, the batch is undone in memory too and runs again on the grown map.
+ */
+typedef int batch_body(struct rs_app *app, const void *arg, struct rs_err *err);
+
+static int run_batch(struct rs_app *app, batch_body *body, const void *arg, struct rs_err *err)
+{
+    int rc;
+
+    for (int attempt = 0;; attempt++) {
+        memcpy(app->parts_before, app->parts, app->n_parts * sizeof(*app->parts));
+        app->sla_before = app->sla.counters;
+        rc = rs_store_begin(app->store, err);
+        if (rc == 0) {
+            rc = delete_acked(app, err);
+        }
+        if (rc == 0) {
+            rc = body(app, arg, err);
+        }
+        if (rc == 0) {
+            rc = rs_store_commit(app->store, err);
+        } else {
+            rs_store_abort(app->store);
+        }
+        if (rc != RS_ESTORE_FULL || attempt >= 8) {
+            break;
+        }
+        app->counters.batch_retries++;
+        memcpy(app->parts, app->parts_before, app->n_parts * sizeof(*app->parts));
+        app->sla.counters = app->sla_before;
+    }
+    if (rc == 0) {
+        app->n_acked = 0;
+        app->counters.batches++;
+    }
+    return rc;
+}
+
+struct msgs {
+    const struct rs_msg *msgs;
+    size_t n;
+};
+
+static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err)
+{
+    const struct msgs *m = arg;
+
+    for (size_t i = 0; i < m->n; i++) {
+        int rc = apply_message(app, &m->msgs[i], err);
+
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
+{
+    struct rs_app *app = opaque;
+    struct msgs m = { msgs, n };
+    struct rs_err err;
+    uint64_t events_before = app->counters.events;
+    uint64_t dlq_before = app->counters.dead_letters;
+    int rc;
+
+    rs_err_clear(&err);
+    rc = run_batch(app, body_messages, &m, &err);
+    if (rc != 0) {
+        app->counters.events = events_before;
+        app->counters.dead_letters = dlq_before;
+        fail(app, "batch", &err);
+        return rc;
+    }
+    /* Kafka's group offsets follow ours, for lag monitoring only. */
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 == n || msgs[i + 1].partition != msgs[i].partition) {
+            rs_kafka_consumer_store_offset(app->consumer, msgs[i].topic, msgs[i].partition,
+                                           msgs[i].offset + 1);
+        }
+    }
+    pump_outbox(app);
+    return 0;
+}
+
+static int body_tick(struct rs_app *app, const void *arg, struct rs_err *err)
+{
+    int64_t now = *(const int64_t *)arg;
+
+    for (size_t i = 0; i < app->n_parts; i++) {
+        struct part *p = &app->parts[i];
+        int rc;
+
+        if (!p->assigned) {
+            continue;
+        }
+        rc = fire_partition(app, (int32_t)i, p, rs_watermark_at(&p->wm, now), err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct rs_app *app = t->data;
+    int64_t now = now_ms(app);
+    bool due = app->n_acked >= ACKED_MAX;
+    struct rs_err err;
+
+    for (size_t i = 0; i < app->n_parts && !due; i++) {
+        struct part *p = &app->parts[i];
+
+        if (!p->assigned) {
+            continue;
+        }
+        /* Caught up: at EOF, or at the high watermark the fetcher last saw. */
+        if (!p->wm.caught_up && app->consumer != NULL) {
+            int64_t hi = rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events,
+                                                          (int32_t)i);
+
+            p->wm.caught_up = p->caught_up_hint || (hi >= 0 && p->off.next_offset >= hi);
+        }
+        due = rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
+    }
+    if (!due && (app->n_acked == 0 || app->in_flight > 0)) {
+        pump_outbox(app);
+        return; /* deletes ride along with the next batch, or wait for a quiet moment */
+    }
+    rs_err_clear(&err);
+    if (run_batch(app, body_tick, &now, &err) != 0) {
+        fail(app, "timer batch", &err);
+        return;
+    }
+    pump_outbox(app);
+}
+
+/* ---- consumer handlers ------------------------------------------------------------- */
+
+static int body_load_parts(struct rs_app *app, const void *arg, struct rs_err *err)
+{
+    (void)arg;
+    for (size_t i = 0; i < app->n_parts; i++) {
+        struct part *p = &app->parts[i];
+        int rc;
+
+        if (p->assigned && p->next_deadline_ms == 0) {
+            rc = rs_timer_next_deadline(app->store, (uint32_t)i, &p->next_deadline_ms, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+static int on_assign(void *opaque, const char *topic, const int32_t *ids, int64_t *offsets,
+                     size_t n)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        struct part *p = part_get(app, ids[i]);
+
+        rc = rs_store_offset_get(app->store, topic, ids[i], &p->off, &err);
+        if (rc == RS_ENOTFOUND) {
+            /* No state for it here: rebuild it from the start of the log, never from the
+             * group's committed offset, which would skip events this store never saw. */
+            p->off = (struct rs_store_offset){ 0, INT64_MIN, 0 };
+            RS_LOG_INFO("partition %s[%d]: no local state, rebuilding from the earliest offset",
+                        topic, ids[i]);
+        } else if (rc != 0) {
+            fail(app, "assign", &err);
+            return rc;
+        } else {
+            RS_LOG_INFO("partition %s[%d]: resuming at offset %" PRId64, topic, ids[i],
+                        p->off.next_offset);
+        }
+        offsets[i] = p->off.next_offset;
+        rs_watermark_init(&p->wm, app->cfg->max_out_of_orderness_ms, p->off.max_ts_ms);
+        p->assigned = true;
+        p->caught_up_hint = false;
+        p->next_deadline_ms = 0; /* loaded below */
+    }
+    rc = rs_store_begin(app->store, &err);
+    if (rc == 0) {
+        rc = body_load_parts(app, NULL, &err);
+        rs_store_abort(app->store); /* read only */
+    }
+    if (rc != 0) {
+        fail(app, "assign", &err);
+        return rc;
+    }
+    return 0;
+}
+
+static void on_revoke(void *opaque, const char *topic, const int32_t *ids, size_t n)
+{
+    struct rs_app *app = opaque;
+
+    (void)topic;
+    for (size_t i = 0; i < n; i++) {
+        struct part *p = part_get(app, ids[i]);
+
+        p->assigned = false;
+    }
+}
+
+static void on_eof(void *opaque, const char *topic, int32_t partition, int64_t offset)
+{
+    struct rs_app *app = opaque;
+    struct part *p = part_get(app, partition);
+
+    (void)topic;
+    if (p != NULL && p->assigned && offset <= p->off.next_offset) {
+        p->caught_up_hint = true;
+        p->wm.caught_up = true;
+    }
+}
+
+static void on_fatal(void *opaque, const char *reason)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+
+    (void)rs_err_set(&err, RS_EKAFKA, "consumer: %s", reason);
+    fail(app, "kafka", &err);
+}
+
+/* ---- periodic fsync ---------------------------------------------------------------- */
+
+static void sync_work(uv_work_t *w)
+{
+    struct rs_app *app = w->data;
+    struct rs_err err;
+
+    if (rs_store_sync(app->store, &err) != 0) {
+        RS_LOG_WARN("%s", err.msg);
+    }
+}
+
+static void sync_done(uv_work_t *w, int status)
+{
+    struct rs_app *app = w->data;
+
+    (void)status;
+    app->sync_running = false;
+}
+
+static void on_sync_timer(uv_timer_t *t)
+{
+    struct rs_app *app = t->data;
+
+    if (!app->sync_running) {
+        app->sync_running = true;
+        app->sync_work.data = app;
+        (void)uv_queue_work(app->loop, &app->sync_work, sync_work, sync_done);
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cfg,
+                const struct rs_clock *clock, struct rs_err *err)
+{
+    struct rs_app *app = rs_xcalloc(1, sizeof(*app));
+    struct rs_sla_config sla_cfg;
+    int rc;
+
+    app->loop = loop;
+    app->cfg = cfg;
+    app->clock.now_ms = wall_now_ms;
+    if (clock != NULL && clock->now_ms != NULL) {
+        app->clock = *clock;
+    }
+    rs_event_decoder_init(&app->decoder, cfg->event_max_bytes);
+    rs_buf_init(&app->record);
+    rs_buf_init(&app->payload);
+    memcpy(sla_cfg.threshold_ms, cfg->lead_threshold_ms, sizeof(sla_cfg.threshold_ms));
+    sla_cfg.warning_pct = cfg->warning_pct;
+    sla_cfg.escalate_pct = cfg->escalate_pct;
+    rs_sla_init(&app->sla, &sla_cfg, emit_alert, app);
+
+    rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    rc = rs_kafka_producer_open(&app->producer, loop, cfg, on_delivered, app, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    (void)uv_timer_init(loop, &app->tick);
+    (void)uv_timer_init(loop, &app->sync_timer);
+    (void)uv_timer_init(loop, &app->drain_timer);
+    app->tick.data = app->sync_timer.data = app->drain_timer.data = app;
+    app->handles_open = 3;
+    *out = app;
+    return 0;
+
+fail:
+    rs_store_close(app->store);
+    rs_event_decoder_release(&app->decoder);
+    rs_buf_release(&app->record);
+    rs_buf_release(&app->payload);
+    free(app);
+    return rc;
+}
+
+int rs_app_start(struct rs_app *app, struct rs_err *err)
+{
+    static const struct rs_kafka_consumer_handlers handlers = {
+        on_batch, on_assign, on_revoke, on_eof, on_fatal,
+    };
+    uint64_t pending = rs_store_count(app->store, RS_DB_OUTBOX);
+    int rc;
+
+    if (pending > 0) {
+        RS_LOG_INFO("outbox holds %" PRIu64 " entries from the last run; publishing them",
+                    pending);
+    }
+    pump_outbox(app);
+    rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = rs_kafka_consumer_subscribe(app->consumer, app->cfg->topic_events, err);
+    if (rc != 0) {
+        return rc;
+    }
+    (void)uv_timer_start(&app->tick, on_tick, (uint64_t)app->cfg->tick_ms,
+                         (uint64_t)app->cfg->tick_ms);
+    (void)uv_timer_start(&app->sync_timer, on_sync_timer, (uint64_t)app->cfg->state_sync_ms,
+                         (uint64_t)app->cfg->state_sync_ms);
+    app->started = true;
+    RS_LOG_INFO("consuming topic=%s alerts=%s dlq=%s state=%s", app->cfg->topic_events,
+                app->cfg->topic_alerts, app->cfg->topic_dlq, app->cfg->state_dir);
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct rs_app *app = h->data;
+
+    if (--app->handles_open == 0 && app->done != NULL) {
+        app->done(app->done_opaque, app->status);
+    }
+}
+
+static void producer_closed(void *opaque)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+
+    if (rs_store_sync(app->store, &err) != 0) {
+        RS_LOG_WARN("%s", err.msg);
+    }
+    uv_close((uv_handle_t *)&app->tick, handle_closed);
+    uv_close((uv_handle_t *)&app->sync_timer, handle_closed);
+    uv_close((uv_handle_t *)&app->drain_timer, handle_closed);
+    if (app->signals) {
+        uv_close((uv_handle_t *)&app->sigint, handle_closed);
+        uv_close((uv_handle_t *)&app->sigterm, handle_closed);
+    }
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct rs_app *app = t->data;
+    uint64_t left;
+
+    if (app->n_acked > 0) {
+        struct rs_err err;
+
+        rs_err_clear(&err);
+        if (run_batch(app, body_tick, &(int64_t){ INT64_MIN }, &err) != 0) {
+            RS_LOG_ERROR("%s", err.msg);
+            app->n_acked = 0;
+        }
+    }
+    pump_outbox(app);
+    left = rs_store_count(app->store, RS_DB_OUTBOX);
+    if (left > 0 && uv_now(app->loop) - app->drain_started_ms < DRAIN_TIMEOUT_MS) {
+        return;
+    }
+    if (left > 0) {
+        RS_LOG_WARN("stopping with %" PRIu64 " outbox entries unacknowledged; the next start "
+                    "publishes them",
+                    left);
+    }
+    (void)uv_timer_stop(t);
+    (void)uv_timer_stop(&app->tick);
+    (void)uv_timer_stop(&app->sync_timer);
+    rs_kafka_producer_close(app->producer, producer_closed, app);
+}
+
+static void consumer_closed(void *opaque)
+{
+    struct rs_app *app = opaque;
+
+    RS_LOG_INFO("consumer closed; draining the outbox pending=%" PRIu64,
+                rs_store_count(app->store, RS_DB_OUTBOX));
+    app->drain_started_ms = uv_now(app->loop);
+    (void)uv_timer_start(&app->drain_timer, on_drain_timer, 0, DRAIN_POLL_MS);
+}
+
+void rs_app_stop(struct rs_app *app, void (*done)(void *opaque, int status), void *opaque)
+{
+    if (done != NULL) {
+        app->done = done;
+        app->done_opaque = opaque;
+    }
+    if (app->stopping) {
+        return;
+    }
+    app->stopping = true;
+    if (app->consumer != NULL) {
+        rs_kafka_consumer_close(app->consumer, consumer_closed, app);
+    } else {
+        consumer_closed(app);
+    }
+}
+
+static void fail(struct rs_app *app, const char *what, const struct rs_err *err)
+{
+    RS_LOG_ERROR("%s failed: %s", what, err->msg);
+    app->status = 1;
+    rs_app_stop(app, NULL, NULL);
+}
+
+int rs_app_status(const struct rs_app *app)
+{
+    return app->status;
+}
+
+const struct rs_app_counters *rs_app_counters(const struct rs_app *app)
+{
+    return &app->counters;
+}
+
+const struct rs_sla_counters *rs_app_sla_counters(const struct rs_app *app)
+{
+    return &app->sla.counters;
+}
+
+bool rs_app_is_caught_up(const struct rs_app *app)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < app->n_parts; i++) {
+        if (app->parts[i].assigned) {
+            if (!app->parts[i].wm.caught_up) {
+                return false;
+            }
+            any = true;
+        }
+    }
+    return any;
+}
+
+int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_err *err)
+{
+    return rs_sla_stats(app->store, stats, err);
+}
+
+uint64_t rs_app_outbox_pending(const struct rs_app *app)
+{
+    return rs_store_count(app->store, RS_DB_OUTBOX);
+}
+
+void rs_app_free(struct rs_app *app)
+{
+    if (app == NULL) {
+        return;
+    }
+    rs_kafka_consumer_free(app->consumer);
+    rs_kafka_producer_free(app->producer, FLUSH_ON_FREE_MS);
+    rs_store_close(app->store);
+    rs_event_decoder_release(&app->decoder);
+    rs_buf_release(&app->record);
+    rs_buf_release(&app->payload);
+    free(app->parts);
+    free(app->parts_before);
+    free(app->acked);
+    free(app);
+}
+
+/* ---- the service ------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct rs_app *app = s->data;
+
+    RS_LOG_INFO("signal %d: finishing the batch, flushing and stopping", signum);
+    rs_app_stop(app, NULL, NULL);
+}
+
+static void run_done(void *opaque, int status)
+{
+    *(int *)opaque = status;
+}
+
+int rs_app_run(const struct rs_config *cfg)
+{
+    uv_loop_t loop;
+    struct rs_app *app = NULL;
+    struct rs_err err;
+    int status = 1;
+    int rc;
+
+    rs_err_clear(&err);
+    if (uv_loop_init(&loop) != 0) {
+        RS_LOG_ERROR("cannot create the event loop");
+        return 1;
+    }
+    rc = rs_app_open(&app, &loop, cfg, NULL, &err);
+    if (rc != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        (void)uv_run(&loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&loop);
+        return rc == RS_ECONFIG ? 2 : 1;
+    }
+    app->signals = true;
+    app->handles_open += 2;
+    (void)uv_signal_init(&loop, &app->sigint);
+    (void)uv_signal_init(&loop, &app->sigterm);
+    app->sigint.data = app->sigterm.data = app;
+    (void)uv_signal_start(&app->sigint, on_signal, SIGINT);
+    (void)uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+    app->done = run_done;
+    app->done_opaque = &status;
+    rc = rs_app_start(app, &err);
+    if (rc != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        app->status = rc == RS_ECONFIG ? 2 : 1;
+        rs_app_stop(app, NULL, NULL);
+    }
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    rs_app_free(app);
+    if (uv_loop_close(&loop) != 0) {
+        RS_LOG_WARN("event loop closed with handles still open");
+    }
+    RS_LOG_INFO("stopped status=%d", status);
+    return status;
+}

@@ -1,0 +1,589 @@
+#define RS_LOG_MODULE "demo"
+#include "demo.h"
+
+#include "app.h"
+#include "config.h"
+#include "event.h"
+#include "kafka_io.h"
+#include "log.h"
+#include "mem.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define SIM_START_MS INT64_C(1772409600000) /* 2026-03-02T00:00:00Z: a Monday */
+#define DAY_MS INT64_C(86400000)
+#define LEAD_SPAN_MS (8 * 3600 * INT64_C(1000)) /* leads arrive over a working day */
+#define PARTITIONS 4
+#define REPS 12
+#define GEN_TICK_MS 2
+#define DONE_CHECK_MS 50
+#define GIVE_UP_MS 120000 /* a demo that has not finished in two minutes has failed */
+
+/* One generated message, encoded. */
+struct gen_msg {
+    int64_t ts_ms;
+    char key[32];
+    struct rs_buf bytes;
+};
+
+struct demo {
+    const struct rs_demo_options *opts;
+    uv_loop_t loop;
+    struct rs_config cfg;
+    char state_dir[64];
+    struct rs_kafka_mock *mock;
+    struct rs_app *app;
+    struct rs_kafka_producer *gen;
+    struct rs_kafka_consumer *tail;
+    struct rs_event_decoder alert_decoder;
+    uv_timer_t gen_timer;
+    uv_timer_t done_timer;
+
+    struct gen_msg *msgs;
+    size_t n_msgs, next_msg;
+    uint64_t good_events, bad_events;
+    int64_t sim_end_ms;
+
+    bool tail_assigned, sim_started, stopping, tail_closed, app_closed;
+    uint64_t sim_started_ns, wall_started_ns;
+    uint64_t alerts_seen;
+    uint64_t seen_by_kind[RS_ALERT__COUNT];
+    int app_status;
+    int status;
+};
+
+/* splitmix64: small, seeded, the same stream on every machine. */
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s)
+{
+    return (double)(next_rand(s) >> 11) / 9007199254740992.0;
+}
+
+static int64_t sim_now(void *opaque)
+{
+    struct demo *d = opaque;
+
+    if (!d->sim_started) {
+        return SIM_START_MS;
+    }
+    return SIM_START_MS +
+           (int64_t)((double)(uv_hrtime() - d->sim_started_ns) / 1e6 * d->opts->speed);
+}
+
+static struct gen_msg *add_msg(struct demo *d, int64_t ts_ms, const char *key)
+{
+    struct gen_msg *m;
+
+    if (d->n_msgs % 1024 == 0) {
+        d->msgs = rs_xrealloc(d->msgs, (d->n_msgs + 1024) * sizeof(*d->msgs));
+    }
+    m = &d->msgs[d->n_msgs++];
+    m->ts_ms = ts_ms;
+    (void)snprintf(m->key, sizeof(m->key), "%s", key);
+    rs_buf_init(&m->bytes);
+    return m;
+}
+
+static void add_event(struct demo *d, const struct rs_event *ev, const char *key)
+{
+    rs_event_encode(ev, &add_msg(d, ev->ts_ms, key)->bytes);
+    d->good_events++;
+}
+
+static struct rs_str S(const char *s)
+{
+    return (struct rs_str){ s, strlen(s) };
+}
+
+static int cmp_msg(const void *a, const void *b)
+{
+    const struct gen_msg *x = a;
+    const struct gen_msg *y = b;
+
+    return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+/*
+ * The funnel: a quarter of the leads are high intent (demo requests), most are MQLs, the
+ * rest low intent. Outcomes follow the speed-to-lead studies of METRICS.md §8 loosely: most
+ * are contacted in time, a fifth late, about one in eight never.
+ */
+static void generate(struct demo *d)
+{
+    static const char *const segments[] = { "smb", "mid_market", "enterprise" };
+    static const char *const channels[RS_TIER__COUNT] = { "demo_request", "webinar", "ebook" };
+    uint64_t s = d->opts->seed;
+    char (*ids)[6][24] = rs_xcalloc(d->opts->leads, sizeof(*ids));
+    int64_t last_created = SIM_START_MS;
+
+    for (uint32_t i = 0; i < d->opts->leads; i++) {
+        struct rs_event ev;
+        char *lead = ids[i][0], *owner = ids[i][1], *account = ids[i][2], *eid = ids[i][3];
+        double r = uniform(&s);
+        enum rs_intent_tier tier = r < 0.25 ? RS_TIER_HIGH : (r < 0.7 ? RS_TIER_MQL : RS_TIER_LOW);
+        int64_t t_ms = d->cfg.lead_threshold_ms[tier];
+        int64_t created = SIM_START_MS + (int64_t)(uniform(&s) * (double)LEAD_SPAN_MS);
+        bool has_account = uniform(&s) < 0.8;
+        double outcome = uniform(&s);
+        const char *key;
+
+        (void)snprintf(lead, 24, "L-%05u", i + 1);
+        (void)snprintf(owner, 24, "rep-%02u", (unsigned)(next_rand(&s) % REPS) + 1);
+        (void)snprintf(account, 24, "acct-%04u",
+                       (unsigned)(next_rand(&s) % (d->opts->leads / 3 + 1)) + 1);
+        key = has_account ? account : lead;
+        if (created > last_created) {
+            last_created = created;
+        }
+        memset(&ev, 0, sizeof(ev));
+        (void)snprintf(eid, 24, "ev-%05u-c", i + 1);
+        ev.type = RS_EV_LEAD_CREATED;
+        ev.id = S(eid);
+        ev.ts_ms = created;
+        ev.account = has_account ? S(account) : RS_STR_NULL;
+        ev.u.lead_created.lead_id = S(lead);
+        ev.u.lead_created.channel = S(channels[tier]);
+        ev.u.lead_created.intent_tier = tier;
+        ev.u.lead_created.segment = S(segments[next_rand(&s) % 3]);
+        ev.u.lead_created.owner_id = S(owner);
+        add_event(d, &ev, key);
+
+        if (uniform(&s) < 0.3) { /* an auto-reply: not a response */
+            struct rs_event a = ev;
+
+            (void)snprintf(ids[i][4], 24, "ev-%05u-a", i + 1);
+            a.type = RS_EV_LEAD_TOUCHED;
+            a.id = S(ids[i][4]);
+            a.ts_ms = created + 30000;
+            memset(&a.u, 0, sizeof(a.u));
+            a.u.lead_touched.lead_id = S(lead);
+            a.u.lead_touched.rep_id = S("bot");
+            a.u.lead_touched.actor_type = RS_ACTOR_AUTOMATION;
+            a.u.lead_touched.channel = RS_CH_EMAIL;
+            a.u.lead_touched.direction = RS_DIR_OUTBOUND;
+            add_event(d, &a, key);
+        }
+        if (outcome < 0.87) {
+            double f = outcome < 0.50   ? 0.05 + 0.7 * uniform(&s)  /* on time */
+                       : outcome < 0.60 ? 0.75 + 0.23 * uniform(&s) /* close to the line */
+                       : outcome < 0.82 ? 1.1 + 1.6 * uniform(&s)   /* late */
+                                        : 0.1 + 0.4 * uniform(&s);  /* disqualified */
+            struct rs_event t = ev;
+
+            (void)snprintf(ids[i][5], 24, "ev-%05u-t", i + 1);
+            t.id = S(ids[i][5]);
+            t.ts_ms = created + (int64_t)(f * (double)t_ms);
+            memset(&t.u, 0, sizeof(t.u));
+            if (outcome >= 0.82) {
+                t.type = RS_EV_LEAD_DISQUALIFIED;
+                t.u.lead_disqualified.lead_id = S(lead);
+                t.u.lead_disqualified.reason = S("not_a_fit");
+            } else {
+                t.type = RS_EV_LEAD_TOUCHED;
+                t.u.lead_touched.lead_id = S(lead);
+                t.u.lead_touched.rep_id = S(owner);
+                t.u.lead_touched.actor_type = RS_ACTOR_HUMAN;
+                t.u.lead_touched.channel = uniform(&s) < 0.6 ? RS_CH_CALL : RS_CH_EMAIL;
+                t.u.lead_touched.direction = RS_DIR_OUTBOUND;
+                t.u.lead_touched.connected = uniform(&s) < 0.4;
+            }
+            add_event(d, &t, key);
+        }
+    }
+    /* Malformed input, as real producers send it now and then: each becomes a dead letter. */
+    {
+        static const char garbage[] = "{\"type\":\"lead.created\"}"; /* JSON, not msgpack */
+        int64_t at = SIM_START_MS + LEAD_SPAN_MS / 2;
+        struct rs_event bad;
+        struct gen_msg *m = add_msg(d, at, "bad-1");
+
+        rs_buf_append(&m->bytes, garbage, sizeof(garbage) - 1);
+        memset(&bad, 0, sizeof(bad));
+        bad.type = RS_EV_LEAD_CREATED;
+        bad.id = S("ev-bad-2");
+        bad.ts_ms = at + 1000;
+        bad.u.lead_created.lead_id = S("L-bad");
+        bad.u.lead_created.channel = S("webinar");
+        bad.u.lead_created.segment = S("smb");
+        m = add_msg(d, at + 1000, "bad-2");
+        rs_event_encode(&bad, &m->bytes);
+        m->bytes.len -= 3; /* truncated in flight */
+        d->bad_events += 2;
+    }
+    free(ids);
+    qsort(d->msgs, d->n_msgs, sizeof(*d->msgs), cmp_msg);
+    /* Run until the slowest ladder (low intent, L2 at escalate_pct) could have fired. */
+    d->sim_end_ms = last_created +
+                    d->cfg.lead_threshold_ms[RS_TIER_LOW] * d->cfg.escalate_pct / 100 + 60000;
+}
+
+static void on_gen_delivered(void *opaque, uint64_t seq, bool ok, const char *reason)
+{
+    (void)opaque;
+    if (!ok) {
+        RS_LOG_WARN("generator message %" PRIu64 " not delivered: %s", seq, reason);
+    }
+}
+
+static void on_gen_tick(uv_timer_t *t)
+{
+    struct demo *d = t->data;
+    int64_t now = sim_now(d);
+
+    if (!d->sim_started) {
+        if (!d->tail_assigned || !rs_app_is_caught_up(d->app)) {
+            return; /* both consumers join their groups first */
+        }
+        d->sim_started = true;
+        d->sim_started_ns = uv_hrtime();
+        if (!d->opts->json) {
+            printf("revstream demo: %zu messages over %.1f simulated hours at %.0fx; alerts as "
+                   "they arrive on '%s':\n",
+                   d->n_msgs, (double)(d->sim_end_ms - SIM_START_MS) / 3.6e6, d->opts->speed,
+                   d->cfg.topic_alerts);
+        }
+    }
+    while (d->next_msg < d->n_msgs && d->msgs[d->next_msg].ts_ms <= now) {
+        struct gen_msg *m = &d->msgs[d->next_msg];
+        struct rs_err err;
+        int rc = rs_kafka_producer_send(d->gen, d->cfg.topic_events,
+                                        (struct rs_bytes){ m->key, strlen(m->key) },
+                                        (struct rs_bytes){ m->bytes.data, m->bytes.len }, NULL,
+                                        0, m->ts_ms, d->next_msg, &err);
+
+        if (rc == -ENOBUFS) {
+            return;
+        }
+        if (rc != 0) {
+            RS_LOG_ERROR("%s", err.msg);
+        }
+        d->next_msg++;
+    }
+}
+
+static void format_duration(char *out, size_t cap, int64_t ms)
+{
+    int64_t s = ms / 1000;
+
+    if (s >= 86400) {
+        (void)snprintf(out, cap, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
+    } else if (s >= 3600) {
+        (void)snprintf(out, cap, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+    } else {
+        (void)snprintf(out, cap, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    }
+}
+
+static int on_tail_batch(void *opaque, const struct rs_msg *msgs, size_t n)
+{
+    struct demo *d = opaque;
+
+    for (size_t i = 0; i < n; i++) {
+        struct rs_alert_view a;
+        struct rs_err err;
+        char elapsed[32], threshold[32];
+        int64_t at;
+
+        if (rs_alert_view_decode(&d->alert_decoder, msgs[i].payload, msgs[i].len, &a, &err) !=
+            0) {
+            RS_LOG_ERROR("alert at offset %" PRId64 " does not decode: %s", msgs[i].offset,
+                         err.msg);
+            d->status = 1;
+            continue;
+        }
+        d->alerts_seen++;
+        d->seen_by_kind[a.kind]++;
+        if (d->opts->json) {
+            continue;
+        }
+        at = a.evaluated_at_ms - SIM_START_MS;
+        format_duration(elapsed, sizeof(elapsed), a.elapsed_ms);
+        format_duration(threshold, sizeof(threshold), a.threshold_ms);
+        printf("  day %" PRId64 " %02" PRId64 ":%02" PRId64 "  %-14s %-12.*s lead %-8.*s %-4.*s "
+               "owner %-7.*s threshold %-6s elapsed %s\n",
+               at / DAY_MS + 1, at % DAY_MS / 3600000, at % 3600000 / 60000,
+               rs_alert_kind_name(a.kind), (int)a.level.len, a.level.ptr, (int)a.entity_id.len,
+               a.entity_id.ptr, (int)a.intent_tier.len, a.intent_tier.ptr, (int)a.owner_id.len,
+               a.owner_id.ptr != NULL ? a.owner_id.ptr : "-", threshold, elapsed);
+    }
+    (void)fflush(stdout);
+    return 0;
+}
+
+static int on_tail_assign(void *opaque, const char *topic, const int32_t *ids, int64_t *offsets,
+                          size_t n)
+{
+    struct demo *d = opaque;
+
+    (void)topic;
+    (void)ids;
+    for (size_t i = 0; i < n; i++) {
+        offsets[i] = 0; /* everything the engine ever published */
+    }
+    d->tail_assigned = true;
+    return 0;
+}
+
+static void on_tail_revoke(void *opaque, const char *topic, const int32_t *ids, size_t n)
+{
+    (void)opaque;
+    (void)topic;
+    (void)ids;
+    (void)n;
+}
+
+static void on_tail_eof(void *opaque, const char *topic, int32_t partition, int64_t offset)
+{
+    (void)opaque;
+    (void)topic;
+    (void)partition;
+    (void)offset;
+}
+
+static void on_tail_fatal(void *opaque, const char *reason)
+{
+    struct demo *d = opaque;
+
+    RS_LOG_ERROR("alerts consumer: %s", reason);
+    d->status = 1;
+}
+
+static void maybe_finish(struct demo *d);
+
+static void tail_closed(void *opaque)
+{
+    struct demo *d = opaque;
+
+    d->tail_closed = true;
+    maybe_finish(d);
+}
+
+static void gen_closed(void *opaque)
+{
+    (void)opaque;
+}
+
+static void app_done(void *opaque, int status)
+{
+    struct demo *d = opaque;
+
+    d->app_status = status;
+    d->app_closed = true;
+    maybe_finish(d);
+}
+
+static void maybe_finish(struct demo *d)
+{
+    if (d->tail_closed && d->app_closed && !uv_is_closing((uv_handle_t *)&d->gen_timer)) {
+        uv_close((uv_handle_t *)&d->gen_timer, NULL);
+        uv_close((uv_handle_t *)&d->done_timer, NULL);
+        if (d->gen != NULL) {
+            rs_kafka_producer_close(d->gen, gen_closed, d);
+        }
+    }
+}
+
+static void stop_all(struct demo *d)
+{
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = true;
+    (void)uv_timer_stop(&d->gen_timer);
+    (void)uv_timer_stop(&d->done_timer);
+    d->app_closed = d->app == NULL;
+    d->tail_closed = d->tail == NULL;
+    if (d->app != NULL) {
+        rs_app_stop(d->app, app_done, d);
+    }
+    if (d->tail != NULL) {
+        rs_kafka_consumer_close(d->tail, tail_closed, d);
+    }
+    maybe_finish(d);
+}
+
+static void on_done_check(uv_timer_t *t)
+{
+    struct demo *d = t->data;
+    const struct rs_app_counters *c = rs_app_counters(d->app);
+
+    if (rs_app_status(d->app) != 0 ||
+        (uv_hrtime() - d->wall_started_ns) / 1000000 > GIVE_UP_MS) {
+        if (rs_app_status(d->app) == 0) {
+            RS_LOG_ERROR("demo did not finish within %d s", GIVE_UP_MS / 1000);
+        }
+        d->status = 1;
+        stop_all(d);
+        return;
+    }
+    /* Done: all sent and applied, the clock past the last deadline, every alert read back. */
+    if (d->sim_started && d->next_msg == d->n_msgs && sim_now(d) >= d->sim_end_ms &&
+        c->events + c->dead_letters >= d->n_msgs && rs_app_outbox_pending(d->app) == 0 &&
+        rs_app_is_caught_up(d->app) && d->alerts_seen >= c->published - c->dead_letters) {
+        stop_all(d);
+    }
+}
+
+static void remove_state_dir(const char *dir)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb" };
+    char path[128];
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        (void)snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        (void)unlink(path);
+    }
+    (void)rmdir(dir);
+}
+
+static void print_summary(struct demo *d, const struct rs_sla_stats *st, double wall_s)
+{
+    const struct rs_app_counters *c = rs_app_counters(d->app);
+    uint64_t breached = st->breached + st->breached_then_met;
+
+    if (d->opts->json) {
+        printf("{\"events\":%" PRIu64 ",\"leads\":%" PRIu64 ",\"breached\":%" PRIu64
+               ",\"recovered\":%" PRIu64 ",\"dead_letters\":%" PRIu64
+               ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f,\"met\":%" PRIu64
+               ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
+               ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
+               ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"alerts\":%" PRIu64
+               ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
+               c->events, st->leads, breached, d->seen_by_kind[RS_ALERT_RECOVERED],
+               c->dead_letters, st->p50_response_ms, st->p90_response_ms, st->met,
+               st->breached_then_met, st->breached, st->cancelled, st->running,
+               d->seen_by_kind[RS_ALERT_WARNING], d->seen_by_kind[RS_ALERT_ESCALATED],
+               d->seen_by_kind[RS_ALERT_RETRACTED], d->alerts_seen, d->opts->seed, wall_s);
+        return;
+    }
+    {
+        char p50[32], p90[32];
+
+        format_duration(p50, sizeof(p50), (int64_t)st->p50_response_ms);
+        format_duration(p90, sizeof(p90), (int64_t)st->p90_response_ms);
+        printf("\nsummary (seed %" PRIu64 ", %.1f s):\n", d->opts->seed, wall_s);
+        printf("  events applied   %" PRIu64 " (dead letters %" PRIu64 ")\n", c->events,
+               c->dead_letters);
+        printf("  leads            %" PRIu64 ": met %" PRIu64 ", breached %" PRIu64
+               " (recovered %" PRIu64 ", never contacted %" PRIu64 "), cancelled %" PRIu64 "\n",
+               st->leads, st->met, breached, st->breached_then_met, st->breached, st->cancelled);
+        printf("  alerts           %" PRIu64 ": warnings %" PRIu64 ", breaches %" PRIu64
+               ", escalations %" PRIu64 ", recovered %" PRIu64 ", retracted %" PRIu64 "\n",
+               d->alerts_seen, d->seen_by_kind[RS_ALERT_WARNING],
+               d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
+               d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
+        printf("  response time    p50 %s, p90 %s (first human outbound touch)\n", p50, p90);
+    }
+}
+
+static int set(struct demo *d, const char *key, const char *value)
+{
+    struct rs_err err;
+
+    if (rs_config_set(&d->cfg, key, value, "demo", &err) != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int rs_demo_run(const struct rs_demo_options *opts)
+{
+    static const struct rs_kafka_consumer_handlers tail_handlers = {
+        on_tail_batch, on_tail_assign, on_tail_revoke, on_tail_eof, on_tail_fatal,
+    };
+    struct demo *d = rs_xcalloc(1, sizeof(*d));
+    const char *topics[3];
+    const char *tmp = getenv("TMPDIR");
+    struct rs_clock clock;
+    struct rs_sla_stats stats;
+    struct rs_err err;
+    int status = 1;
+
+    rs_err_clear(&err);
+    d->opts = opts;
+    d->wall_started_ns = uv_hrtime();
+    rs_config_init(&d->cfg);
+    rs_event_decoder_init(&d->alert_decoder, 1 << 20);
+    (void)snprintf(d->state_dir, sizeof(d->state_dir), "%s/revstream-demo-XXXXXX",
+                   tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
+    if (mkdtemp(d->state_dir) == NULL) {
+        RS_LOG_ERROR("cannot create a state directory under '%s'", d->state_dir);
+        goto out_cfg;
+    }
+    topics[0] = d->cfg.topic_events;
+    topics[1] = d->cfg.topic_alerts;
+    topics[2] = d->cfg.topic_dlq;
+    if (rs_kafka_mock_new(&d->mock, topics, 3, PARTITIONS, &err) != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        goto out_dir;
+    }
+    if (set(d, "kafka.bootstrap.servers", rs_kafka_mock_bootstraps(d->mock)) ||
+        set(d, "kafka.group.id", "revstream-demo") || set(d, "state.dir", d->state_dir) ||
+        set(d, "time.tick", "5ms") || set(d, "kafka.producer.linger.ms", "1") ||
+        set(d, "kafka.log_level", "3")) {
+        goto out_mock;
+    }
+    generate(d);
+    (void)uv_loop_init(&d->loop);
+    clock.now_ms = sim_now;
+    clock.opaque = d;
+    (void)uv_timer_init(&d->loop, &d->gen_timer);
+    (void)uv_timer_init(&d->loop, &d->done_timer);
+    d->gen_timer.data = d->done_timer.data = d;
+    if (rs_app_open(&d->app, &d->loop, &d->cfg, &clock, &err) != 0 ||
+        rs_kafka_producer_open(&d->gen, &d->loop, &d->cfg, on_gen_delivered, d, &err) != 0 ||
+        rs_kafka_consumer_open(&d->tail, &d->loop, &d->cfg, "revstream-demo-tail",
+                               &tail_handlers, d, &err) != 0 ||
+        rs_kafka_consumer_subscribe(d->tail, d->cfg.topic_alerts, &err) != 0 ||
+        rs_app_start(d->app, &err) != 0) {
+        RS_LOG_ERROR("%s", err.msg);
+        d->status = 1;
+        stop_all(d);
+    } else {
+        (void)uv_timer_start(&d->gen_timer, on_gen_tick, 0, GEN_TICK_MS);
+        (void)uv_timer_start(&d->done_timer, on_done_check, DONE_CHECK_MS, DONE_CHECK_MS);
+    }
+    (void)uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (d->app != NULL && d->status == 0 && d->app_status == 0) {
+        if (rs_app_lead_stats(d->app, &stats, &err) != 0) {
+            RS_LOG_ERROR("%s", err.msg);
+            d->status = 1;
+        } else {
+            print_summary(d, &stats, (double)(uv_hrtime() - d->wall_started_ns) / 1e9);
+            status = 0;
+        }
+    }
+    rs_kafka_consumer_free(d->tail);
+    rs_kafka_producer_free(d->gen, 1000);
+    rs_app_free(d->app);
+    if (uv_loop_close(&d->loop) != 0) {
+        RS_LOG_WARN("demo loop closed with handles open");
+    }
+out_mock:
+    rs_kafka_mock_free(d->mock);
+out_dir:
+    remove_state_dir(d->state_dir);
+out_cfg:
+    for (size_t i = 0; i < d->n_msgs; i++) {
+        rs_buf_release(&d->msgs[i].bytes);
+    }
+    free(d->msgs);
+    rs_event_decoder_release(&d->alert_decoder);
+    rs_config_release(&d->cfg);
+    free(d);
+    return status;
+}
