@@ -64,7 +64,7 @@ int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule,
 {
     uint8_t ibuf[INDEX_KEY_MAX];
     uint8_t tbuf[TIMER_KEY_MAX];
-    int64_t deadline;
+    int64_t deadline = 0;
     int rc = rs_timer_deadline(st, partition, rule, entity, &deadline, err);
 
     if (rc != 0) {
