@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 #
 # scripts/test.sh - what CI runs (through .ci/run), and what to run before pushing:
+#   0. the Debian packages (scripts/install-deps.sh; quick when they are there)
 #   1. Release build with -Werror (RS_WERROR=ON)
 #   2. Asan build (clang, -fsanitize=address,undefined)
 #   3. the single-node Kafka broker (deploy/kafka.sh), RS_TEST_BROKERS pointing at it
@@ -11,6 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 jobs=$(nproc 2>/dev/null || echo 2)
 step() { printf '\n==> %s\n' "$*"; }
+
+step "install the Debian packages the build and the tests need"
+bash scripts/install-deps.sh
 
 step "configure and build: Release, -Werror"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DRS_WERROR=ON

@@ -534,6 +534,8 @@ int rs_demo_run(const struct rs_demo_options *opts)
     if (set(d, "kafka.bootstrap.servers", rs_kafka_mock_bootstraps(d->mock)) ||
         set(d, "kafka.group.id", "revstream-demo") || set(d, "state.dir", d->state_dir) ||
         set(d, "time.tick", "5ms") || set(d, "kafka.producer.linger.ms", "1") ||
+        /* At 12000x a 100 ms fetch wait is 20 simulated minutes of ingest lag. */
+        set(d, "kafka.consumer.fetch.wait.max.ms", "5") ||
         set(d, "kafka.log_level", "3")) {
         goto out_mock;
     }

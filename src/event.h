@@ -158,7 +158,7 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
  * - `ts` is a positive integer in ms, or a timestamp extension (-1) truncated to whole ms;
  * - lead.converted: `account_id` defaults to the envelope's `account` (METRICS.md §2), and
  *   two different values are RS_FAULT_BAD_VALUE.
- * On failure *ev is zeroed apart from fields already decoded; do not use it.
+ * On failure the contents of *ev are unspecified (partly this payload, partly the last).
  * Ownership: the strings in *ev borrow `data` and the decoder's zone; both stay valid until
  * the next rs_event_decode() on this decoder or until `data` is freed, whichever comes first.
  * (Today they point into `data` only, since msgpack-c does not copy str payloads; do not rely

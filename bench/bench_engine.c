@@ -1,0 +1,191 @@
+/*
+ * bench_engine.c - the engine alone, no Kafka: decode + SLA-01 apply + timers + one LMDB
+ * commit per batch, on one core, with the store flags the engine uses (MDB_NOSYNC).
+ *
+ *   bench_engine [EVENTS [BATCH]]      defaults: 1000000 events, batches of 5000
+ *
+ * Prints the command, the machine, then one line per case: name events/s ns/event. The
+ * cases are measured in one run so their ratio survives a noisy machine:
+ *   decode_only     msgpack -> struct rs_event, the codec's limit
+ *   engine_sla01    decode + apply + timers + commit: what `revstream run` does per batch
+ * Events: leads (a third high intent) and their first human touches, half of them in time,
+ * interleaved as a live stream would bring them, timers fired on the event-time watermark.
+ */
+#include "event.h"
+#include "sla.h"
+#include "store.h"
+#include "timer.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 INT64_C(1772409600000)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int emit_count(void *opaque, const struct rs_alert *a, struct rs_err *err)
+{
+    (void)a;
+    (void)err;
+    (*(uint64_t *)opaque)++;
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void print_machine(int argc, char **argv)
+{
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    printf("# command:");
+    for (int i = 0; i < argc; i++) {
+        printf(" %s", argv[i]);
+    }
+    printf("\n# nproc: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "model name", 10) == 0) {
+            printf("# cpu: %s", strchr(line, ':') + 2);
+            break;
+        }
+    }
+    if (f != NULL) {
+        (void)fclose(f);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+    size_t batch = argc > 2 ? strtoul(argv[2], NULL, 10) : 5000;
+    struct rs_buf *msgs = calloc(n, sizeof(*msgs));
+    struct rs_event_decoder dec;
+    struct rs_sla_config cfg = { { 5 * 60000, 60 * 60000, 24 * 3600000 }, 80, 200 };
+    struct rs_sla sla;
+    struct rs_store *st;
+    struct rs_watermark wm;
+    struct rs_err err;
+    char dir[] = "/tmp/revstream-bench-XXXXXX";
+    char ids[2][32];
+    uint64_t alerts = 0;
+    int64_t next = RS_TIMER_NONE;
+    int64_t t;
+    double decode_s, engine_s;
+
+    if (n == 0 || batch == 0 || msgs == NULL || mkdtemp(dir) == NULL) {
+        fprintf(stderr, "usage: bench_engine [EVENTS [BATCH]]\n");
+        return 2;
+    }
+    print_machine(argc, argv);
+    /* Lead i is created at T0 + i*100ms; its touch, if any, comes 16 events later. */
+    for (size_t i = 0; i < n; i++) {
+        struct rs_event ev;
+        size_t lead = i % 2 == 0 ? i / 2 : (i - 1) / 2 - 8;
+        bool touch = i % 2 == 1 && i >= 17;
+
+        memset(&ev, 0, sizeof(ev));
+        (void)snprintf(ids[0], sizeof(ids[0]), "L-%zu", touch ? lead : i / 2);
+        (void)snprintf(ids[1], sizeof(ids[1]), "ev-%zu", i);
+        ev.id = (struct rs_str){ ids[1], strlen(ids[1]) };
+        ev.ts_ms = T0 + (int64_t)i * 50;
+        ev.account = (struct rs_str){ "acct-0001", 9 };
+        if (!touch) {
+            ev.type = RS_EV_LEAD_CREATED;
+            ev.u.lead_created.lead_id = (struct rs_str){ ids[0], strlen(ids[0]) };
+            ev.u.lead_created.channel = (struct rs_str){ "demo_request", 12 };
+            ev.u.lead_created.intent_tier = (enum rs_intent_tier)(i / 2 % 3);
+            ev.u.lead_created.segment = (struct rs_str){ "smb", 3 };
+            ev.u.lead_created.owner_id = (struct rs_str){ "rep-01", 6 };
+        } else {
+            ev.type = RS_EV_LEAD_TOUCHED;
+            ev.ts_ms += lead % 2 == 0 ? 0 : 10 * 60000; /* half late */
+            ev.u.lead_touched.lead_id = (struct rs_str){ ids[0], strlen(ids[0]) };
+            ev.u.lead_touched.rep_id = (struct rs_str){ "rep-01", 6 };
+            ev.u.lead_touched.actor_type = RS_ACTOR_HUMAN;
+            ev.u.lead_touched.direction = RS_DIR_OUTBOUND;
+        }
+        rs_buf_init(&msgs[i]);
+        rs_event_encode(&ev, &msgs[i]);
+    }
+    rs_event_decoder_init(&dec, 1 << 20);
+
+    t = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        struct rs_event ev;
+        enum rs_event_fault fault;
+
+        if (rs_event_decode(&dec, msgs[i].data, msgs[i].len, &ev, &fault, &err) != 0) {
+            fprintf(stderr, "decode: %s\n", err.msg);
+            return 1;
+        }
+    }
+    decode_s = (double)(now_ns() - t) / 1e9;
+
+    if (rs_store_open(&st, dir, 4096, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    rs_sla_init(&sla, &cfg, emit_count, &alerts);
+    rs_watermark_init(&wm, 10 * 60000, INT64_MIN);
+    t = now_ns();
+    for (size_t i = 0; i < n; i += batch) {
+        size_t end = i + batch < n ? i + batch : n;
+        struct rs_store_offset off = { (int64_t)end, 0, end };
+
+        if (rs_store_begin(st, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        for (size_t j = i; j < end; j++) {
+            struct rs_event ev;
+            enum rs_event_fault fault;
+
+            if (rs_event_decode(&dec, msgs[j].data, msgs[j].len, &ev, &fault, &err) != 0 ||
+                (rs_watermark_observe(&wm, ev.ts_ms) &&
+                 rs_watermark_at(&wm, 0) >= next &&
+                 rs_sla_fire(&sla, st, 0, rs_watermark_at(&wm, 0), &next, &err) < 0) ||
+                rs_sla_apply(&sla, st, 0, &ev, &next, &err) != 0) {
+                fprintf(stderr, "apply: %s\n", err.msg);
+                return 1;
+            }
+        }
+        off.max_ts_ms = wm.max_event_ms;
+        if (rs_store_offset_put(st, "events", 0, &off, &err) != 0 ||
+            rs_store_commit(st, &err) != 0) {
+            fprintf(stderr, "commit: %s\n", err.msg);
+            return 1;
+        }
+    }
+    engine_s = (double)(now_ns() - t) / 1e9;
+
+    printf("# name events/s ns/event (batch %zu, %zu events, %llu alerts)\n", batch, n,
+           (unsigned long long)alerts);
+    printf("decode_only %.0f %.0f\n", (double)n / decode_s, decode_s * 1e9 / (double)n);
+    printf("engine_sla01 %.0f %.0f\n", (double)n / engine_s, engine_s * 1e9 / (double)n);
+    printf("# engine / decode = %.3f\n", decode_s / engine_s);
+
+    rs_store_close(st);
+    (void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rs_event_decoder_release(&dec);
+    for (size_t i = 0; i < n; i++) {
+        rs_buf_release(&msgs[i]);
+    }
+    free(msgs);
+    return alerts > 0 ? 0 : 1;
+}

@@ -1,0 +1,1378 @@
+#define RS_LOG_MODULE "event"
+#include "event.h"
+
+#include "log.h"
+#include "mem.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+/*
+ * Decoding runs in two passes over the payload, both cheap for a 150-byte event:
+ *
+ * 1. scan() walks the bytes without building anything. It proves that they hold exactly one
+ *    complete msgpack object and that every array or map count fits in the bytes that remain.
+ *    msgpack-c allocates count * sizeof(msgpack_object) in the zone as soon as it reads a
+ *    container header (unpack_template.h says "FIXME security guard"), so a 5-byte payload
+ *    declaring 2^26 items would make it reserve 1.5 GiB. After scan(), the zone holds at most
+ *    about 24 bytes per payload byte. scan() also gives the byte offsets that msgpack-c does not
+ *    report (msgpack_unpack() only says "parse error" or "incomplete").
+ * 2. msgpack_unpack() builds the object tree in the reused zone; str objects point into the
+ *    payload (template_callback_str stores the input pointer, it never copies). Then one walk
+ *    over the top-level map files each known key into a slot, and the type's fields are read
+ *    from the slots.
+ */
+
+/*
+ * msgpack-c's parser holds at most this many open containers and fails on deeper input. It is
+ * MSGPACK_EMBED_STACK_SIZE from the internal unpack_define.h, fixed when libmsgpackc was built;
+ * test_event.c checks the boundary against the installed library.
+ */
+#define SCAN_MAX_DEPTH 32
+
+/* Longest value quoted in an error message; longer ones are cut and marked with "...". */
+#define QUOTE_MAX_BYTES 40
+
+/* Room for a quoted value: each byte may become \xNN, plus quotes, "..." and the NUL. */
+#define QUOTE_BUF_SIZE (QUOTE_MAX_BYTES * 4 + 8)
+
+/* The first allocation of an rs_buf; an alert is about 400 bytes. */
+#define BUF_MIN_CAP 512
+
+#define LIT(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+
+/* Every key the decoder knows. Keep in sync with field_names, field_of_key() and schemas/. */
+enum field {
+    F_TYPE,
+    F_ID,
+    F_TS,
+    F_ACCOUNT,
+    F_TENANT,
+    F_SOURCE,
+    F_SOURCE_ID,
+    F_SEQ,
+    F_LEAD_ID, /* the first field that is not part of the envelope */
+    F_CHANNEL,
+    F_INTENT_TIER,
+    F_SEGMENT,
+    F_OWNER_ID,
+    F_REP_ID,
+    F_ACTOR_TYPE,
+    F_DIRECTION,
+    F_CONNECTED,
+    F_REASON,
+    F_ACCOUNT_ID,
+    F_CONTACT_ID,
+    F_OPPORTUNITY_ID,
+    F_INTO_LEAD_ID,
+    F__COUNT
+};
+
+_Static_assert(F__COUNT <= 32, "struct decode's `seen` is a 32-bit mask");
+
+static const struct rs_str field_names[F__COUNT] = {
+    [F_TYPE] = LIT("type"),
+    [F_ID] = LIT("id"),
+    [F_TS] = LIT("ts"),
+    [F_ACCOUNT] = LIT("account"),
+    [F_TENANT] = LIT("tenant"),
+    [F_SOURCE] = LIT("source"),
+    [F_SOURCE_ID] = LIT("source_id"),
+    [F_SEQ] = LIT("seq"),
+    [F_LEAD_ID] = LIT("lead_id"),
+    [F_CHANNEL] = LIT("channel"),
+    [F_INTENT_TIER] = LIT("intent_tier"),
+    [F_SEGMENT] = LIT("segment"),
+    [F_OWNER_ID] = LIT("owner_id"),
+    [F_REP_ID] = LIT("rep_id"),
+    [F_ACTOR_TYPE] = LIT("actor_type"),
+    [F_DIRECTION] = LIT("direction"),
+    [F_CONNECTED] = LIT("connected"),
+    [F_REASON] = LIT("reason"),
+    [F_ACCOUNT_ID] = LIT("account_id"),
+    [F_CONTACT_ID] = LIT("contact_id"),
+    [F_OPPORTUNITY_ID] = LIT("opportunity_id"),
+    [F_INTO_LEAD_ID] = LIT("into_lead_id"),
+};
+
+/* Keep in sync with enum rs_event_type and schemas/<type>.json. */
+static const struct rs_str type_names[RS_EV__COUNT] = {
+    [RS_EV_LEAD_CREATED] = LIT("lead.created"),
+    [RS_EV_LEAD_TOUCHED] = LIT("lead.touched"),
+    [RS_EV_LEAD_DISQUALIFIED] = LIT("lead.disqualified"),
+    [RS_EV_LEAD_CONVERTED] = LIT("lead.converted"),
+    [RS_EV_LEAD_MERGED] = LIT("lead.merged"),
+};
+
+/* The enum tables below are indexed by the enum value; keep in sync with event.h. */
+static const struct rs_str tier_names[RS_TIER__COUNT] = {
+    [RS_TIER_HIGH] = LIT("high"),
+    [RS_TIER_MQL] = LIT("mql"),
+    [RS_TIER_LOW] = LIT("low"),
+};
+
+static const struct rs_str actor_names[RS_ACTOR_AUTOMATION + 1] = {
+    [RS_ACTOR_HUMAN] = LIT("human"),
+    [RS_ACTOR_AUTOMATION] = LIT("automation"),
+};
+
+static const struct rs_str direction_names[RS_DIR_INBOUND + 1] = {
+    [RS_DIR_OUTBOUND] = LIT("outbound"),
+    [RS_DIR_INBOUND] = LIT("inbound"),
+};
+
+static const struct rs_str touch_channel_names[RS_CH_SOCIAL + 1] = {
+    [RS_CH_CALL] = LIT("call"),   [RS_CH_EMAIL] = LIT("email"),
+    [RS_CH_SMS] = LIT("sms"),     [RS_CH_CHAT] = LIT("chat"),
+    [RS_CH_MEETING] = LIT("meeting"), [RS_CH_SOCIAL] = LIT("social"),
+};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* What a field accepts. */
+enum {
+    FIELD_OPTIONAL = 0,
+    FIELD_REQUIRED = 1 << 0,
+    FIELD_NON_EMPTY = 1 << 1, /* identifiers: an empty string names nothing */
+};
+
+#define FIELD_REQUIRED_ID (FIELD_REQUIRED | FIELD_NON_EMPTY)
+#define FIELD_OPTIONAL_ID FIELD_NON_EMPTY
+
+/* One decode in progress. */
+struct decode {
+    /* The value of each known key, valid where its bit in `seen` is set. A bit mask instead of
+     * NULLs spares clearing 22 pointers per event, which showed up in profiles. */
+    const msgpack_object *slot[F__COUNT];
+    uint32_t seen;
+    const char *type_name;                /* for messages; NULL until `type` is known */
+    enum rs_event_fault *fault;
+    struct rs_err *err;
+};
+
+__attribute__((format(printf, 3, 4))) static int reject(struct decode *d,
+                                                        enum rs_event_fault fault,
+                                                        const char *fmt, ...)
+{
+    char msg[RS_ERR_MSG_MAX];
+    va_list ap;
+
+    *d->fault = fault;
+    if (d->err == NULL) {
+        return RS_EDECODE; /* skip the formatting: a dead-letter counter needs no text */
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return rs_err_set(d->err, RS_EDECODE, "%s", msg);
+}
+
+/*
+ * Write `p` as a single-quoted, printable value into out[QUOTE_BUF_SIZE]: bytes outside
+ * printable ASCII, the quote and the backslash are escaped, and only the first QUOTE_MAX_BYTES
+ * are shown, so a hostile value can neither flood a log line nor inject control characters.
+ */
+static const char *quote(char *out, const char *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t shown = len < QUOTE_MAX_BYTES ? len : QUOTE_MAX_BYTES;
+    size_t o = 0;
+
+    out[o++] = '\'';
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (c == '\'' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c >= 0x20 && c < 0x7f) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 0x0f];
+        }
+    }
+    out[o++] = '\'';
+    if (shown < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static const char *object_kind(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float";
+    case MSGPACK_OBJECT_STR:
+        return "str";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
+    }
+    return "unknown";
+}
+
+/* Read an n-byte big-endian length (n <= 4), as msgpack writes them. */
+static size_t load_be(const unsigned char *p, size_t n)
+{
+    size_t v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* "map" or "array", from the type byte of a container. */
+static const char *container_kind(unsigned char c)
+{
+    return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf ? "map" : "array";
+}
+
+/*
+ * Check that p[0, len) is exactly one complete msgpack object that msgpack-c can build without
+ * allocating more than the input justifies (see the comment at the top).
+ */
+static int scan(struct decode *d, const unsigned char *p, size_t len)
+{
+    /* The innermost count lives in a register: a decrement through memory for every item
+     * costs more than the rest of the walk. */
+    size_t left = 0;                   /* items (keys and values) the innermost container expects */
+    size_t outer_left[SCAN_MAX_DEPTH]; /* the same for each container around it */
+    size_t open_at[SCAN_MAX_DEPTH];    /* where each open container starts, for messages */
+    size_t depth = 0;
+    size_t pos = 0;
+
+    for (;;) {
+        size_t start = pos;
+        size_t count_bytes = 0; /* width of the length or count that follows the type byte */
+        size_t fixed = 0;       /* bytes after the type byte and the count: ext type, scalars */
+        size_t n = 0;           /* str/bin/ext payload bytes, or container items */
+        bool container = false;
+        bool is_map = false;
+        unsigned char c;
+
+        if (pos == len) {
+            assert(depth > 0); /* the first item starts at 0 < len, later ones inside a container */
+            return reject(d, RS_FAULT_MSGPACK,
+                          "not valid msgpack: truncated at byte %zu of %zu (the %s at byte %zu "
+                          "is incomplete)",
+                          pos, len, container_kind(p[open_at[depth - 1]]), open_at[depth - 1]);
+        }
+        c = p[pos];
+        if (c >= 0xa0 && c <= 0xbf) {
+            n = c & 0x1fu; /* fixstr first: every key and most values are one */
+        } else if (c <= 0x7f || c >= 0xe0) {
+            /* positive or negative fixint: the type byte is the value */
+        } else if (c <= 0x8f) {
+            container = is_map = true;
+            n = c & 0x0fu;
+        } else if (c <= 0x9f) {
+            container = true;
+            n = c & 0x0fu;
+        } else {
+            switch (c) {
+            case 0xc0: /* nil */
+            case 0xc2: /* false */
+            case 0xc3: /* true */
+                break;
+            case 0xc1:
+                return reject(d, RS_FAULT_MSGPACK,
+                              "not valid msgpack: byte 0xc1 (never used) at byte %zu of %zu", pos,
+                              len);
+            case 0xc4: /* bin 8 */
+            case 0xd9: /* str 8 */
+                count_bytes = 1;
+                break;
+            case 0xc5: /* bin 16 */
+            case 0xda: /* str 16 */
+                count_bytes = 2;
+                break;
+            case 0xc6: /* bin 32 */
+            case 0xdb: /* str 32 */
+                count_bytes = 4;
+                break;
+            case 0xc7: /* ext 8, 16, 32: the count, then one type byte */
+                count_bytes = 1;
+                fixed = 1;
+                break;
+            case 0xc8:
+                count_bytes = 2;
+                fixed = 1;
+                break;
+            case 0xc9:
+                count_bytes = 4;
+                fixed = 1;
+                break;
+            case 0xcc: /* uint 8 */
+            case 0xd0: /* int 8 */
+                fixed = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                fixed = 2;
+                break;
+            case 0xca: /* float 32 */
+            case 0xce:
+            case 0xd2:
+                fixed = 4;
+                break;
+            case 0xcb: /* float 64 */
+            case 0xcf:
+            case 0xd3:
+                fixed = 8;
+                break;
+            case 0xd4: /* fixext 1, 2, 4, 8, 16: one type byte, then the data */
+                fixed = 2;
+                break;
+            case 0xd5:
+                fixed = 3;
+                break;
+            case 0xd6:
+                fixed = 5;
+                break;
+            case 0xd7:
+                fixed = 9;
+                break;
+            case 0xd8:
+                fixed = 17;
+                break;
+            case 0xdc: /* array 16, 32 */
+                container = true;
+                count_bytes = 2;
+                break;
+            case 0xdd:
+                container = true;
+                count_bytes = 4;
+                break;
+            case 0xde: /* map 16, 32 */
+                container = is_map = true;
+                count_bytes = 2;
+                break;
+            default: /* 0xdf, map 32: every other byte value is handled above */
+                container = is_map = true;
+                count_bytes = 4;
+                break;
+            }
+        }
+
+        if (len - pos < 1 + count_bytes + fixed) {
+            return reject(d, RS_FAULT_MSGPACK,
+                          "not valid msgpack: truncated at byte %zu of %zu (a header of %zu bytes "
+                          "at byte %zu)",
+                          len, len, 1 + count_bytes + fixed, start);
+        }
+        if (count_bytes != 0) {
+            n = load_be(p + pos + 1, count_bytes);
+        }
+        pos += 1 + count_bytes + fixed;
+
+        if (!container) {
+            if (len - pos < n) {
+                return reject(d, RS_FAULT_MSGPACK,
+                              "not valid msgpack: truncated at byte %zu of %zu (a value of %zu "
+                              "bytes at byte %zu)",
+                              len, len, n, start);
+            }
+            pos += n;
+        } else {
+            /* Each item takes at least one byte, so a count larger than what is left is a lie. */
+            size_t items = is_map ? 2 * n : n;
+
+            if (items > len - pos) {
+                return reject(d, RS_FAULT_MSGPACK,
+                              "not valid msgpack: truncated at byte %zu of %zu (%s of %zu "
+                              "entries at byte %zu)",
+                              len, len, is_map ? "a map" : "an array", n, start);
+            }
+            /* msgpack-c refuses even an empty container once this many are open. */
+            if (depth == SCAN_MAX_DEPTH) {
+                return reject(d, RS_FAULT_MSGPACK,
+                              "not valid msgpack: nested deeper than %d levels at byte %zu",
+                              SCAN_MAX_DEPTH, start);
+            }
+            if (items != 0) {
+                outer_left[depth] = left;
+                open_at[depth] = start;
+                depth++;
+                left = items;
+                continue;
+            }
+        }
+
+        /* One item is complete: it may complete its container, and so on outwards. */
+        for (;;) {
+            if (depth == 0) {
+                if (pos != len) {
+                    return reject(d, RS_FAULT_MSGPACK,
+                                  "not valid msgpack: trailing bytes after the object (it ends "
+                                  "at byte %zu of %zu)",
+                                  pos, len);
+                }
+                return 0;
+            }
+            if (--left != 0) {
+                break;
+            }
+            depth--;
+            left = outer_left[depth];
+        }
+    }
+}
+
+/*
+ * Map a key to its slot. Switching on the length first means most keys are rejected or
+ * matched with one fixed-size memcmp, which the compiler inlines.
+ */
+static enum field field_of_key(const char *k, size_t len)
+{
+#define KEY_IS(lit) (memcmp(k, lit, sizeof(lit) - 1) == 0)
+    switch (len) {
+    case 2:
+        if (KEY_IS("id")) {
+            return F_ID;
+        }
+        if (KEY_IS("ts")) {
+            return F_TS;
+        }
+        break;
+    case 3:
+        if (KEY_IS("seq")) {
+            return F_SEQ;
+        }
+        break;
+    case 4:
+        if (KEY_IS("type")) {
+            return F_TYPE;
+        }
+        break;
+    case 6:
+        if (KEY_IS("tenant")) {
+            return F_TENANT;
+        }
+        if (KEY_IS("source")) {
+            return F_SOURCE;
+        }
+        if (KEY_IS("reason")) {
+            return F_REASON;
+        }
+        if (KEY_IS("rep_id")) {
+            return F_REP_ID;
+        }
+        break;
+    case 7:
+        if (KEY_IS("lead_id")) {
+            return F_LEAD_ID;
+        }
+        if (KEY_IS("account")) {
+            return F_ACCOUNT;
+        }
+        if (KEY_IS("channel")) {
+            return F_CHANNEL;
+        }
+        if (KEY_IS("segment")) {
+            return F_SEGMENT;
+        }
+        break;
+    case 8:
+        if (KEY_IS("owner_id")) {
+            return F_OWNER_ID;
+        }
+        break;
+    case 9:
+        if (KEY_IS("source_id")) {
+            return F_SOURCE_ID;
+        }
+        if (KEY_IS("direction")) {
+            return F_DIRECTION;
+        }
+        if (KEY_IS("connected")) {
+            return F_CONNECTED;
+        }
+        break;
+    case 10:
+        if (KEY_IS("actor_type")) {
+            return F_ACTOR_TYPE;
+        }
+        if (KEY_IS("account_id")) {
+            return F_ACCOUNT_ID;
+        }
+        if (KEY_IS("contact_id")) {
+            return F_CONTACT_ID;
+        }
+        break;
+    case 11:
+        if (KEY_IS("intent_tier")) {
+            return F_INTENT_TIER;
+        }
+        break;
+    case 12:
+        if (KEY_IS("into_lead_id")) {
+            return F_INTO_LEAD_ID;
+        }
+        break;
+    case 14:
+        if (KEY_IS("opportunity_id")) {
+            return F_OPPORTUNITY_ID;
+        }
+        break;
+    default:
+        break;
+    }
+    return F__COUNT;
+#undef KEY_IS
+}
+
+/*
+ * Index of `s` in names[0, count), or -1. The names are a few short words, so a byte loop
+ * after the length check beats a call to memcmp() (this runs for every enum and every type).
+ */
+static int find_name(const struct rs_str *names, size_t count, const char *s, size_t len)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *name = names[i].ptr;
+        size_t j = 0;
+
+        if (names[i].len != len) {
+            continue;
+        }
+        while (j < len && name[j] == s[j]) {
+            j++;
+        }
+        if (j == len) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* The slot's value, or NULL when the key is absent or nil (nil means absent). */
+static const msgpack_object *present(const struct decode *d, enum field f)
+{
+    const msgpack_object *o = (d->seen >> f & 1u) != 0 ? d->slot[f] : NULL;
+
+    return o != NULL && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
+}
+
+static int reject_missing(struct decode *d, enum field f)
+{
+    const char *why = (d->seen >> f & 1u) != 0 ? " (nil)" : "";
+
+    if (f < F_LEAD_ID || d->type_name == NULL) {
+        return reject(d, RS_FAULT_MISSING_FIELD, "missing required field '%s'%s",
+                      field_names[f].ptr, why);
+    }
+    return reject(d, RS_FAULT_MISSING_FIELD, "missing required field '%s' for type '%s'%s",
+                  field_names[f].ptr, d->type_name, why);
+}
+
+static int reject_wrong_type(struct decode *d, enum field f, const char *expected,
+                             const msgpack_object *o)
+{
+    return reject(d, RS_FAULT_WRONG_TYPE, "field '%s': expected %s, got %s", field_names[f].ptr,
+                  expected, object_kind(o));
+}
+
+/* Read a string field; an unset optional one becomes RS_STR_NULL. */
+static int get_str(struct decode *d, enum field f, unsigned flags, struct rs_str *out)
+{
+    const msgpack_object *o = present(d, f);
+
+    if (o == NULL) {
+        *out = RS_STR_NULL;
+        return (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
+    }
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return reject_wrong_type(d, f, "a string", o);
+    }
+    if (o->via.str.size == 0 && (flags & FIELD_NON_EMPTY) != 0) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected a non-empty string, got ''",
+                      field_names[f].ptr);
+    }
+    out->ptr = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return 0;
+}
+
+/* Read a required string that must be one of names[0, count); *out is its index. */
+static int get_enum(struct decode *d, enum field f, const struct rs_str *names, size_t count,
+                    int *out)
+{
+    const msgpack_object *o = present(d, f);
+    char expected[128];
+    char quoted[QUOTE_BUF_SIZE];
+    size_t used = 0;
+
+    if (o == NULL) {
+        return reject_missing(d, f);
+    }
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return reject_wrong_type(d, f, "a string", o);
+    }
+    *out = find_name(names, count, o->via.str.ptr, o->via.str.size);
+    if (*out >= 0) {
+        return 0;
+    }
+    /* The list is built from the table, so the message cannot drift from what is accepted. */
+    expected[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        int w = snprintf(expected + used, sizeof(expected) - used, "%s%s", i > 0 ? ", " : "",
+                         names[i].ptr);
+
+        if (w < 0 || (size_t)w >= sizeof(expected) - used) {
+            break;
+        }
+        used += (size_t)w;
+    }
+    return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected one of %s, got %s",
+                  field_names[f].ptr, expected, quote(quoted, o->via.str.ptr, o->via.str.size));
+}
+
+static int get_bool(struct decode *d, enum field f, bool *out)
+{
+    const msgpack_object *o = present(d, f);
+
+    if (o == NULL) {
+        return reject_missing(d, f);
+    }
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        return reject_wrong_type(d, f, "a bool", o);
+    }
+    *out = o->via.boolean;
+    return 0;
+}
+
+/* Read an optional integer that must fit int64. */
+static int get_opt_int64(struct decode *d, enum field f, int64_t *out, bool *has)
+{
+    const msgpack_object *o = present(d, f);
+
+    *has = false;
+    *out = 0;
+    if (o == NULL) {
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX) {
+            return reject(d, RS_FAULT_BAD_VALUE, "field '%s': %" PRIu64 " does not fit int64",
+                          field_names[f].ptr, o->via.u64);
+        }
+        *out = (int64_t)o->via.u64;
+    } else {
+        return reject_wrong_type(d, f, "an integer", o);
+    }
+    *has = true;
+    return 0;
+}
+
+/* `ts`: a positive integer (ms), or a timestamp extension (-1) truncated to whole ms. */
+static int get_ts(struct decode *d, int64_t *out)
+{
+    static const char expected[] = "an integer (ms) or a timestamp";
+    const msgpack_object *o = present(d, F_TS);
+    msgpack_timestamp t;
+
+    if (o == NULL) {
+        return reject_missing(d, F_TS);
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 == 0 || o->via.u64 > INT64_MAX) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field 'ts': expected a positive int64 (ms), got %" PRIu64, o->via.u64);
+        }
+        *out = (int64_t)o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return reject(d, RS_FAULT_BAD_VALUE,
+                      "field 'ts': expected a positive int64 (ms), got %" PRId64, o->via.i64);
+    case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type != -1) {
+            return reject(d, RS_FAULT_WRONG_TYPE, "field 'ts': expected %s, got ext type %d",
+                          expected, o->via.ext.type);
+        }
+        if (!msgpack_object_to_timestamp(o, &t)) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field 'ts': a timestamp has 4, 8 or 12 bytes, got %" PRIu32,
+                          o->via.ext.size);
+        }
+        if (t.tv_nsec > 999999999u) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field 'ts': timestamp nanoseconds %" PRIu32 " exceed 999999999",
+                          t.tv_nsec);
+        }
+        /* Positive and small enough that seconds * 1000 + 999 fits int64. */
+        if (t.tv_sec < 0 || t.tv_sec > INT64_MAX / 1000 - 1 ||
+            (t.tv_sec == 0 && t.tv_nsec < 1000000u)) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field 'ts': expected a positive time of at least 1 ms, got %" PRId64
+                          " s %" PRIu32 " ns",
+                          t.tv_sec, t.tv_nsec);
+        }
+        *out = t.tv_sec * 1000 + (int64_t)(t.tv_nsec / 1000000u);
+        return 0;
+    default:
+        return reject_wrong_type(d, F_TS, expected, o);
+    }
+}
+
+static int decode_lead_created(struct decode *d, struct rs_lead_created *lc)
+{
+    int tier = 0;
+
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lc->lead_id) != 0 ||
+        get_str(d, F_CHANNEL, FIELD_REQUIRED, &lc->channel) != 0 ||
+        get_enum(d, F_INTENT_TIER, tier_names, COUNT_OF(tier_names), &tier) != 0 ||
+        get_str(d, F_SEGMENT, FIELD_REQUIRED, &lc->segment) != 0 ||
+        get_str(d, F_OWNER_ID, FIELD_OPTIONAL_ID, &lc->owner_id) != 0) {
+        return RS_EDECODE;
+    }
+    lc->intent_tier = (enum rs_intent_tier)tier;
+    return 0;
+}
+
+static int decode_lead_touched(struct decode *d, struct rs_lead_touched *lt)
+{
+    int actor = 0;
+    int channel = 0;
+    int direction = 0;
+
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lt->lead_id) != 0 ||
+        get_str(d, F_REP_ID, FIELD_REQUIRED_ID, &lt->rep_id) != 0 ||
+        get_enum(d, F_ACTOR_TYPE, actor_names, COUNT_OF(actor_names), &actor) != 0 ||
+        get_enum(d, F_CHANNEL, touch_channel_names, COUNT_OF(touch_channel_names), &channel) !=
+            0 ||
+        get_enum(d, F_DIRECTION, direction_names, COUNT_OF(direction_names), &direction) != 0 ||
+        get_bool(d, F_CONNECTED, &lt->connected) != 0) {
+        return RS_EDECODE;
+    }
+    lt->actor_type = (enum rs_actor_type)actor;
+    lt->channel = (enum rs_touch_channel)channel;
+    lt->direction = (enum rs_direction)direction;
+    return 0;
+}
+
+static int decode_lead_disqualified(struct decode *d, struct rs_lead_disqualified *ld)
+{
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &ld->lead_id) != 0 ||
+        get_str(d, F_REASON, FIELD_REQUIRED, &ld->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+/*
+ * METRICS.md §2: `account` in the envelope and `account_id` are the same value, and a producer
+ * may set only `account`. So account_id falls back to account, and two different values are
+ * a contradiction, not a choice to make here.
+ */
+static int decode_lead_converted(struct decode *d, struct rs_event *ev)
+{
+    struct rs_lead_converted *lc = &ev->u.lead_converted;
+    char a[QUOTE_BUF_SIZE];
+    char b[QUOTE_BUF_SIZE];
+    unsigned account_flags = rs_str_is_set(ev->account) ? FIELD_OPTIONAL_ID : FIELD_REQUIRED_ID;
+
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lc->lead_id) != 0 ||
+        get_str(d, F_ACCOUNT_ID, account_flags, &lc->account_id) != 0 ||
+        get_str(d, F_CONTACT_ID, FIELD_REQUIRED_ID, &lc->contact_id) != 0 ||
+        get_str(d, F_OPPORTUNITY_ID, FIELD_OPTIONAL_ID, &lc->opportunity_id) != 0) {
+        return RS_EDECODE;
+    }
+    if (!rs_str_is_set(lc->account_id)) {
+        lc->account_id = ev->account;
+    } else if (rs_str_is_set(ev->account) &&
+               (lc->account_id.len != ev->account.len ||
+                memcmp(lc->account_id.ptr, ev->account.ptr, ev->account.len) != 0)) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field 'account_id': %s differs from 'account' %s",
+                      quote(a, lc->account_id.ptr, lc->account_id.len),
+                      quote(b, ev->account.ptr, ev->account.len));
+    }
+    return 0;
+}
+
+static int decode_lead_merged(struct decode *d, struct rs_lead_merged *lm)
+{
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lm->lead_id) != 0 ||
+        get_str(d, F_INTO_LEAD_ID, FIELD_REQUIRED_ID, &lm->into_lead_id) != 0 ||
+        get_str(d, F_REASON, FIELD_OPTIONAL, &lm->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_type(struct decode *d, enum rs_event_type *type)
+{
+    const msgpack_object *o = present(d, F_TYPE);
+    char quoted[QUOTE_BUF_SIZE];
+    int found;
+
+    if (o == NULL) {
+        return reject_missing(d, F_TYPE);
+    }
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return reject_wrong_type(d, F_TYPE, "a string", o);
+    }
+    found = find_name(type_names, COUNT_OF(type_names), o->via.str.ptr, o->via.str.size);
+    if (found < 0) {
+        return reject(d, RS_FAULT_UNKNOWN_TYPE, "unknown event type %s",
+                      quote(quoted, o->via.str.ptr, o->via.str.size));
+    }
+    *type = (enum rs_event_type)found;
+    d->type_name = type_names[found].ptr;
+    return 0;
+}
+
+static int decode_map(struct decode *d, const msgpack_object *root, struct rs_event *ev)
+{
+    enum rs_event_type type = RS_EV_LEAD_CREATED;
+
+    if (root->type != MSGPACK_OBJECT_MAP) {
+        return reject(d, RS_FAULT_NOT_MAP, "expected a map at the top level, got %s",
+                      object_kind(root));
+    }
+    /* Duplicate keys: the later value overwrites the slot, so the last one wins. */
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object_kv *kv = &root->via.map.ptr[i];
+        enum field f;
+
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            return reject(d, RS_FAULT_NOT_MAP, "key %" PRIu32 " of the map is %s, not a string",
+                          i, object_kind(&kv->key));
+        }
+        f = field_of_key(kv->key.via.str.ptr, kv->key.via.str.size);
+        if (f != F__COUNT) {
+            d->slot[f] = &kv->val;
+            d->seen |= 1u << f;
+        }
+    }
+
+    if (decode_type(d, &type) != 0 || get_str(d, F_ID, FIELD_REQUIRED_ID, &ev->id) != 0 ||
+        get_ts(d, &ev->ts_ms) != 0 ||
+        get_str(d, F_ACCOUNT, FIELD_OPTIONAL_ID, &ev->account) != 0 ||
+        get_str(d, F_TENANT, FIELD_OPTIONAL_ID, &ev->tenant) != 0 ||
+        get_str(d, F_SOURCE, FIELD_OPTIONAL_ID, &ev->source) != 0 ||
+        get_str(d, F_SOURCE_ID, FIELD_OPTIONAL_ID, &ev->source_id) != 0 ||
+        get_opt_int64(d, F_SEQ, &ev->seq, &ev->has_seq) != 0) {
+        return RS_EDECODE;
+    }
+    ev->type = type;
+    switch (type) {
+    case RS_EV_LEAD_CREATED:
+        return decode_lead_created(d, &ev->u.lead_created);
+    case RS_EV_LEAD_TOUCHED:
+        return decode_lead_touched(d, &ev->u.lead_touched);
+    case RS_EV_LEAD_DISQUALIFIED:
+        return decode_lead_disqualified(d, &ev->u.lead_disqualified);
+    case RS_EV_LEAD_CONVERTED:
+        return decode_lead_converted(d, ev);
+    case RS_EV_LEAD_MERGED:
+        return decode_lead_merged(d, &ev->u.lead_merged);
+    case RS_EV__COUNT:
+        break;
+    }
+    assert(0 && "decode_type() returned a type without a decoder");
+    return reject(d, RS_FAULT_UNKNOWN_TYPE, "no decoder for type '%s'", d->type_name);
+}
+
+void rs_event_decoder_init(struct rs_event_decoder *dec, size_t max_bytes)
+{
+    msgpack_zone *zone = rs_xmalloc(sizeof(*zone));
+
+    /* One chunk covers the tree of any ordinary event (about 600 bytes for 150 bytes of input),
+     * and msgpack_zone_clear() keeps that first chunk, so steady state allocates nothing. */
+    if (!msgpack_zone_init(zone, MSGPACK_ZONE_CHUNK_SIZE)) {
+        RS_LOG_ERROR("out of memory size=%d", MSGPACK_ZONE_CHUNK_SIZE);
+        abort();
+    }
+    dec->zone = zone;
+    dec->max_bytes = max_bytes;
+
+#ifndef NDEBUG
+    for (int f = 0; f < F__COUNT; f++) {
+        assert((int)field_of_key(field_names[f].ptr, field_names[f].len) == f);
+    }
+#endif
+}
+
+void rs_event_decoder_release(struct rs_event_decoder *dec)
+{
+    if (dec == NULL || dec->zone == NULL) {
+        return;
+    }
+    msgpack_zone_destroy(dec->zone);
+    free(dec->zone);
+    dec->zone = NULL;
+}
+
+int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
+                    struct rs_event *ev, enum rs_event_fault *fault, struct rs_err *err)
+{
+    enum rs_event_fault ignored;
+    struct decode d;
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return ret;
+    int rc;
+
+    assert(dec->zone != NULL);
+    d.seen = 0;
+    d.type_name = NULL;
+    d.fault = fault != NULL ? fault : &ignored;
+    d.err = err;
+    *d.fault = RS_FAULT_NONE;
+
+    if (len > dec->max_bytes) {
+        return reject(&d, RS_FAULT_TOO_LARGE, "payload of %zu bytes exceeds the limit of %zu",
+                      len, dec->max_bytes);
+    }
+    if (len == 0) {
+        return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: empty payload");
+    }
+    rc = scan(&d, data, len);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* Drop the previous event's tree; the first chunk stays for this one. */
+    msgpack_zone_clear(dec->zone);
+    ret = msgpack_unpack(data, len, &off, dec->zone, &root);
+    if (ret != MSGPACK_UNPACK_SUCCESS) {
+        /* scan() accepted the bytes, so this is msgpack-c failing to allocate in its zone. */
+        return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: msgpack-c failed with %d",
+                      (int)ret);
+    }
+    return decode_map(&d, &root, ev);
+}
+
+static const char *name_of(const struct rs_str *names, size_t count, int i)
+{
+    return i >= 0 && (size_t)i < count ? names[i].ptr : NULL;
+}
+
+const char *rs_event_type_name(enum rs_event_type type)
+{
+    return name_of(type_names, COUNT_OF(type_names), (int)type);
+}
+
+const char *rs_intent_tier_name(enum rs_intent_tier tier)
+{
+    return name_of(tier_names, COUNT_OF(tier_names), (int)tier);
+}
+
+const char *rs_actor_type_name(enum rs_actor_type actor)
+{
+    return name_of(actor_names, COUNT_OF(actor_names), (int)actor);
+}
+
+const char *rs_direction_name(enum rs_direction direction)
+{
+    return name_of(direction_names, COUNT_OF(direction_names), (int)direction);
+}
+
+const char *rs_touch_channel_name(enum rs_touch_channel channel)
+{
+    return name_of(touch_channel_names, COUNT_OF(touch_channel_names), (int)channel);
+}
+
+const char *rs_event_fault_name(enum rs_event_fault fault)
+{
+    /* These are dead-letter reason headers: downstream tooling matches on them. */
+    static const struct rs_str names[RS_FAULT__COUNT] = {
+        [RS_FAULT_NONE] = LIT("none"),
+        [RS_FAULT_MSGPACK] = LIT("invalid_msgpack"),
+        [RS_FAULT_NOT_MAP] = LIT("not_a_map"),
+        [RS_FAULT_MISSING_FIELD] = LIT("missing_field"),
+        [RS_FAULT_WRONG_TYPE] = LIT("wrong_type"),
+        [RS_FAULT_BAD_VALUE] = LIT("bad_value"),
+        [RS_FAULT_UNKNOWN_TYPE] = LIT("unknown_type"),
+        [RS_FAULT_TOO_LARGE] = LIT("too_large"),
+    };
+
+    return name_of(names, COUNT_OF(names), (int)fault);
+}
+
+const char *rs_alert_kind_name(enum rs_alert_kind kind)
+{
+    /* Keep in sync with the `type` enum in schemas/alert.json. */
+    static const struct rs_str names[RS_ALERT__COUNT] = {
+        [RS_ALERT_WARNING] = LIT("sla.warning"),
+        [RS_ALERT_BREACHED] = LIT("sla.breached"),
+        [RS_ALERT_ESCALATED] = LIT("sla.escalated"),
+        [RS_ALERT_RECOVERED] = LIT("sla.recovered"),
+        [RS_ALERT_RETRACTED] = LIT("sla.retracted"),
+    };
+
+    return name_of(names, COUNT_OF(names), (int)kind);
+}
+
+void rs_buf_init(struct rs_buf *buf)
+{
+    buf->data = NULL;
+    buf->len = 0;
+    buf->cap = 0;
+}
+
+void rs_buf_release(struct rs_buf *buf)
+{
+    if (buf == NULL) {
+        return;
+    }
+    free(buf->data);
+    rs_buf_init(buf);
+}
+
+void rs_buf_reset(struct rs_buf *buf)
+{
+    buf->len = 0;
+}
+
+void rs_buf_append(struct rs_buf *buf, const void *data, size_t len)
+{
+    if (len == 0) {
+        return; /* data may be NULL, and memcpy() must not see that */
+    }
+    if (len > buf->cap - buf->len) {
+        size_t cap = buf->cap != 0 ? buf->cap : BUF_MIN_CAP;
+
+        if (len > SIZE_MAX - buf->len) {
+            RS_LOG_ERROR("out of memory size=%zu+%zu", buf->len, len);
+            abort();
+        }
+        while (cap < buf->len + len) {
+            cap = cap <= SIZE_MAX / 2 ? cap * 2 : buf->len + len;
+        }
+        buf->data = rs_xrealloc(buf->data, cap);
+        buf->cap = cap;
+    }
+    memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+}
+
+/* The packer's sink: rs_buf_append() cannot fail, so neither can packing. */
+static int buf_write(void *data, const char *bytes, size_t len)
+{
+    rs_buf_append(data, bytes, len);
+    return 0;
+}
+
+#define PACK_KEY(pk, lit) (void)msgpack_pack_str_with_body(pk, lit, sizeof(lit) - 1)
+
+/* Required strings: the caller (sla.c) always sets them, so NULL is our own bug. */
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    assert(s != NULL && "a required alert string is unset");
+    (void)msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static void pack_str(msgpack_packer *pk, struct rs_str s)
+{
+    assert(rs_str_is_set(s) && "a required alert string is unset");
+    (void)msgpack_pack_str_with_body(pk, s.ptr, s.len);
+}
+
+static void pack_cstr_or_nil(msgpack_packer *pk, const char *s)
+{
+    if (s == NULL) {
+        (void)msgpack_pack_nil(pk);
+    } else {
+        (void)msgpack_pack_str_with_body(pk, s, strlen(s));
+    }
+}
+
+static void pack_str_or_nil(msgpack_packer *pk, struct rs_str s)
+{
+    if (!rs_str_is_set(s)) {
+        (void)msgpack_pack_nil(pk);
+    } else {
+        (void)msgpack_pack_str_with_body(pk, s.ptr, s.len);
+    }
+}
+
+/* alert_id and retracts_id are fixed arrays; never read past them, even without a NUL. */
+static void pack_id(msgpack_packer *pk, const char id[65])
+{
+    (void)msgpack_pack_str_with_body(pk, id, strnlen(id, 64));
+}
+
+/* Keep in sync with schemas/alert.json: key names, order, types and which may be nil. */
+void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out)
+{
+    bool retracted = alert->kind == RS_ALERT_RETRACTED;
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, out, buf_write);
+    (void)msgpack_pack_map(&pk, retracted ? 16 : 15);
+
+    PACK_KEY(&pk, "type");
+    pack_cstr(&pk, rs_alert_kind_name(alert->kind));
+    PACK_KEY(&pk, "alert_id");
+    pack_id(&pk, alert->alert_id);
+    PACK_KEY(&pk, "sla_type");
+    pack_cstr(&pk, alert->sla_type);
+    PACK_KEY(&pk, "level");
+    pack_cstr(&pk, alert->level);
+    PACK_KEY(&pk, "status");
+    pack_cstr(&pk, alert->status);
+
+    PACK_KEY(&pk, "entity");
+    (void)msgpack_pack_map(&pk, 3);
+    PACK_KEY(&pk, "type");
+    pack_cstr(&pk, alert->entity_type);
+    PACK_KEY(&pk, "id");
+    pack_str(&pk, alert->entity_id);
+    PACK_KEY(&pk, "attempt_n");
+    (void)msgpack_pack_uint32(&pk, alert->attempt_n);
+
+    PACK_KEY(&pk, "owner_id");
+    pack_str_or_nil(&pk, alert->owner_id);
+    PACK_KEY(&pk, "account");
+    pack_str_or_nil(&pk, alert->account);
+
+    PACK_KEY(&pk, "start_event");
+    (void)msgpack_pack_map(&pk, 2);
+    PACK_KEY(&pk, "type");
+    pack_cstr(&pk, alert->start_event_type);
+    PACK_KEY(&pk, "occurred_at");
+    (void)msgpack_pack_int64(&pk, alert->start_at_ms);
+
+    PACK_KEY(&pk, "target_at");
+    (void)msgpack_pack_int64(&pk, alert->target_at_ms);
+    PACK_KEY(&pk, "level_at");
+    (void)msgpack_pack_int64(&pk, alert->level_at_ms);
+    PACK_KEY(&pk, "evaluated_at");
+    (void)msgpack_pack_int64(&pk, alert->evaluated_at_ms);
+
+    PACK_KEY(&pk, "threshold");
+    (void)msgpack_pack_map(&pk, 2);
+    PACK_KEY(&pk, "value_ms");
+    (void)msgpack_pack_int64(&pk, alert->threshold_ms);
+    PACK_KEY(&pk, "clock");
+    pack_cstr(&pk, alert->clock);
+
+    PACK_KEY(&pk, "elapsed");
+    (void)msgpack_pack_map(&pk, 1);
+    PACK_KEY(&pk, "wall_ms");
+    (void)msgpack_pack_int64(&pk, alert->elapsed_ms);
+
+    PACK_KEY(&pk, "context");
+    (void)msgpack_pack_map(&pk, 3);
+    PACK_KEY(&pk, "intent_tier");
+    pack_cstr_or_nil(&pk, alert->intent_tier);
+    PACK_KEY(&pk, "channel");
+    pack_str_or_nil(&pk, alert->channel);
+    PACK_KEY(&pk, "segment");
+    pack_str_or_nil(&pk, alert->segment);
+
+    if (retracted) {
+        PACK_KEY(&pk, "retracts");
+        pack_id(&pk, alert->retracts_id);
+    }
+}
+
+const char *rs_event_msgpack_version(void)
+{
+    return msgpack_version();
+}
+
+static void pack_field(msgpack_packer *pk, enum field f, struct rs_str s)
+{
+    (void)msgpack_pack_str_with_body(pk, field_names[f].ptr, field_names[f].len);
+    (void)msgpack_pack_str_with_body(pk, s.ptr, s.len);
+}
+
+/* Keep in sync with the decoders above and schemas/: the same keys, the same enum names. */
+void rs_event_encode(const struct rs_event *ev, struct rs_buf *out)
+{
+    struct rs_str fields[F__COUNT];
+    uint32_t set = 0;
+    int bool_field = -1;
+    bool bool_value = false;
+    msgpack_packer pk;
+    uint32_t n;
+
+#define SET(f, v)                                                                                  \
+    do {                                                                                           \
+        if (rs_str_is_set(v)) {                                                                    \
+            fields[f] = (v);                                                                       \
+            set |= UINT32_C(1) << (f);                                                             \
+        }                                                                                          \
+    } while (0)
+    SET(F_TYPE, type_names[ev->type]);
+    SET(F_ID, ev->id);
+    SET(F_ACCOUNT, ev->account);
+    SET(F_TENANT, ev->tenant);
+    SET(F_SOURCE, ev->source);
+    SET(F_SOURCE_ID, ev->source_id);
+    switch (ev->type) {
+    case RS_EV_LEAD_CREATED:
+        SET(F_LEAD_ID, ev->u.lead_created.lead_id);
+        SET(F_CHANNEL, ev->u.lead_created.channel);
+        SET(F_INTENT_TIER, tier_names[ev->u.lead_created.intent_tier]);
+        SET(F_SEGMENT, ev->u.lead_created.segment);
+        SET(F_OWNER_ID, ev->u.lead_created.owner_id);
+        break;
+    case RS_EV_LEAD_TOUCHED:
+        SET(F_LEAD_ID, ev->u.lead_touched.lead_id);
+        SET(F_REP_ID, ev->u.lead_touched.rep_id);
+        SET(F_ACTOR_TYPE, actor_names[ev->u.lead_touched.actor_type]);
+        SET(F_CHANNEL, touch_channel_names[ev->u.lead_touched.channel]);
+        SET(F_DIRECTION, direction_names[ev->u.lead_touched.direction]);
+        bool_field = F_CONNECTED;
+        bool_value = ev->u.lead_touched.connected;
+        break;
+    case RS_EV_LEAD_DISQUALIFIED:
+        SET(F_LEAD_ID, ev->u.lead_disqualified.lead_id);
+        SET(F_REASON, ev->u.lead_disqualified.reason);
+        break;
+    case RS_EV_LEAD_CONVERTED:
+        SET(F_LEAD_ID, ev->u.lead_converted.lead_id);
+        SET(F_ACCOUNT_ID, ev->u.lead_converted.account_id);
+        SET(F_CONTACT_ID, ev->u.lead_converted.contact_id);
+        SET(F_OPPORTUNITY_ID, ev->u.lead_converted.opportunity_id);
+        break;
+    case RS_EV_LEAD_MERGED:
+        SET(F_LEAD_ID, ev->u.lead_merged.lead_id);
+        SET(F_INTO_LEAD_ID, ev->u.lead_merged.into_lead_id);
+        SET(F_REASON, ev->u.lead_merged.reason);
+        break;
+    case RS_EV__COUNT:
+        break;
+    }
+#undef SET
+    n = (uint32_t)__builtin_popcount(set) + 1 /* ts */ + (ev->has_seq ? 1 : 0) +
+        (bool_field >= 0 ? 1 : 0);
+    msgpack_packer_init(&pk, out, buf_write);
+    (void)msgpack_pack_map(&pk, n);
+    for (int f = 0; f < F__COUNT; f++) {
+        if (f == F_TS) {
+            PACK_KEY(&pk, "ts");
+            (void)msgpack_pack_int64(&pk, ev->ts_ms);
+        } else if (f == F_SEQ && ev->has_seq) {
+            PACK_KEY(&pk, "seq");
+            (void)msgpack_pack_int64(&pk, ev->seq);
+        } else if (f == bool_field) {
+            (void)msgpack_pack_str_with_body(&pk, field_names[f].ptr, field_names[f].len);
+            if (bool_value) {
+                (void)msgpack_pack_true(&pk);
+            } else {
+                (void)msgpack_pack_false(&pk);
+            }
+        } else if (set & (UINT32_C(1) << f)) {
+            pack_field(&pk, (enum field)f, fields[f]);
+        }
+    }
+}
+
+/* Find `key` in a msgpack map object; NULL if absent. */
+static const msgpack_object *map_get(const msgpack_object *map, const char *key)
+{
+    size_t len = strlen(key);
+
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+            memcmp(k->via.str.ptr, key, len) == 0) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+static struct rs_str view_str(const msgpack_object *o)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR) {
+        return RS_STR_NULL;
+    }
+    return (struct rs_str){ o->via.str.ptr, o->via.str.size };
+}
+
+static int64_t view_int(const msgpack_object *o)
+{
+    if (o == NULL) {
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    }
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : 0;
+}
+
+int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t len,
+                         struct rs_alert_view *view, struct rs_err *err)
+{
+    msgpack_object root;
+    size_t off = 0;
+    struct rs_str kind;
+    int k;
+
+    msgpack_zone_clear(dec->zone);
+    if (len > dec->max_bytes ||
+        msgpack_unpack(data, len, &off, dec->zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        root.type != MSGPACK_OBJECT_MAP) {
+        return rs_err_set(err, RS_EDECODE, "alert is not a msgpack map of at most %zu bytes",
+                          dec->max_bytes);
+    }
+    memset(view, 0, sizeof(*view));
+    kind = view_str(map_get(&root, "type"));
+    for (k = 0; k < RS_ALERT__COUNT; k++) {
+        const char *name = rs_alert_kind_name((enum rs_alert_kind)k);
+
+        if (kind.len == strlen(name) && memcmp(kind.ptr, name, kind.len) == 0) {
+            break;
+        }
+    }
+    if (k == RS_ALERT__COUNT) {
+        return rs_err_set(err, RS_EDECODE, "alert has no known 'type'");
+    }
+    view->kind = (enum rs_alert_kind)k;
+    view->alert_id = view_str(map_get(&root, "alert_id"));
+    view->retracts_id = view_str(map_get(&root, "retracts"));
+    view->level = view_str(map_get(&root, "level"));
+    view->status = view_str(map_get(&root, "status"));
+    view->entity_id = view_str(map_get(map_get(&root, "entity"), "id"));
+    view->owner_id = view_str(map_get(&root, "owner_id"));
+    view->intent_tier = view_str(map_get(map_get(&root, "context"), "intent_tier"));
+    view->start_at_ms = view_int(map_get(map_get(&root, "start_event"), "occurred_at"));
+    view->target_at_ms = view_int(map_get(&root, "target_at"));
+    view->evaluated_at_ms = view_int(map_get(&root, "evaluated_at"));
+    view->threshold_ms = view_int(map_get(map_get(&root, "threshold"), "value_ms"));
+    view->elapsed_ms = view_int(map_get(map_get(&root, "elapsed"), "wall_ms"));
+    if (!rs_str_is_set(view->alert_id) || !rs_str_is_set(view->entity_id)) {
+        return rs_err_set(err, RS_EDECODE, "alert lacks 'alert_id' or 'entity.id'");
+    }
+    return 0;
+}

@@ -1,0 +1,1594 @@
+#include <setjmp.h> /* cmocka 1.1 needs these four first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "event.h"
+#include "msgpack_build.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+/* Larger than any payload here except the too-large ones. */
+#define TEST_MAX_BYTES 65536
+
+struct fx {
+    struct rs_event_decoder dec;
+    struct mpb b;
+    struct rs_event ev;
+    enum rs_event_fault fault;
+    struct rs_err err;
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    rs_event_decoder_init(&fx->dec, TEST_MAX_BYTES);
+    mpb_init(&fx->b);
+    *state = fx;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    mpb_release(&fx->b);
+    rs_event_decoder_release(&fx->dec);
+    free(fx);
+    return 0;
+}
+
+/* Complete events, every field set. Keep in sync with schemas/ examples. */
+static const struct mpb_kv created[] = {
+    MPB_S("type", "lead.created"),     MPB_S("id", "ev-1"),
+    MPB_I("ts", 1715680680000),        MPB_S("account", "acc-9"),
+    MPB_S("tenant", "t_123"),          MPB_S("source", "salesforce"),
+    MPB_S("source_id", "00Q5g000001"), MPB_I("seq", 7),
+    MPB_S("lead_id", "L-889"),         MPB_S("channel", "demo_request"),
+    MPB_S("intent_tier", "high"),      MPB_S("segment", "mid_market"),
+    MPB_S("owner_id", "rep_42"),
+};
+
+static const struct mpb_kv touched[] = {
+    MPB_S("type", "lead.touched"),  MPB_S("id", "ev-2"),         MPB_I("ts", 1715680800000),
+    MPB_S("account", "acc-9"),      MPB_S("lead_id", "L-889"),   MPB_S("rep_id", "rep_42"),
+    MPB_S("actor_type", "human"),   MPB_S("channel", "meeting"), MPB_S("direction", "inbound"),
+    MPB_B("connected", true),
+};
+
+static const struct mpb_kv disqualified[] = {
+    MPB_S("type", "lead.disqualified"), MPB_S("id", "ev-3"),    MPB_I("ts", 1715680900000),
+    MPB_S("lead_id", "L-889"),          MPB_S("reason", "spam"),
+};
+
+static const struct mpb_kv converted[] = {
+    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),          MPB_I("ts", 1715681000000),
+    MPB_S("account", "acc-9"),       MPB_S("lead_id", "L-889"),    MPB_S("account_id", "acc-9"),
+    MPB_S("contact_id", "C-17"),     MPB_S("opportunity_id", "O-5"),
+};
+
+static const struct mpb_kv merged[] = {
+    MPB_S("type", "lead.merged"),      MPB_S("id", "ev-5"),         MPB_I("ts", 1715681100000),
+    MPB_S("lead_id", "L-890"),         MPB_S("into_lead_id", "L-889"),
+    MPB_S("reason", "duplicate_email"),
+};
+
+/* The same events with only the required fields. */
+static const struct mpb_kv created_min[] = {
+    MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),          MPB_I("ts", 1715680680000),
+    MPB_S("lead_id", "L-889"),     MPB_S("channel", "webinar"),  MPB_S("intent_tier", "mql"),
+    MPB_S("segment", "smb"),
+};
+
+static const struct mpb_kv touched_min[] = {
+    MPB_S("type", "lead.touched"),     MPB_S("id", "ev-2"),      MPB_I("ts", 1715680800000),
+    MPB_S("lead_id", "L-889"),         MPB_S("rep_id", "rep_42"),
+    MPB_S("actor_type", "automation"), MPB_S("channel", "email"),
+    MPB_S("direction", "outbound"),    MPB_B("connected", false),
+};
+
+static const struct mpb_kv disqualified_min[] = {
+    MPB_S("type", "lead.disqualified"), MPB_S("id", "ev-3"),     MPB_I("ts", 1715680900000),
+    MPB_S("lead_id", "L-889"),          MPB_S("reason", "spam"),
+};
+
+static const struct mpb_kv converted_min[] = {
+    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),        MPB_I("ts", 1715681000000),
+    MPB_S("lead_id", "L-889"),       MPB_S("account_id", "acc-9"), MPB_S("contact_id", "C-17"),
+};
+
+static const struct mpb_kv merged_min[] = {
+    MPB_S("type", "lead.merged"), MPB_S("id", "ev-5"),              MPB_I("ts", 1715681100000),
+    MPB_S("lead_id", "L-890"),    MPB_S("into_lead_id", "L-889"),
+};
+
+struct event_case {
+    const char *type;
+    const struct mpb_kv *kvs;
+    size_t n;
+};
+
+static const struct event_case min_cases[] = {
+    { "lead.created", created_min, MPB_COUNT(created_min) },
+    { "lead.touched", touched_min, MPB_COUNT(touched_min) },
+    { "lead.disqualified", disqualified_min, MPB_COUNT(disqualified_min) },
+    { "lead.converted", converted_min, MPB_COUNT(converted_min) },
+    { "lead.merged", merged_min, MPB_COUNT(merged_min) },
+};
+
+static bool is_envelope_key(const char *key)
+{
+    return strcmp(key, "type") == 0 || strcmp(key, "id") == 0 || strcmp(key, "ts") == 0;
+}
+
+static int decode(struct fx *fx)
+{
+    return rs_event_decode(&fx->dec, mpb_data(&fx->b), mpb_len(&fx->b), &fx->ev, &fx->fault,
+                           &fx->err);
+}
+
+static int decode_event(struct fx *fx, const struct mpb_kv *kvs, size_t n, const char *drop,
+                        const struct mpb_kv *replace)
+{
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, kvs, n, drop, replace);
+    return decode(fx);
+}
+
+static void expect_ok(struct fx *fx)
+{
+    int rc = decode(fx);
+
+    if (rc != 0) {
+        print_error("decode failed: fault=%s msg='%s'\n", rs_event_fault_name(fx->fault),
+                    fx->err.msg);
+        fail();
+    }
+    assert_int_equal(fx->fault, RS_FAULT_NONE);
+}
+
+/* Decode fx->b and require `fault` and a message containing `part`. */
+static void expect_fault(struct fx *fx, enum rs_event_fault fault, const char *part)
+{
+    int rc;
+
+    memset(&fx->err, 0, sizeof(fx->err));
+    rc = decode(fx);
+    if (rc != RS_EDECODE || fx->fault != fault || fx->err.code != RS_EDECODE ||
+        strstr(fx->err.msg, part) == NULL) {
+        print_error("rc=%d fault=%s msg='%s'; want fault=%s and a message with '%s'\n", rc,
+                    rs_event_fault_name(fx->fault), fx->err.msg, rs_event_fault_name(fault),
+                    part);
+        fail();
+    }
+}
+
+static void assert_str(struct rs_str s, const char *want)
+{
+    if (s.ptr == NULL) {
+        print_error("string unset, want '%s'\n", want);
+        fail();
+    }
+    if (s.len != strlen(want) || memcmp(s.ptr, want, s.len) != 0) {
+        print_error("got '%.*s', want '%s'\n", (int)s.len, s.ptr, want);
+        fail();
+    }
+}
+
+static void assert_unset(struct rs_str s)
+{
+    assert_null(s.ptr);
+    assert_int_equal(s.len, 0);
+}
+
+static const void *zone_head(const struct fx *fx)
+{
+    const msgpack_zone *zone = fx->dec.zone;
+
+    return zone->chunk_list.head;
+}
+
+/* ---- valid events ---- */
+
+static void test_decode_lead_created_fills_every_field(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    assert_int_equal(fx->fault, RS_FAULT_NONE);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_CREATED);
+    assert_str(fx->ev.id, "ev-1");
+    assert_int_equal(fx->ev.ts_ms, 1715680680000);
+    assert_str(fx->ev.account, "acc-9");
+    assert_str(fx->ev.tenant, "t_123");
+    assert_str(fx->ev.source, "salesforce");
+    assert_str(fx->ev.source_id, "00Q5g000001");
+    assert_true(fx->ev.has_seq);
+    assert_int_equal(fx->ev.seq, 7);
+    assert_str(fx->ev.u.lead_created.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_created.channel, "demo_request");
+    assert_int_equal(fx->ev.u.lead_created.intent_tier, RS_TIER_HIGH);
+    assert_str(fx->ev.u.lead_created.segment, "mid_market");
+    assert_str(fx->ev.u.lead_created.owner_id, "rep_42");
+}
+
+static void test_decode_lead_touched_fills_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_lead_touched *lt = &fx->ev.u.lead_touched;
+
+    assert_int_equal(decode_event(fx, touched, MPB_COUNT(touched), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_TOUCHED);
+    assert_str(fx->ev.id, "ev-2");
+    assert_int_equal(fx->ev.ts_ms, 1715680800000);
+    assert_str(fx->ev.account, "acc-9");
+    assert_str(lt->lead_id, "L-889");
+    assert_str(lt->rep_id, "rep_42");
+    assert_int_equal(lt->actor_type, RS_ACTOR_HUMAN);
+    assert_int_equal(lt->channel, RS_CH_MEETING);
+    assert_int_equal(lt->direction, RS_DIR_INBOUND);
+    assert_true(lt->connected);
+}
+
+static void test_decode_lead_disqualified_fills_every_field(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, disqualified, MPB_COUNT(disqualified), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_DISQUALIFIED);
+    assert_str(fx->ev.id, "ev-3");
+    assert_int_equal(fx->ev.ts_ms, 1715680900000);
+    assert_str(fx->ev.u.lead_disqualified.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_disqualified.reason, "spam");
+}
+
+static void test_decode_lead_converted_fills_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_lead_converted *lc = &fx->ev.u.lead_converted;
+
+    assert_int_equal(decode_event(fx, converted, MPB_COUNT(converted), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_CONVERTED);
+    assert_str(fx->ev.id, "ev-4");
+    assert_int_equal(fx->ev.ts_ms, 1715681000000);
+    assert_str(fx->ev.account, "acc-9");
+    assert_str(lc->lead_id, "L-889");
+    assert_str(lc->account_id, "acc-9");
+    assert_str(lc->contact_id, "C-17");
+    assert_str(lc->opportunity_id, "O-5");
+}
+
+static void test_decode_lead_merged_fills_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_lead_merged *lm = &fx->ev.u.lead_merged;
+
+    assert_int_equal(decode_event(fx, merged, MPB_COUNT(merged), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_MERGED);
+    assert_str(fx->ev.id, "ev-5");
+    assert_int_equal(fx->ev.ts_ms, 1715681100000);
+    assert_str(lm->lead_id, "L-890");
+    assert_str(lm->into_lead_id, "L-889");
+    assert_str(lm->reason, "duplicate_email");
+}
+
+static void test_decode_absent_optional_fields_are_unset(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, created_min, MPB_COUNT(created_min), NULL, NULL), 0);
+    assert_unset(fx->ev.account);
+    assert_unset(fx->ev.tenant);
+    assert_unset(fx->ev.source);
+    assert_unset(fx->ev.source_id);
+    assert_false(fx->ev.has_seq);
+    assert_int_equal(fx->ev.u.lead_created.intent_tier, RS_TIER_MQL);
+    assert_unset(fx->ev.u.lead_created.owner_id);
+
+    assert_int_equal(decode_event(fx, converted_min, MPB_COUNT(converted_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.lead_converted.opportunity_id);
+
+    assert_int_equal(decode_event(fx, merged_min, MPB_COUNT(merged_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.lead_merged.reason);
+}
+
+static void test_decode_nil_optional_fields_are_unset(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const envelope[] = { "account", "tenant", "source", "source_id", "seq" };
+
+    for (size_t i = 0; i < MPB_COUNT(envelope); i++) {
+        struct mpb_kv nil = MPB_NIL_KV(envelope[i]);
+
+        assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, &nil), 0);
+    }
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(created_min) + 6);
+    mpb_kvs(&fx->b, created_min, MPB_COUNT(created_min));
+    mpb_str(&fx->b, "account");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "tenant");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "source");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "source_id");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "seq");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "owner_id");
+    mpb_nil(&fx->b);
+    expect_ok(fx);
+    assert_unset(fx->ev.account);
+    assert_unset(fx->ev.tenant);
+    assert_unset(fx->ev.source);
+    assert_unset(fx->ev.source_id);
+    assert_false(fx->ev.has_seq);
+    assert_unset(fx->ev.u.lead_created.owner_id);
+
+    {
+        struct mpb_kv nil = MPB_NIL_KV("opportunity_id");
+
+        assert_int_equal(decode_event(fx, converted, MPB_COUNT(converted), NULL, &nil), 0);
+        assert_unset(fx->ev.u.lead_converted.opportunity_id);
+    }
+    {
+        struct mpb_kv nil = MPB_NIL_KV("reason");
+
+        assert_int_equal(decode_event(fx, merged, MPB_COUNT(merged), NULL, &nil), 0);
+        assert_unset(fx->ev.u.lead_merged.reason);
+    }
+}
+
+static void put_float(struct mpb *b, double v)
+{
+    struct mpb_val val = { .kind = MPB_FLOAT, .f = v };
+
+    mpb_val(b, &val);
+}
+
+static void test_decode_ignores_unknown_keys_of_any_shape(void **state)
+{
+    struct fx *fx = *state;
+    static const unsigned char raw[] = { 0x01, 0x02 };
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(touched) + 7);
+    mpb_kvs(&fx->b, touched, MPB_COUNT(touched));
+    mpb_str(&fx->b, "lead_score");
+    put_float(&fx->b, 0.62);
+    mpb_str(&fx->b, "tags");
+    mpb_array(&fx->b, 2);
+    mpb_str(&fx->b, "a");
+    mpb_int(&fx->b, -1);
+    mpb_str(&fx->b, "nested");
+    mpb_map(&fx->b, 1);
+    mpb_int(&fx->b, 5); /* a non-string key below the top level is not our business */
+    mpb_map(&fx->b, 0);
+    mpb_str(&fx->b, "blob");
+    mpb_ext(&fx->b, 42, raw, sizeof(raw));
+    mpb_str(&fx->b, "into_lead_id"); /* known key of another type */
+    mpb_int(&fx->b, 3);
+    mpb_str(&fx->b, "");
+    mpb_nil(&fx->b);
+    mpb_str(&fx->b, "lead_id_v2");
+    mpb_str(&fx->b, "other");
+    expect_ok(fx);
+    assert_str(fx->ev.u.lead_touched.lead_id, "L-889");
+    assert_int_equal(fx->ev.u.lead_touched.channel, RS_CH_MEETING);
+}
+
+static void test_decode_duplicate_key_last_value_wins(void **state)
+{
+    struct fx *fx = *state;
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(disqualified) + 2);
+    mpb_str(&fx->b, "lead_id");
+    mpb_str(&fx->b, "first");
+    mpb_kvs(&fx->b, disqualified, MPB_COUNT(disqualified));
+    mpb_str(&fx->b, "reason");
+    mpb_str(&fx->b, "last");
+    expect_ok(fx);
+    assert_str(fx->ev.u.lead_disqualified.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_disqualified.reason, "last");
+
+    /* A later nil wins too, so the required field is then missing. */
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(disqualified) + 1);
+    mpb_kvs(&fx->b, disqualified, MPB_COUNT(disqualified));
+    mpb_str(&fx->b, "reason");
+    mpb_nil(&fx->b);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD,
+                 "missing required field 'reason' for type 'lead.disqualified' (nil)");
+}
+
+static void test_decode_every_enum_value_is_accepted(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const tiers[] = { "high", "mql", "low" };
+    static const char *const actors[] = { "human", "automation" };
+    static const char *const channels[] = { "call", "email", "sms", "chat", "meeting", "social" };
+    static const char *const directions[] = { "outbound", "inbound" };
+
+    for (size_t i = 0; i < MPB_COUNT(tiers); i++) {
+        struct mpb_kv kv = MPB_S("intent_tier", tiers[i]);
+
+        assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, &kv), 0);
+        assert_int_equal(fx->ev.u.lead_created.intent_tier, i);
+        assert_string_equal(rs_intent_tier_name(fx->ev.u.lead_created.intent_tier), tiers[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(actors); i++) {
+        struct mpb_kv kv = MPB_S("actor_type", actors[i]);
+
+        assert_int_equal(decode_event(fx, touched, MPB_COUNT(touched), NULL, &kv), 0);
+        assert_string_equal(rs_actor_type_name(fx->ev.u.lead_touched.actor_type), actors[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(channels); i++) {
+        struct mpb_kv kv = MPB_S("channel", channels[i]);
+
+        assert_int_equal(decode_event(fx, touched, MPB_COUNT(touched), NULL, &kv), 0);
+        assert_string_equal(rs_touch_channel_name(fx->ev.u.lead_touched.channel), channels[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(directions); i++) {
+        struct mpb_kv kv = MPB_S("direction", directions[i]);
+
+        assert_int_equal(decode_event(fx, touched, MPB_COUNT(touched), NULL, &kv), 0);
+        assert_string_equal(rs_direction_name(fx->ev.u.lead_touched.direction), directions[i]);
+    }
+}
+
+static void test_decode_free_text_fields_may_be_empty(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv channel = MPB_S("channel", "");
+    struct mpb_kv reason = MPB_S("reason", "");
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, &channel), 0);
+    assert_str(fx->ev.u.lead_created.channel, "");
+    assert_int_equal(decode_event(fx, disqualified, MPB_COUNT(disqualified), NULL, &reason), 0);
+    assert_str(fx->ev.u.lead_disqualified.reason, "");
+}
+
+static void test_decode_seq_takes_any_int64(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv negative = MPB_I("seq", -3);
+    struct mpb_kv largest = MPB_U("seq", INT64_MAX);
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, &negative), 0);
+    assert_true(fx->ev.has_seq);
+    assert_int_equal(fx->ev.seq, -3);
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, &largest), 0);
+    assert_int_equal(fx->ev.seq, INT64_MAX);
+}
+
+/* msgpack's timestamp extension: type -1, then 4, 8 or 12 bytes, all big-endian. */
+static void put_ts_ext(struct mpb *b, size_t size, int64_t sec, uint32_t nsec)
+{
+    unsigned char data[12];
+    uint64_t v;
+
+    switch (size) {
+    case 4:
+        v = (uint64_t)sec;
+        for (size_t i = 0; i < 4; i++) {
+            data[i] = (unsigned char)(v >> (24 - 8 * i));
+        }
+        break;
+    case 8:
+        v = ((uint64_t)nsec << 34) | (uint64_t)sec;
+        for (size_t i = 0; i < 8; i++) {
+            data[i] = (unsigned char)(v >> (56 - 8 * i));
+        }
+        break;
+    default:
+        for (size_t i = 0; i < 4; i++) {
+            data[i] = (unsigned char)(nsec >> (24 - 8 * i));
+        }
+        v = (uint64_t)sec;
+        for (size_t i = 0; i < 8; i++) {
+            data[4 + i] = (unsigned char)(v >> (56 - 8 * i));
+        }
+        break;
+    }
+    mpb_ext(b, -1, data, size);
+}
+
+/* created_min with its ts replaced by a timestamp extension. */
+static void build_with_ts_ext(struct fx *fx, size_t size, int64_t sec, uint32_t nsec)
+{
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(created_min));
+    for (size_t i = 0; i < MPB_COUNT(created_min); i++) {
+        mpb_str(&fx->b, created_min[i].key);
+        if (strcmp(created_min[i].key, "ts") == 0) {
+            put_ts_ext(&fx->b, size, sec, nsec);
+        } else {
+            mpb_val(&fx->b, &created_min[i].val);
+        }
+    }
+}
+
+static void test_decode_ts_timestamp_ext_is_converted_to_ms(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv packed = MPB_TS("ts", 1715680680, 999999999);
+
+    build_with_ts_ext(fx, 4, 1715680680, 0);
+    expect_ok(fx);
+    assert_int_equal(fx->ev.ts_ms, 1715680680000);
+
+    /* Sub-millisecond digits are cut, not rounded: 123.456789 ms -> 123 ms. */
+    build_with_ts_ext(fx, 8, 1715680680, 123456789);
+    expect_ok(fx);
+    assert_int_equal(fx->ev.ts_ms, 1715680680123);
+
+    /* The 96-bit form, needed past 2514. */
+    build_with_ts_ext(fx, 12, INT64_C(17179869184), 5000000);
+    expect_ok(fx);
+    assert_int_equal(fx->ev.ts_ms, INT64_C(17179869184005));
+
+    /* And whatever msgpack_pack_timestamp() chooses. */
+    assert_int_equal(decode_event(fx, created_min, MPB_COUNT(created_min), NULL, &packed), 0);
+    assert_int_equal(fx->ev.ts_ms, 1715680680999);
+}
+
+static void test_decode_strings_point_into_the_payload(void **state)
+{
+    struct fx *fx = *state;
+    const char *lo;
+    const char *hi;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    lo = mpb_data(&fx->b);
+    hi = lo + mpb_len(&fx->b);
+    {
+        const struct rs_str all[] = {
+            fx->ev.id,
+            fx->ev.account,
+            fx->ev.tenant,
+            fx->ev.source,
+            fx->ev.source_id,
+            fx->ev.u.lead_created.lead_id,
+            fx->ev.u.lead_created.channel,
+            fx->ev.u.lead_created.segment,
+            fx->ev.u.lead_created.owner_id,
+        };
+
+        for (size_t i = 0; i < MPB_COUNT(all); i++) {
+            assert_true(all[i].ptr >= lo && all[i].ptr + all[i].len <= hi);
+        }
+    }
+}
+static void test_decode_converted_account_id_defaults_to_account(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv same = MPB_S("account_id", "acc-9");
+
+    assert_int_equal(decode_event(fx, converted, MPB_COUNT(converted), "account_id", NULL), 0);
+    assert_str(fx->ev.u.lead_converted.account_id, "acc-9");
+    assert_ptr_equal(fx->ev.u.lead_converted.account_id.ptr, fx->ev.account.ptr);
+
+    assert_int_equal(decode_event(fx, converted, MPB_COUNT(converted), NULL, &same), 0);
+    assert_str(fx->ev.u.lead_converted.account_id, "acc-9");
+}
+
+static void test_decode_converted_account_id_differing_from_account_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv other = MPB_S("account_id", "acc-10");
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, converted, MPB_COUNT(converted), NULL, &other);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'account_id': 'acc-10' differs from 'account' 'acc-9'");
+}
+
+static void test_decode_reuses_its_zone_across_many_events(void **state)
+{
+    struct fx *fx = *state;
+    const struct event_case full[] = {
+        { "lead.created", created, MPB_COUNT(created) },
+        { "lead.touched", touched, MPB_COUNT(touched) },
+        { "lead.disqualified", disqualified, MPB_COUNT(disqualified) },
+        { "lead.converted", converted, MPB_COUNT(converted) },
+        { "lead.merged", merged, MPB_COUNT(merged) },
+    };
+    const void *head = NULL;
+
+    for (int i = 0; i < 10000; i++) {
+        const struct event_case *c = &full[i % 5];
+        char id[32];
+        struct mpb_kv kv;
+
+        (void)snprintf(id, sizeof(id), "ev-%d", i);
+        kv = (struct mpb_kv)MPB_S("id", id);
+        assert_int_equal(decode_event(fx, c->kvs, c->n, NULL, &kv), 0);
+        assert_string_equal(rs_event_type_name(fx->ev.type), c->type);
+        assert_str(fx->ev.id, id);
+        /* Every type's first field is lead_id, so any member of the union shows it. */
+        assert_str(fx->ev.u.lead_created.lead_id, i % 5 == 4 ? "L-890" : "L-889");
+        if (head == NULL) {
+            head = zone_head(fx);
+        }
+        assert_ptr_equal(zone_head(fx), head); /* no new chunk: nothing allocated */
+    }
+}
+
+static void test_decode_large_event_grows_the_zone_only_until_the_next_decode(void **state)
+{
+    struct fx *fx = *state;
+    const void *head;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    head = zone_head(fx);
+
+    /* 2000 unknown keys need about 96 KiB of tree, far more than the first chunk. */
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(created) + 2000);
+    mpb_kvs(&fx->b, created, MPB_COUNT(created));
+    for (int i = 0; i < 2000; i++) {
+        char key[16];
+
+        (void)snprintf(key, sizeof(key), "x%d", i);
+        mpb_str(&fx->b, key);
+        mpb_nil(&fx->b);
+    }
+    expect_ok(fx);
+    assert_ptr_not_equal(zone_head(fx), head);
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    assert_ptr_equal(zone_head(fx), head);
+    assert_str(fx->ev.u.lead_created.lead_id, "L-889");
+}
+
+static void test_decode_success_after_failure_clears_the_fault(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), "id", NULL), RS_EDECODE);
+    assert_int_equal(fx->fault, RS_FAULT_MISSING_FIELD);
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    assert_int_equal(fx->fault, RS_FAULT_NONE);
+}
+
+static void test_decode_accepts_null_fault_and_err(void **state)
+{
+    struct fx *fx = *state;
+    static const unsigned char garbage[] = { 0xc1 };
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    assert_int_equal(
+        rs_event_decode(&fx->dec, mpb_data(&fx->b), mpb_len(&fx->b), &fx->ev, NULL, NULL), 0);
+    assert_int_equal(rs_event_decode(&fx->dec, garbage, sizeof(garbage), &fx->ev, NULL, NULL),
+                     RS_EDECODE);
+}
+
+/* ---- invalid msgpack ---- */
+
+static void test_decode_garbage_is_invalid_msgpack(void **state)
+{
+    struct fx *fx = *state;
+    static const unsigned char never_used[] = { 0x81, 0xa1, 'x', 0xc1 };
+    static const char json[] = "{\"type\":\"lead.created\"}";
+
+    mpb_raw(&fx->b, never_used, sizeof(never_used));
+    expect_fault(fx, RS_FAULT_MSGPACK, "not valid msgpack: byte 0xc1 (never used) at byte 3 of 4");
+
+    /* JSON on the msgpack topic: '{' reads as the integer 123, and the rest is left over. */
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, json, sizeof(json) - 1);
+    expect_fault(fx, RS_FAULT_MSGPACK, "not valid msgpack: trailing bytes");
+}
+
+static void test_decode_empty_payload_is_invalid_msgpack(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(rs_event_decode(&fx->dec, NULL, 0, &fx->ev, &fx->fault, &fx->err),
+                     RS_EDECODE);
+    assert_int_equal(fx->fault, RS_FAULT_MSGPACK);
+    assert_string_equal(fx->err.msg, "not valid msgpack: empty payload");
+}
+
+static void test_decode_every_truncation_is_invalid_msgpack(void **state)
+{
+    struct fx *fx = *state;
+    size_t len;
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    len = mpb_len(&fx->b);
+    /* msgpack is prefix-free: no proper prefix of an object is itself complete. */
+    for (size_t cut = 1; cut < len; cut++) {
+        int rc = rs_event_decode(&fx->dec, mpb_data(&fx->b), cut, &fx->ev, &fx->fault, &fx->err);
+
+        if (rc != RS_EDECODE || fx->fault != RS_FAULT_MSGPACK ||
+            strstr(fx->err.msg, "not valid msgpack: truncated at byte") == NULL) {
+            print_error("cut=%zu of %zu: fault=%s msg='%s'\n", cut, len,
+                        rs_event_fault_name(fx->fault), fx->err.msg);
+            fail();
+        }
+    }
+}
+
+static void test_decode_truncated_message_names_the_offsets(void **state)
+{
+    struct fx *fx = *state;
+
+    /* {"type": <str of 20 bytes, only 5 present>} */
+    mpb_raw(&fx->b, "\x81\xa4type\xb4" "abcde", 12);
+    expect_fault(fx, RS_FAULT_MSGPACK,
+                 "not valid msgpack: truncated at byte 12 of 12 (a value of 20 bytes at byte 6)");
+
+    mpb_reset(&fx->b);
+    /* {"x": nil, nil: <missing>}: the counts fit, but the input ends first */
+    mpb_raw(&fx->b, "\x82\xa1x\xc0\xc0", 5);
+    expect_fault(fx, RS_FAULT_MSGPACK,
+                 "not valid msgpack: truncated at byte 5 of 5 (the map at byte 0 is incomplete)");
+
+    /* {"x": [1, <missing>]} */
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\x81\xa1x\x92\x01", 5);
+    expect_fault(fx, RS_FAULT_MSGPACK, "(an array of 2 entries at byte 3)");
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\x81\xa1x\x92\x01\x01\x01", 7);
+    expect_fault(fx, RS_FAULT_MSGPACK, "trailing bytes");
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\x81\xa1x\x93\x01\x01\x01", 7);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'type'"); /* valid */
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\x82\xa1x\x92\x01\x01\x01", 7);
+    expect_fault(fx, RS_FAULT_MSGPACK, "(the map at byte 0 is incomplete)");
+}
+
+static void test_decode_trailing_bytes_are_invalid_msgpack(void **state)
+{
+    struct fx *fx = *state;
+    char msg[128];
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    (void)snprintf(msg, sizeof(msg), "not valid msgpack: trailing bytes after the object (it "
+                   "ends at byte %zu of %zu)", mpb_len(&fx->b), mpb_len(&fx->b) + 1);
+    mpb_nil(&fx->b);
+    expect_fault(fx, RS_FAULT_MSGPACK, msg);
+
+    /* Two complete events in one payload are not one event. */
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    expect_fault(fx, RS_FAULT_MSGPACK, "trailing bytes");
+}
+
+static void test_decode_count_larger_than_payload_is_invalid_without_allocating(void **state)
+{
+    struct fx *fx = *state;
+    const void *head;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    head = zone_head(fx);
+
+    /* {"x": array32 of 2^26 items}: msgpack-c alone would reserve 1.5 GiB for it. */
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\x81\xa1x\xdd\x04\x00\x00\x00", 8);
+    expect_fault(fx, RS_FAULT_MSGPACK,
+                 "truncated at byte 8 of 8 (an array of 67108864 entries at byte 3)");
+    assert_ptr_equal(zone_head(fx), head);
+
+    mpb_reset(&fx->b);
+    mpb_raw(&fx->b, "\xdf\xff\xff\xff\xff", 5);
+    expect_fault(fx, RS_FAULT_MSGPACK, "(a map of 4294967295 entries at byte 0)");
+    assert_ptr_equal(zone_head(fx), head);
+}
+
+/* created_min plus "deep": `arrays` nested one-item arrays around `innermost`. */
+static void build_nested(struct fx *fx, int arrays, bool innermost_empty)
+{
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(created_min) + 1);
+    mpb_kvs(&fx->b, created_min, MPB_COUNT(created_min));
+    mpb_str(&fx->b, "deep");
+    for (int i = 0; i < arrays; i++) {
+        mpb_array(&fx->b, 1);
+    }
+    if (innermost_empty) {
+        mpb_array(&fx->b, 0);
+    } else {
+        mpb_nil(&fx->b);
+    }
+}
+
+static void test_decode_nesting_limit_matches_msgpack_c(void **state)
+{
+    struct fx *fx = *state;
+
+    /* The top-level map and 31 arrays: 32 open containers, msgpack-c's limit. */
+    build_nested(fx, 31, false);
+    expect_ok(fx);
+    build_nested(fx, 30, true);
+    expect_ok(fx);
+
+    /* One more container, even an empty one, and msgpack-c fails. */
+    build_nested(fx, 32, false);
+    expect_fault(fx, RS_FAULT_MSGPACK, "not valid msgpack: nested deeper than 32 levels");
+    build_nested(fx, 31, true);
+    expect_fault(fx, RS_FAULT_MSGPACK, "nested deeper than 32 levels");
+}
+
+/* ---- not a map ---- */
+
+static void test_decode_top_level_other_than_map_is_not_a_map(void **state)
+{
+    struct fx *fx = *state;
+
+    mpb_array(&fx->b, 2);
+    mpb_int(&fx->b, 1);
+    mpb_int(&fx->b, 2);
+    expect_fault(fx, RS_FAULT_NOT_MAP, "expected a map at the top level, got array");
+
+    mpb_reset(&fx->b);
+    mpb_str(&fx->b, "lead.created");
+    expect_fault(fx, RS_FAULT_NOT_MAP, "expected a map at the top level, got str");
+}
+
+static void test_decode_non_string_key_is_not_a_map(void **state)
+{
+    struct fx *fx = *state;
+
+    mpb_map(&fx->b, MPB_COUNT(created_min) + 1);
+    mpb_kvs(&fx->b, created_min, 3);
+    mpb_int(&fx->b, 7);
+    mpb_str(&fx->b, "seven");
+    mpb_kvs(&fx->b, created_min + 3, MPB_COUNT(created_min) - 3);
+    expect_fault(fx, RS_FAULT_NOT_MAP, "key 3 of the map is int, not a string");
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, 1);
+    mpb_raw(&fx->b, "\xc4\x04type", 6); /* bin, not str */
+    mpb_str(&fx->b, "lead.created");
+    expect_fault(fx, RS_FAULT_NOT_MAP, "key 0 of the map is bin, not a string");
+}
+
+/* ---- the envelope ---- */
+
+static void test_decode_missing_type_is_missing_field(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv nil = MPB_NIL_KV("type");
+
+    decode_event(fx, created, MPB_COUNT(created), "type", NULL);
+    assert_int_equal(fx->fault, RS_FAULT_MISSING_FIELD);
+    assert_string_equal(fx->err.msg, "missing required field 'type'");
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &nil);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'type' (nil)");
+}
+
+static void test_decode_type_not_a_string_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv kv = MPB_I("type", 1);
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &kv);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'type': expected a string, got int");
+}
+
+static void test_decode_unknown_type_is_unknown_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv kv = MPB_S("type", "lead.teleported");
+    struct mpb_kv upper = MPB_S("type", "Lead.Created");
+
+    decode_event(fx, created, MPB_COUNT(created), NULL, &kv);
+    assert_int_equal(fx->fault, RS_FAULT_UNKNOWN_TYPE);
+    assert_string_equal(fx->err.msg, "unknown event type 'lead.teleported'");
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &upper);
+    expect_fault(fx, RS_FAULT_UNKNOWN_TYPE, "unknown event type 'Lead.Created'");
+}
+
+static void test_decode_message_quotes_values_safely(void **state)
+{
+    struct fx *fx = *state;
+    char long_type[201];
+    struct mpb_kv odd = MPB_S("type", "lead.\x01\n'\\\xc3\xa9");
+    struct mpb_kv huge = MPB_S("type", long_type);
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &odd);
+    expect_fault(fx, RS_FAULT_UNKNOWN_TYPE, "unknown event type 'lead.\\x01\\x0a\\'\\\\\\xc3\\xa9'");
+
+    memset(long_type, 'a', 200);
+    long_type[200] = '\0';
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &huge);
+    expect_fault(fx, RS_FAULT_UNKNOWN_TYPE,
+                 "unknown event type 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'...");
+    assert_int_equal(strlen(fx->err.msg), strlen("unknown event type ''...") + 40);
+}
+
+static void test_decode_missing_id_is_missing_field(void **state)
+{
+    struct fx *fx = *state;
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), "id", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'id'");
+}
+
+static void test_decode_empty_id_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const ids[] = { "id", "account", "tenant", "source", "source_id" };
+
+    for (size_t i = 0; i < MPB_COUNT(ids); i++) {
+        struct mpb_kv kv = MPB_S(ids[i], "");
+        char msg[96];
+
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-empty string, got ''",
+                       ids[i]);
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &kv);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, msg);
+    }
+}
+
+static void test_decode_missing_ts_is_missing_field(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv nil = MPB_NIL_KV("ts");
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), "ts", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'ts'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &nil);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'ts' (nil)");
+}
+
+static void test_decode_ts_of_wrong_type_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv str = MPB_S("ts", "2024-05-14T09:58:00Z");
+    struct mpb_kv flt = MPB_F("ts", 1715680680000.0);
+    static const unsigned char four[4] = { 0 };
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &str);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                 "field 'ts': expected an integer (ms) or a timestamp, got str");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &flt);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                 "field 'ts': expected an integer (ms) or a timestamp, got float");
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, 4);
+    mpb_kvs(&fx->b, created_min, 2);
+    mpb_str(&fx->b, "ts");
+    mpb_ext(&fx->b, 5, four, sizeof(four));
+    mpb_kvs(&fx->b, created_min + 3, 1);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                 "field 'ts': expected an integer (ms) or a timestamp, got ext type 5");
+}
+
+static void test_decode_ts_not_positive_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv negative = MPB_I("ts", -5);
+    struct mpb_kv zero = MPB_I("ts", 0);
+    struct mpb_kv huge = MPB_U("ts", UINT64_MAX);
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &negative);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive int64 (ms), got -5");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &zero);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive int64 (ms), got 0");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &huge);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "got 18446744073709551615");
+}
+
+static void test_decode_bad_timestamp_ext_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    static const unsigned char three[3] = { 0 };
+
+    /* Before 1970 (the 96-bit form is signed). */
+    build_with_ts_ext(fx, 12, -1, 0);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive time");
+    /* The epoch itself, and less than one ms after it. */
+    build_with_ts_ext(fx, 4, 0, 0);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive time");
+    build_with_ts_ext(fx, 8, 0, 999999);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive time");
+    /* Beyond what int64 ms can hold. */
+    build_with_ts_ext(fx, 12, INT64_MAX, 0);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': expected a positive time");
+    /* The 64-bit form has room for nanoseconds that do not exist. */
+    build_with_ts_ext(fx, 8, 1715680680, 1000000000);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "timestamp nanoseconds 1000000000 exceed 999999999");
+
+    mpb_reset(&fx->b);
+    mpb_map(&fx->b, MPB_COUNT(created_min));
+    for (size_t i = 0; i < MPB_COUNT(created_min); i++) {
+        mpb_str(&fx->b, created_min[i].key);
+        if (strcmp(created_min[i].key, "ts") == 0) {
+            mpb_ext(&fx->b, -1, three, sizeof(three));
+        } else {
+            mpb_val(&fx->b, &created_min[i].val);
+        }
+    }
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': a timestamp has 4, 8 or 12 bytes, got 3");
+}
+
+static void test_decode_seq_of_wrong_type_or_range_is_rejected(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv str = MPB_S("seq", "7");
+    struct mpb_kv huge = MPB_U("seq", (uint64_t)INT64_MAX + 1);
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &str);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'seq': expected an integer, got str");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &huge);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'seq': 9223372036854775808 does not fit int64");
+}
+
+static void test_decode_optional_envelope_field_of_wrong_type_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv kv = MPB_I("account", 9);
+
+    mpb_event(&fx->b, created_min, MPB_COUNT(created_min), NULL, &kv);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'account': expected a string, got int");
+}
+
+/* ---- per-type fields ---- */
+
+static void test_decode_each_missing_required_field_is_missing_field(void **state)
+{
+    struct fx *fx = *state;
+
+    for (size_t c = 0; c < MPB_COUNT(min_cases); c++) {
+        const struct event_case *ec = &min_cases[c];
+
+        for (size_t i = 0; i < ec->n; i++) {
+            const char *key = ec->kvs[i].key;
+            struct mpb_kv nil = MPB_NIL_KV(key);
+            char msg[128];
+
+            if (strcmp(key, "type") == 0) {
+                continue; /* without a type there is no "for type" (see above) */
+            }
+            if (is_envelope_key(key)) {
+                (void)snprintf(msg, sizeof(msg), "missing required field '%s'", key);
+            } else {
+                (void)snprintf(msg, sizeof(msg), "missing required field '%s' for type '%s'",
+                               key, ec->type);
+            }
+            mpb_reset(&fx->b);
+            mpb_event(&fx->b, ec->kvs, ec->n, key, NULL);
+            expect_fault(fx, RS_FAULT_MISSING_FIELD, msg);
+            assert_string_equal(fx->err.msg, msg);
+
+            /* nil for a required field reads as missing too */
+            mpb_reset(&fx->b);
+            mpb_event(&fx->b, ec->kvs, ec->n, NULL, &nil);
+            expect_fault(fx, RS_FAULT_MISSING_FIELD, msg);
+            assert_non_null(strstr(fx->err.msg, "(nil)"));
+        }
+    }
+}
+
+static void test_decode_each_field_of_wrong_type_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+
+    for (size_t c = 0; c < MPB_COUNT(min_cases); c++) {
+        const struct event_case *ec = &min_cases[c];
+
+        for (size_t i = 0; i < ec->n; i++) {
+            const char *key = ec->kvs[i].key;
+            char msg[128];
+            struct mpb_kv kv;
+
+            if (strcmp(key, "ts") == 0) {
+                continue; /* has its own wording, tested above */
+            }
+            if (strcmp(key, "connected") == 0) {
+                kv = (struct mpb_kv)MPB_S(key, "true");
+                (void)snprintf(msg, sizeof(msg), "field '%s': expected a bool, got str", key);
+            } else {
+                kv = (struct mpb_kv)MPB_B(key, true);
+                (void)snprintf(msg, sizeof(msg), "field '%s': expected a string, got bool", key);
+            }
+            mpb_reset(&fx->b);
+            mpb_event(&fx->b, ec->kvs, ec->n, NULL, &kv);
+            expect_fault(fx, RS_FAULT_WRONG_TYPE, msg);
+        }
+    }
+}
+
+static void test_decode_optional_field_of_wrong_type_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv owner = MPB_I("owner_id", 42);
+    struct mpb_kv opportunity = MPB_F("opportunity_id", 5.0);
+    struct mpb_kv reason = MPB_B("reason", false);
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &owner);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'owner_id': expected a string, got int");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, converted, MPB_COUNT(converted), NULL, &opportunity);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'opportunity_id': expected a string, got float");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, merged, MPB_COUNT(merged), NULL, &reason);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'reason': expected a string, got bool");
+}
+
+static void test_decode_string_as_bin_is_wrong_type(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv kv = { "lead_id", { .kind = MPB_BIN, .str = "L-889" } };
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &kv);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'lead_id': expected a string, got bin");
+}
+
+static void test_decode_enum_out_of_range_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv tier = MPB_S("intent_tier", "urgent");
+    struct mpb_kv upper = MPB_S("intent_tier", "HIGH");
+    struct mpb_kv actor = MPB_S("actor_type", "robot");
+    struct mpb_kv channel = MPB_S("channel", "fax");
+    struct mpb_kv direction = MPB_S("direction", "sideways");
+
+    decode_event(fx, created, MPB_COUNT(created), NULL, &tier);
+    assert_int_equal(fx->fault, RS_FAULT_BAD_VALUE);
+    assert_string_equal(fx->err.msg,
+                        "field 'intent_tier': expected one of high, mql, low, got 'urgent'");
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &upper);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "got 'HIGH'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &actor);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'actor_type': expected one of human, automation, got 'robot'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &channel);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'channel': expected one of call, email, sms, chat, meeting, social, got "
+                 "'fax'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &direction);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'direction': expected one of outbound, inbound, got 'sideways'");
+}
+
+static void test_decode_empty_required_id_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv lead = MPB_S("lead_id", "");
+    struct mpb_kv into = MPB_S("into_lead_id", "");
+    struct mpb_kv owner = MPB_S("owner_id", "");
+
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &lead);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'lead_id': expected a non-empty string, got ''");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, merged, MPB_COUNT(merged), NULL, &into);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'into_lead_id': expected a non-empty string");
+    /* An optional id that is present must name something as well; nil means "no owner". */
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &owner);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'owner_id': expected a non-empty string");
+}
+
+/* ---- size ---- */
+
+static void test_decode_payload_over_max_bytes_is_too_large(void **state)
+{
+    struct fx *fx = *state;
+    struct rs_event_decoder small;
+    size_t len;
+    char msg[96];
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
+    len = mpb_len(&fx->b);
+
+    rs_event_decoder_init(&small, len);
+    assert_int_equal(
+        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err), 0);
+    rs_event_decoder_release(&small);
+
+    rs_event_decoder_init(&small, len - 1);
+    assert_int_equal(
+        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
+        RS_EDECODE);
+    assert_int_equal(fx->fault, RS_FAULT_TOO_LARGE);
+    (void)snprintf(msg, sizeof(msg), "payload of %zu bytes exceeds the limit of %zu", len,
+                   len - 1);
+    assert_string_equal(fx->err.msg, msg);
+
+    /* The size is checked first: even garbage is too_large, not invalid_msgpack. */
+    assert_int_equal(rs_event_decode(&small, "\xc1\xc1\xc1", 3, &fx->ev, &fx->fault, &fx->err),
+                     RS_EDECODE);
+    assert_int_equal(fx->fault, RS_FAULT_MSGPACK);
+    mpb_reset(&fx->b);
+    for (size_t i = 0; i < len; i++) {
+        mpb_raw(&fx->b, "\xc1", 1);
+    }
+    assert_int_equal(
+        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
+        RS_EDECODE);
+    assert_int_equal(fx->fault, RS_FAULT_TOO_LARGE);
+    rs_event_decoder_release(&small);
+    rs_event_decoder_release(&small); /* a second release is harmless */
+    rs_event_decoder_release(NULL);
+}
+/* ---- names ---- */
+
+static void test_name_functions_name_every_value_and_null_outside(void **state)
+{
+    static const char *const types[] = { "lead.created", "lead.touched", "lead.disqualified",
+                                         "lead.converted", "lead.merged" };
+    static const char *const faults[] = { "none",       "invalid_msgpack", "not_a_map",
+                                          "missing_field", "wrong_type",   "bad_value",
+                                          "unknown_type",  "too_large" };
+    static const char *const kinds[] = { "sla.warning", "sla.breached", "sla.escalated",
+                                         "sla.recovered", "sla.retracted" };
+
+    (void)state;
+    assert_int_equal(MPB_COUNT(types), RS_EV__COUNT);
+    for (int i = 0; i < RS_EV__COUNT; i++) {
+        assert_string_equal(rs_event_type_name((enum rs_event_type)i), types[i]);
+    }
+    assert_null(rs_event_type_name(RS_EV__COUNT));
+    assert_null(rs_event_type_name((enum rs_event_type)-1));
+
+    assert_int_equal(MPB_COUNT(faults), RS_FAULT__COUNT);
+    for (int i = 0; i < RS_FAULT__COUNT; i++) {
+        assert_string_equal(rs_event_fault_name((enum rs_event_fault)i), faults[i]);
+    }
+    assert_null(rs_event_fault_name(RS_FAULT__COUNT));
+
+    assert_int_equal(MPB_COUNT(kinds), RS_ALERT__COUNT);
+    for (int i = 0; i < RS_ALERT__COUNT; i++) {
+        assert_string_equal(rs_alert_kind_name((enum rs_alert_kind)i), kinds[i]);
+    }
+    assert_null(rs_alert_kind_name(RS_ALERT__COUNT));
+
+    assert_string_equal(rs_intent_tier_name(RS_TIER_HIGH), "high");
+    assert_string_equal(rs_intent_tier_name(RS_TIER_MQL), "mql");
+    assert_string_equal(rs_intent_tier_name(RS_TIER_LOW), "low");
+    assert_null(rs_intent_tier_name(RS_TIER__COUNT));
+    assert_string_equal(rs_actor_type_name(RS_ACTOR_AUTOMATION), "automation");
+    assert_null(rs_actor_type_name((enum rs_actor_type)2));
+    assert_string_equal(rs_direction_name(RS_DIR_OUTBOUND), "outbound");
+    assert_null(rs_direction_name((enum rs_direction)2));
+    assert_string_equal(rs_touch_channel_name(RS_CH_SOCIAL), "social");
+    assert_null(rs_touch_channel_name((enum rs_touch_channel)6));
+}
+
+/* ---- rs_buf ---- */
+
+static void test_buf_append_grows_and_reset_keeps_the_memory(void **state)
+{
+    struct rs_buf buf;
+    char big[10000];
+    char *data;
+
+    (void)state;
+    rs_buf_init(&buf);
+    assert_null(buf.data);
+    assert_int_equal(buf.len, 0);
+    rs_buf_append(&buf, NULL, 0);
+    assert_int_equal(buf.len, 0);
+
+    rs_buf_append(&buf, "abc", 3);
+    memset(big, 'x', sizeof(big));
+    rs_buf_append(&buf, big, sizeof(big));
+    assert_int_equal(buf.len, 3 + sizeof(big));
+    assert_true(buf.cap >= buf.len);
+    assert_memory_equal(buf.data, "abcxxx", 6);
+    assert_int_equal(buf.data[buf.len - 1], 'x');
+
+    data = buf.data;
+    rs_buf_reset(&buf);
+    assert_int_equal(buf.len, 0);
+    assert_ptr_equal(buf.data, data);
+    rs_buf_append(&buf, "z", 1);
+    assert_int_equal(buf.len, 1);
+    assert_int_equal(buf.data[0], 'z');
+
+    rs_buf_release(&buf);
+    assert_null(buf.data);
+    assert_int_equal(buf.cap, 0);
+    rs_buf_release(&buf);
+    rs_buf_release(NULL);
+}
+
+/* ---- rs_alert_encode ---- */
+
+static const char sample_alert_id[] =
+    "9f2c4e8a1b3d5f7091a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5";
+static const char sample_retracts_id[] =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static struct rs_alert sample_alert(enum rs_alert_kind kind)
+{
+    struct rs_alert a = {
+        .kind = kind,
+        .sla_type = "SLA-01_speed_to_lead",
+        .level = "L1_breach",
+        .status = "breached",
+        .entity_type = "lead",
+        .entity_id = { "L-889", 5 },
+        .attempt_n = 1,
+        .owner_id = { "rep_42", 6 },
+        .account = { "acc-9", 5 },
+        .start_event_type = "lead.created",
+        .start_at_ms = 1715680680000,
+        .target_at_ms = 1715680980000,
+        .level_at_ms = 1715680980000,
+        .evaluated_at_ms = 1715681041000,
+        .threshold_ms = 300000,
+        .elapsed_ms = 361000,
+        .clock = "24x7",
+        .intent_tier = "high",
+        .channel = { "demo_request", 12 },
+        .segment = { "mid_market", 10 },
+    };
+
+    memcpy(a.alert_id, sample_alert_id, sizeof(a.alert_id));
+    if (kind == RS_ALERT_RETRACTED) {
+        memcpy(a.retracts_id, sample_retracts_id, sizeof(a.retracts_id));
+    }
+    return a;
+}
+
+struct decoded {
+    msgpack_zone zone;
+    msgpack_object root;
+    size_t off;
+};
+
+static void decode_alert(struct decoded *d, const struct rs_buf *buf, size_t off)
+{
+    assert_true(msgpack_zone_init(&d->zone, 4096));
+    d->off = off;
+    assert_true(msgpack_unpack(buf->data, buf->len, &d->off, &d->zone, &d->root) >= 0);
+    assert_int_equal(d->root.type, MSGPACK_OBJECT_MAP);
+}
+
+/* The value of map[index], after checking that its key is `key`: order is part of the format. */
+static const msgpack_object *at(const msgpack_object *map, uint32_t index, const char *key)
+{
+    const msgpack_object_kv *kv;
+
+    assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
+    assert_true(index < map->via.map.size);
+    kv = &map->via.map.ptr[index];
+    assert_int_equal(kv->key.type, MSGPACK_OBJECT_STR);
+    if (kv->key.via.str.size != strlen(key) || memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0) {
+        print_error("key %u is '%.*s', want '%s'\n", index, (int)kv->key.via.str.size,
+                    kv->key.via.str.ptr, key);
+        fail();
+    }
+    return &kv->val;
+}
+
+static void assert_mp_str(const msgpack_object *o, const char *want)
+{
+    assert_int_equal(o->type, MSGPACK_OBJECT_STR);
+    assert_int_equal(o->via.str.size, strlen(want));
+    assert_memory_equal(o->via.str.ptr, want, strlen(want));
+}
+
+static void assert_mp_int(const msgpack_object *o, int64_t want)
+{
+    assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    assert_int_equal(o->via.u64, (uint64_t)want);
+}
+
+static void test_alert_encode_writes_every_key_in_order(void **state)
+{
+    struct rs_alert a = sample_alert(RS_ALERT_BREACHED);
+    struct rs_buf buf;
+    struct decoded d;
+    const msgpack_object *o;
+
+    (void)state;
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    decode_alert(&d, &buf, 0);
+    assert_int_equal(d.off, buf.len); /* exactly one object */
+    assert_int_equal(d.root.via.map.size, 15);
+
+    assert_mp_str(at(&d.root, 0, "type"), "sla.breached");
+    assert_mp_str(at(&d.root, 1, "alert_id"), sample_alert_id);
+    assert_mp_str(at(&d.root, 2, "sla_type"), "SLA-01_speed_to_lead");
+    assert_mp_str(at(&d.root, 3, "level"), "L1_breach");
+    assert_mp_str(at(&d.root, 4, "status"), "breached");
+    o = at(&d.root, 5, "entity");
+    assert_int_equal(o->via.map.size, 3);
+    assert_mp_str(at(o, 0, "type"), "lead");
+    assert_mp_str(at(o, 1, "id"), "L-889");
+    assert_mp_int(at(o, 2, "attempt_n"), 1);
+    assert_mp_str(at(&d.root, 6, "owner_id"), "rep_42");
+    assert_mp_str(at(&d.root, 7, "account"), "acc-9");
+    o = at(&d.root, 8, "start_event");
+    assert_int_equal(o->via.map.size, 2);
+    assert_mp_str(at(o, 0, "type"), "lead.created");
+    assert_mp_int(at(o, 1, "occurred_at"), 1715680680000);
+    assert_mp_int(at(&d.root, 9, "target_at"), 1715680980000);
+    assert_mp_int(at(&d.root, 10, "level_at"), 1715680980000);
+    assert_mp_int(at(&d.root, 11, "evaluated_at"), 1715681041000);
+    o = at(&d.root, 12, "threshold");
+    assert_int_equal(o->via.map.size, 2);
+    assert_mp_int(at(o, 0, "value_ms"), 300000);
+    assert_mp_str(at(o, 1, "clock"), "24x7");
+    o = at(&d.root, 13, "elapsed");
+    assert_int_equal(o->via.map.size, 1);
+    assert_mp_int(at(o, 0, "wall_ms"), 361000);
+    o = at(&d.root, 14, "context");
+    assert_int_equal(o->via.map.size, 3);
+    assert_mp_str(at(o, 0, "intent_tier"), "high");
+    assert_mp_str(at(o, 1, "channel"), "demo_request");
+    assert_mp_str(at(o, 2, "segment"), "mid_market");
+
+    msgpack_zone_destroy(&d.zone);
+    rs_buf_release(&buf);
+}
+
+static void test_alert_encode_writes_unset_strings_as_nil(void **state)
+{
+    struct rs_alert a = sample_alert(RS_ALERT_WARNING);
+    struct rs_buf buf;
+    struct decoded d;
+    const msgpack_object *context;
+
+    (void)state;
+    a.owner_id = RS_STR_NULL;
+    a.account = RS_STR_NULL;
+    a.intent_tier = NULL;
+    a.channel = RS_STR_NULL;
+    a.segment = RS_STR_NULL;
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    decode_alert(&d, &buf, 0);
+
+    assert_mp_str(at(&d.root, 0, "type"), "sla.warning");
+    assert_int_equal(at(&d.root, 6, "owner_id")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(at(&d.root, 7, "account")->type, MSGPACK_OBJECT_NIL);
+    context = at(&d.root, 14, "context");
+    assert_int_equal(at(context, 0, "intent_tier")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(at(context, 1, "channel")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(at(context, 2, "segment")->type, MSGPACK_OBJECT_NIL);
+
+    msgpack_zone_destroy(&d.zone);
+    rs_buf_release(&buf);
+}
+
+static void test_alert_encode_retracted_names_the_withdrawn_alert(void **state)
+{
+    struct rs_alert a = sample_alert(RS_ALERT_RETRACTED);
+    struct rs_buf buf;
+    struct decoded d;
+
+    (void)state;
+    a.level = "resolved";
+    a.status = "met";
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    decode_alert(&d, &buf, 0);
+
+    assert_int_equal(d.root.via.map.size, 16);
+    assert_mp_str(at(&d.root, 0, "type"), "sla.retracted");
+    assert_mp_str(at(&d.root, 3, "level"), "resolved");
+    assert_mp_str(at(&d.root, 4, "status"), "met");
+    assert_mp_str(at(&d.root, 15, "retracts"), sample_retracts_id);
+
+    msgpack_zone_destroy(&d.zone);
+    rs_buf_release(&buf);
+}
+
+static void test_alert_encode_appends_and_is_deterministic(void **state)
+{
+    struct rs_alert a = sample_alert(RS_ALERT_RECOVERED);
+    struct rs_buf buf;
+    struct decoded first;
+    struct decoded second;
+    size_t one;
+
+    (void)state;
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    one = buf.len;
+    rs_alert_encode(&a, &buf);
+    assert_int_equal(buf.len, 2 * one);
+    assert_memory_equal(buf.data, buf.data + one, one);
+
+    decode_alert(&first, &buf, 0);
+    assert_int_equal(first.off, one);
+    decode_alert(&second, &buf, one);
+    assert_int_equal(second.off, buf.len);
+    assert_mp_str(at(&second.root, 0, "type"), "sla.recovered");
+
+    msgpack_zone_destroy(&first.zone);
+    msgpack_zone_destroy(&second.zone);
+    rs_buf_release(&buf);
+}
+
+#define FX_TEST(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FX_TEST(test_decode_lead_created_fills_every_field),
+        FX_TEST(test_decode_lead_touched_fills_every_field),
+        FX_TEST(test_decode_lead_disqualified_fills_every_field),
+        FX_TEST(test_decode_lead_converted_fills_every_field),
+        FX_TEST(test_decode_lead_merged_fills_every_field),
+        FX_TEST(test_decode_absent_optional_fields_are_unset),
+        FX_TEST(test_decode_nil_optional_fields_are_unset),
+        FX_TEST(test_decode_ignores_unknown_keys_of_any_shape),
+        FX_TEST(test_decode_duplicate_key_last_value_wins),
+        FX_TEST(test_decode_every_enum_value_is_accepted),
+        FX_TEST(test_decode_free_text_fields_may_be_empty),
+        FX_TEST(test_decode_seq_takes_any_int64),
+        FX_TEST(test_decode_ts_timestamp_ext_is_converted_to_ms),
+        FX_TEST(test_decode_strings_point_into_the_payload),
+        FX_TEST(test_decode_converted_account_id_defaults_to_account),
+        FX_TEST(test_decode_converted_account_id_differing_from_account_is_bad_value),
+        FX_TEST(test_decode_reuses_its_zone_across_many_events),
+        FX_TEST(test_decode_large_event_grows_the_zone_only_until_the_next_decode),
+        FX_TEST(test_decode_success_after_failure_clears_the_fault),
+        FX_TEST(test_decode_accepts_null_fault_and_err),
+        FX_TEST(test_decode_garbage_is_invalid_msgpack),
+        FX_TEST(test_decode_empty_payload_is_invalid_msgpack),
+        FX_TEST(test_decode_every_truncation_is_invalid_msgpack),
+        FX_TEST(test_decode_truncated_message_names_the_offsets),
+        FX_TEST(test_decode_trailing_bytes_are_invalid_msgpack),
+        FX_TEST(test_decode_count_larger_than_payload_is_invalid_without_allocating),
+        FX_TEST(test_decode_nesting_limit_matches_msgpack_c),
+        FX_TEST(test_decode_top_level_other_than_map_is_not_a_map),
+        FX_TEST(test_decode_non_string_key_is_not_a_map),
+        FX_TEST(test_decode_missing_type_is_missing_field),
+        FX_TEST(test_decode_type_not_a_string_is_wrong_type),
+        FX_TEST(test_decode_unknown_type_is_unknown_type),
+        FX_TEST(test_decode_message_quotes_values_safely),
+        FX_TEST(test_decode_missing_id_is_missing_field),
+        FX_TEST(test_decode_empty_id_is_bad_value),
+        FX_TEST(test_decode_missing_ts_is_missing_field),
+        FX_TEST(test_decode_ts_of_wrong_type_is_wrong_type),
+        FX_TEST(test_decode_ts_not_positive_is_bad_value),
+        FX_TEST(test_decode_bad_timestamp_ext_is_bad_value),
+        FX_TEST(test_decode_seq_of_wrong_type_or_range_is_rejected),
+        FX_TEST(test_decode_optional_envelope_field_of_wrong_type_is_wrong_type),
+        FX_TEST(test_decode_each_missing_required_field_is_missing_field),
+        FX_TEST(test_decode_each_field_of_wrong_type_is_wrong_type),
+        FX_TEST(test_decode_optional_field_of_wrong_type_is_wrong_type),
+        FX_TEST(test_decode_string_as_bin_is_wrong_type),
+        FX_TEST(test_decode_enum_out_of_range_is_bad_value),
+        FX_TEST(test_decode_empty_required_id_is_bad_value),
+        FX_TEST(test_decode_payload_over_max_bytes_is_too_large),
+        cmocka_unit_test(test_name_functions_name_every_value_and_null_outside),
+        cmocka_unit_test(test_buf_append_grows_and_reset_keeps_the_memory),
+        cmocka_unit_test(test_alert_encode_writes_every_key_in_order),
+        cmocka_unit_test(test_alert_encode_writes_unset_strings_as_nil),
+        cmocka_unit_test(test_alert_encode_retracted_names_the_withdrawn_alert),
+        cmocka_unit_test(test_alert_encode_appends_and_is_deterministic),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
