@@ -21,7 +21,6 @@
 #define FLUSH_ON_FREE_MS 2000 /* the producer's last chance; the outbox keeps what is left */
 #define DLQ_LOG_FIRST 10      /* bad messages are data: log the first few, then 1 in 1000 */
 #define DLQ_LOG_EVERY 1000
-#define ACKED_MAX 65536       /* delete acknowledged outbox entries at the latest this often */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
@@ -492,7 +491,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct rs_app *app = t->data;
     int64_t now = now_ms(app);
-    bool due = app->n_acked >= ACKED_MAX;
+    bool due = false;
     struct rs_err err;
 
     for (size_t i = 0; i < app->n_parts && !due; i++) {
@@ -510,10 +509,12 @@ static void on_tick(uv_timer_t *t)
         }
         due = rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
     }
-    if (!due && (app->n_acked == 0 || app->in_flight > 0)) {
+    if (!due && app->n_acked == 0) {
         pump_outbox(app);
-        return; /* deletes ride along with the next batch, or wait for a quiet moment */
+        return;
     }
+    /* Delivered entries go now, not with the next event batch: after a crash, what Kafka
+     * acknowledged more than a tick ago is not published again. */
     rs_err_clear(&err);
     if (run_batch(app, body_tick, &now, &err) != 0) {
         fail(app, "timer batch", &err);

@@ -681,6 +681,10 @@ int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
     (void)uv_poll_init(loop, &p->poll, p->wake[0]);
     p->poll.data = p;
     (void)uv_poll_start(&p->poll, UV_READABLE, on_producer_wake);
+    /* Whatever rd_kafka_new() queued already (a CONFWARN log line, say) gave no wake-up, and
+     * while it sits there no later element writes the fd: serve the queue empty now. */
+    while (rd_kafka_poll(p->rk, 0) > 0) {
+    }
     *out = p;
     return 0;
 }

@@ -906,7 +906,8 @@ static void test_decode_message_quotes_values_safely(void **state)
     struct mpb_kv huge = MPB_S("type", long_type);
 
     mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &odd);
-    expect_fault(fx, RS_FAULT_UNKNOWN_TYPE, "unknown event type 'lead.\\x01\\x0a\\'\\\\\\xc3\\xa9'");
+    expect_fault(fx, RS_FAULT_UNKNOWN_TYPE,
+                 "unknown event type 'lead.\\x01\\x0a\\'\\\\\\xc3\\xa9'");
 
     memset(long_type, 'a', 200);
     long_type[200] = '\0';
@@ -1529,6 +1530,150 @@ static void test_alert_encode_appends_and_is_deterministic(void **state)
     rs_buf_release(&buf);
 }
 
+/* ---- rs_event_encode and rs_alert_view_decode ---- */
+
+static bool same_str(struct rs_str a, struct rs_str b)
+{
+    if (!rs_str_is_set(a) || !rs_str_is_set(b)) {
+        return rs_str_is_set(a) == rs_str_is_set(b);
+    }
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+static void assert_same_event(const struct rs_event *a, const struct rs_event *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_true(same_str(a->id, b->id));
+    assert_int_equal(a->ts_ms, b->ts_ms);
+    assert_true(same_str(a->account, b->account));
+    assert_true(same_str(a->tenant, b->tenant));
+    assert_true(same_str(a->source, b->source));
+    assert_true(same_str(a->source_id, b->source_id));
+    assert_int_equal(a->has_seq, b->has_seq);
+    assert_int_equal(a->seq, b->seq);
+    switch (a->type) {
+    case RS_EV_LEAD_CREATED:
+        assert_true(same_str(a->u.lead_created.lead_id, b->u.lead_created.lead_id));
+        assert_true(same_str(a->u.lead_created.channel, b->u.lead_created.channel));
+        assert_int_equal(a->u.lead_created.intent_tier, b->u.lead_created.intent_tier);
+        assert_true(same_str(a->u.lead_created.segment, b->u.lead_created.segment));
+        assert_true(same_str(a->u.lead_created.owner_id, b->u.lead_created.owner_id));
+        break;
+    case RS_EV_LEAD_TOUCHED:
+        assert_true(same_str(a->u.lead_touched.lead_id, b->u.lead_touched.lead_id));
+        assert_true(same_str(a->u.lead_touched.rep_id, b->u.lead_touched.rep_id));
+        assert_int_equal(a->u.lead_touched.actor_type, b->u.lead_touched.actor_type);
+        assert_int_equal(a->u.lead_touched.channel, b->u.lead_touched.channel);
+        assert_int_equal(a->u.lead_touched.direction, b->u.lead_touched.direction);
+        assert_int_equal(a->u.lead_touched.connected, b->u.lead_touched.connected);
+        break;
+    case RS_EV_LEAD_DISQUALIFIED:
+        assert_true(same_str(a->u.lead_disqualified.lead_id, b->u.lead_disqualified.lead_id));
+        assert_true(same_str(a->u.lead_disqualified.reason, b->u.lead_disqualified.reason));
+        break;
+    case RS_EV_LEAD_CONVERTED:
+        assert_true(same_str(a->u.lead_converted.lead_id, b->u.lead_converted.lead_id));
+        assert_true(same_str(a->u.lead_converted.account_id, b->u.lead_converted.account_id));
+        assert_true(same_str(a->u.lead_converted.contact_id, b->u.lead_converted.contact_id));
+        assert_true(
+            same_str(a->u.lead_converted.opportunity_id, b->u.lead_converted.opportunity_id));
+        break;
+    case RS_EV_LEAD_MERGED:
+        assert_true(same_str(a->u.lead_merged.lead_id, b->u.lead_merged.lead_id));
+        assert_true(same_str(a->u.lead_merged.into_lead_id, b->u.lead_merged.into_lead_id));
+        assert_true(same_str(a->u.lead_merged.reason, b->u.lead_merged.reason));
+        break;
+    case RS_EV__COUNT:
+        fail();
+    }
+}
+
+static void test_event_encode_round_trips_every_type(void **state)
+{
+    struct fx *fx = *state;
+    const struct event_case cases[] = {
+        { "lead.created", created, MPB_COUNT(created) },
+        { "lead.touched", touched, MPB_COUNT(touched) },
+        { "lead.disqualified", disqualified, MPB_COUNT(disqualified) },
+        { "lead.converted", converted, MPB_COUNT(converted) },
+        { "lead.merged", merged, MPB_COUNT(merged) },
+        { "lead.created", created_min, MPB_COUNT(created_min) },
+        { "lead.touched", touched_min, MPB_COUNT(touched_min) },
+        { "lead.converted", converted_min, MPB_COUNT(converted_min) },
+        { "lead.merged", merged_min, MPB_COUNT(merged_min) },
+    };
+
+    struct rs_event_decoder other; /* so that `first` stays valid by the header's rules */
+
+    rs_event_decoder_init(&other, TEST_MAX_BYTES);
+    for (size_t c = 0; c < MPB_COUNT(cases); c++) {
+        struct rs_event again;
+        struct rs_buf buf;
+
+        assert_int_equal(decode_event(fx, cases[c].kvs, cases[c].n, NULL, NULL), 0);
+        rs_buf_init(&buf);
+        rs_event_encode(&fx->ev, &buf);
+        assert_int_equal(rs_event_decode(&other, buf.data, buf.len, &again, &fx->fault, &fx->err),
+                         0);
+        assert_same_event(&fx->ev, &again);
+        rs_buf_release(&buf);
+    }
+    rs_event_decoder_release(&other);
+}
+
+static void test_alert_view_decode_reads_what_alert_encode_wrote(void **state)
+{
+    struct fx *fx = *state;
+    struct rs_alert a = sample_alert(RS_ALERT_RETRACTED);
+    struct rs_alert_view view;
+    struct rs_buf buf;
+
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    assert_int_equal(rs_alert_view_decode(&fx->dec, buf.data, buf.len, &view, &fx->err), 0);
+    assert_int_equal(view.kind, RS_ALERT_RETRACTED);
+    assert_str(view.alert_id, sample_alert_id);
+    assert_str(view.retracts_id, sample_retracts_id);
+    assert_str(view.level, "L1_breach");
+    assert_str(view.status, "breached");
+    assert_str(view.entity_id, "L-889");
+    assert_str(view.owner_id, "rep_42");
+    assert_str(view.intent_tier, "high");
+    assert_int_equal(view.start_at_ms, 1715680680000);
+    assert_int_equal(view.target_at_ms, 1715680980000);
+    assert_int_equal(view.evaluated_at_ms, 1715681041000);
+    assert_int_equal(view.threshold_ms, 300000);
+    assert_int_equal(view.elapsed_ms, 361000);
+
+    a = sample_alert(RS_ALERT_WARNING);
+    rs_buf_reset(&buf);
+    rs_alert_encode(&a, &buf);
+    assert_int_equal(rs_alert_view_decode(&fx->dec, buf.data, buf.len, &view, &fx->err), 0);
+    assert_int_equal(view.kind, RS_ALERT_WARNING);
+    assert_unset(view.retracts_id);
+    rs_buf_release(&buf);
+}
+
+static void test_alert_view_decode_rejects_bad_input_without_allocating(void **state)
+{
+    struct fx *fx = *state;
+    struct rs_alert_view view;
+    const void *head;
+
+    assert_int_equal(decode_event(fx, created, MPB_COUNT(created), NULL, NULL), 0);
+    head = zone_head(fx);
+    assert_int_equal(rs_alert_view_decode(&fx->dec, "\xc1", 1, &view, &fx->err), RS_EDECODE);
+    assert_int_equal(rs_alert_view_decode(&fx->dec, "", 0, &view, &fx->err), RS_EDECODE);
+    /* An alert map claiming 2^26 entries: rejected before msgpack-c reserves 3 GiB. */
+    assert_int_equal(rs_alert_view_decode(&fx->dec, "\xdf\x04\x00\x00\x00", 5, &view, &fx->err),
+                     RS_EDECODE);
+    assert_ptr_equal(zone_head(fx), head);
+    /* An event is not an alert. */
+    assert_int_equal(
+        rs_alert_view_decode(&fx->dec, mpb_data(&fx->b), mpb_len(&fx->b), &view, &fx->err),
+        RS_EDECODE);
+}
+
 #define FX_TEST(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
@@ -1588,6 +1733,9 @@ int main(void)
         cmocka_unit_test(test_alert_encode_writes_unset_strings_as_nil),
         cmocka_unit_test(test_alert_encode_retracted_names_the_withdrawn_alert),
         cmocka_unit_test(test_alert_encode_appends_and_is_deterministic),
+        FX_TEST(test_event_encode_round_trips_every_type),
+        FX_TEST(test_alert_view_decode_reads_what_alert_encode_wrote),
+        FX_TEST(test_alert_view_decode_rejects_bad_input_without_allocating),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
