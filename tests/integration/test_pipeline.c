@@ -19,6 +19,7 @@
 
 #include <msgpack.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,18 +525,34 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
     srand(seed);
     print_message("kill seed %u\n", seed);
     for (int r = 0; r < rounds; r++) {
+        /* The engine runs while the round's events arrive, and dies at a random moment of
+         * it: while joining, in a batch, or while publishing. */
+        int64_t started = rs_tb_now_ms();
+        int kill_after_ms = rand() % 2000;
+        bool killed = false;
+
+        (void)start_engine(e);
         for (int i = 0; i < per_round; i++) {
             int n = r * per_round + i;
 
             (void)snprintf(lead, sizeof(lead), "K-%05d", n);
             send_lead(&p, &x, lead, (enum rs_intent_tier)(n % RS_TIER__COUNT),
                       (enum outcome)(n / RS_TIER__COUNT % OUTCOMES), t0 + n * 1000);
+            if (i % 40 == 39) {
+                rd_kafka_flush(p.rk, 1000);
+                rs_tb_sleep_ms(50);
+            }
+            if (!killed && rs_tb_now_ms() - started >= kill_after_ms) {
+                assert_int_equal(stop_engine(e, SIGKILL), 128 + SIGKILL);
+                killed = true;
+                kills++;
+            }
         }
         rs_tb_flush(p.rk);
-        (void)start_engine(e);
-        rs_tb_sleep_ms(300 + rand() % 2500); /* during join, batches or publishing */
-        assert_int_equal(stop_engine(e, SIGKILL), 128 + SIGKILL);
-        kills++;
+        if (!killed) {
+            assert_int_equal(stop_engine(e, SIGKILL), 128 + SIGKILL);
+            kills++;
+        }
     }
     /* The last run goes to the end. */
     (void)start_engine(e);
