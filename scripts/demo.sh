@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build build/release --parallel "$(nproc 2>/dev/null || echo 2)" --target revstream \
-    > /dev/null
-exec build/release/revstream demo "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release &&
+       cmake --build build/release --parallel "$(nproc 2>/dev/null || echo 2)" \
+           --target revstream; } > "$log" 2>&1; then
+    cat "$log" >&2
+    echo "demo.sh: the build failed (output above)" >&2
+    exit 1
+fi
+build/release/revstream demo "$@"

@@ -5,7 +5,7 @@
 #   1. Release build with -Werror (RS_WERROR=ON)
 #   2. Asan build (clang, -fsanitize=address,undefined)
 #   3. the single-node Kafka broker (deploy/kafka.sh), RS_TEST_BROKERS pointing at it
-#   4. every Release test, then the unit tests under the sanitizers
+#   4. every Release test, then the unit and mock-cluster tests under the sanitizers
 # Both test runs always happen, so both summaries are printed; exits 1 if either failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,10 +36,10 @@ failed=()
 step "tests: Release, all labels"
 ctest --test-dir build/release --output-on-failure --no-tests=error || failed+=(release)
 
-step "tests: Asan, unit"
+step "tests: Asan, unit and the mock-cluster tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build/asan -L unit --output-on-failure --no-tests=error || failed+=(asan)
+    ctest --test-dir build/asan -L 'unit|mock' --output-on-failure --no-tests=error || failed+=(asan)
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     printf '\ntest.sh: FAILED: %s\n' "${failed[*]}" >&2

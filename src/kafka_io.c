@@ -694,6 +694,8 @@ int rs_kafka_producer_send(struct rs_kafka_producer *p, const char *topic, struc
                            size_t n_headers, int64_t ts_ms, uint64_t seq, struct rs_err *err)
 {
     rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_vu_t vu[7];
+    rd_kafka_error_t *error;
     rd_kafka_resp_err_t kerr;
 
     if (n_headers > 0) {
@@ -703,12 +705,28 @@ int rs_kafka_producer_send(struct rs_kafka_producer *p, const char *topic, struc
                                       (ssize_t)headers[i].value.len);
         }
     }
-    kerr = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key.ptr, key.len),
-        RD_KAFKA_V_VALUE((void *)(uintptr_t)payload.ptr, payload.len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts_ms > 0 ? ts_ms : 0),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    /* produceva, not the RD_KAFKA_V_* macros: those are GNU statement expressions. */
+    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[0].u.cstr = topic;
+    vu[1].vtype = RD_KAFKA_VTYPE_KEY;
+    vu[1].u.mem.ptr = (void *)(uintptr_t)key.ptr; /* copied: RD_KAFKA_MSG_F_COPY */
+    vu[1].u.mem.size = key.len;
+    vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[2].u.mem.ptr = (void *)(uintptr_t)payload.ptr;
+    vu[2].u.mem.size = payload.len;
+    vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[3].u.i = RD_KAFKA_MSG_F_COPY;
+    vu[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+    vu[4].u.i64 = ts_ms > 0 ? ts_ms : 0; /* 0: librdkafka stamps the send time */
+    vu[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[5].u.ptr = (void *)(uintptr_t)seq;
+    vu[6].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vu[6].u.headers = hdrs;
+    error = rd_kafka_produceva(p->rk, vu, hdrs != NULL ? 7 : 6);
+    kerr = error != NULL ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error != NULL) {
+        rd_kafka_error_destroy(error);
+    }
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(hdrs); /* only taken on success; NULL is fine */
         if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {

@@ -100,10 +100,24 @@ void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key
     rd_kafka_resp_err_t err;
 
     for (;;) {
-        err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_KEY((void *)(uintptr_t)key, key_len),
-                                RD_KAFKA_V_VALUE((void *)(uintptr_t)payload, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_vu_t vu[4];
+        rd_kafka_error_t *error;
+
+        vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+        vu[0].u.cstr = topic;
+        vu[1].vtype = RD_KAFKA_VTYPE_KEY;
+        vu[1].u.mem.ptr = (void *)(uintptr_t)key;
+        vu[1].u.mem.size = key_len;
+        vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+        vu[2].u.mem.ptr = (void *)(uintptr_t)payload;
+        vu[2].u.mem.size = len;
+        vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+        vu[3].u.i = RD_KAFKA_MSG_F_COPY;
+        error = rd_kafka_produceva(p, vu, 4);
+        err = error != NULL ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (error != NULL) {
+            rd_kafka_error_destroy(error);
+        }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             break;
         }
