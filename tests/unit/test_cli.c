@@ -1,0 +1,204 @@
+/*
+ * test_cli.c - the revstream binary's commands, exit codes and messages, as a user meets
+ * them: 0 ok, 1 runtime failure, 2 bad usage or bad configuration. No broker needed: every
+ * case here fails (or succeeds) before Kafka is contacted.
+ */
+#include <setjmp.h> /* cmocka 1.1 needs these four first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "tmpdir.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+    char *dir;
+    char out[4096], err[4096], conf[4096];
+};
+
+static int cli_setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    f->dir = rs_test_tmpdir_new();
+    (void)snprintf(f->out, sizeof(f->out), "%s/out", f->dir);
+    (void)snprintf(f->err, sizeof(f->err), "%s/err", f->dir);
+    (void)snprintf(f->conf, sizeof(f->conf), "%s/revstream.conf", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int cli_teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    rs_test_tmpdir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Run revstream with args through sh, stdout and stderr to files; returns the exit code. */
+static int run(struct fixture *f, const char *args)
+{
+    char cmd[16384];
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+
+    (void)snprintf(cmd, sizeof(cmd), "exec '%s' %s 2>'%s'", RS_BINARY, args, f->err);
+    return rs_tb_run(argv, f->out);
+}
+
+static void assert_file_has(const char *path, const char *needle)
+{
+    char *text = rs_tb_slurp(path);
+
+    assert_non_null(text);
+    if (strstr(text, needle) == NULL) {
+        print_error("'%s' not in:\n%s\n", needle, text);
+    }
+    assert_non_null(strstr(text, needle));
+    free(text);
+}
+
+static void test_cli_version_and_help_exit_zero(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(run(f, "version"), 0);
+    assert_file_has(f->out, "librdkafka 2.");
+    assert_int_equal(run(f, "--help"), 0);
+    assert_file_has(f->out, "check-config FILE");
+    assert_int_equal(run(f, "run --help"), 0);
+    assert_file_has(f->out, "usage: revstream run -c FILE");
+    assert_int_equal(run(f, "demo --help"), 0);
+    assert_file_has(f->out, "--json");
+    assert_int_equal(run(f, "check-config --help"), 0);
+    assert_int_equal(run(f, "inspect --help"), 0);
+}
+
+static void test_cli_bad_usage_exits_two(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(run(f, ""), 2);
+    assert_int_equal(run(f, "teleport"), 2);
+    assert_file_has(f->err, "unknown command 'teleport'");
+    assert_int_equal(run(f, "run"), 2);
+    assert_file_has(f->err, "needs -c FILE");
+    assert_int_equal(run(f, "demo --leads 0"), 2);
+    assert_int_equal(run(f, "demo --bogus"), 2);
+    assert_file_has(f->err, "unexpected argument '--bogus'");
+}
+
+static void test_cli_bad_config_names_file_line_key_and_exits_two(void **state)
+{
+    struct fixture *f = *state;
+    char args[8192];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:9092\n"
+                        "sla.speed_to_lead.high = soon\n");
+    (void)snprintf(args, sizeof(args), "check-config '%s'", f->conf);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "revstream.conf:2: key 'sla.speed_to_lead.high'");
+    (void)snprintf(args, sizeof(args), "run -c '%s'", f->conf);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "revstream.conf:2:");
+}
+
+static void test_cli_bad_librdkafka_property_is_a_config_error(void **state)
+{
+    struct fixture *f = *state;
+    char args[8192];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:9092\n"
+                        "kafka.group.id = g\n"
+                        "kafka.no.such.property = 1\n");
+    (void)snprintf(args, sizeof(args), "check-config '%s'", f->conf);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "revstream.conf:3: kafka property 'no.such.property'");
+}
+
+static void test_cli_config_contradicting_guarantees_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    char args[8192];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:9092\n"
+                        "kafka.group.id = g\n"
+                        "kafka.producer.enable.idempotence = false\n");
+    (void)snprintf(args, sizeof(args), "check-config '%s'", f->conf);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "'enable.idempotence' must be 'true'");
+}
+
+static void test_cli_check_config_prints_effective_config_with_secrets_masked(void **state)
+{
+    struct fixture *f = *state;
+    char args[8192];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:9092\n"
+                        "kafka.group.id = g\n");
+    (void)snprintf(args, sizeof(args),
+                   "check-config '%s'", f->conf);
+    assert_int_equal(setenv("REVSTREAM_KAFKA_SASL_PASSWORD", "hunter2", 1), 0);
+    assert_int_equal(setenv("REVSTREAM_SLA_SPEED_TO_LEAD_HIGH", "7m", 1), 0);
+    assert_int_equal(run(f, args), 0);
+    assert_int_equal(unsetenv("REVSTREAM_KAFKA_SASL_PASSWORD"), 0);
+    assert_int_equal(unsetenv("REVSTREAM_SLA_SPEED_TO_LEAD_HIGH"), 0);
+    assert_file_has(f->out, "sla.speed_to_lead.high = 7m");
+    assert_file_has(f->out, "kafka.sasl.password = ***");
+    {
+        char *text = rs_tb_slurp(f->out);
+
+        assert_null(strstr(text, "hunter2"));
+        free(text);
+    }
+}
+
+static void test_cli_inspect_of_a_fresh_state_dir_reports_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char text[8192], args[8192];
+
+    (void)snprintf(text, sizeof(text),
+                   "kafka.bootstrap.servers = 127.0.0.1:9092\nkafka.group.id = g\n"
+                   "state.dir = %s/state\n",
+                   f->dir);
+    write_file(f->conf, text);
+    (void)snprintf(args, sizeof(args), "inspect -c '%s'", f->conf);
+    assert_int_equal(run(f, args), 0);
+    assert_file_has(f->out, "\"created\":0");
+    assert_file_has(f->out, "\"offsets\":[]");
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, cli_setup, cli_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_cli_version_and_help_exit_zero),
+        T(test_cli_bad_usage_exits_two),
+        T(test_cli_bad_config_names_file_line_key_and_exits_two),
+        T(test_cli_bad_librdkafka_property_is_a_config_error),
+        T(test_cli_config_contradicting_guarantees_is_refused),
+        T(test_cli_check_config_prints_effective_config_with_secrets_masked),
+        T(test_cli_inspect_of_a_fresh_state_dir_reports_nothing),
+    };
+
+    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
