@@ -21,6 +21,7 @@
 #define FLUSH_ON_FREE_MS 2000 /* the producer's last chance; the outbox keeps what is left */
 #define DLQ_LOG_FIRST 10      /* bad messages are data: log the first few, then 1 in 1000 */
 #define DLQ_LOG_EVERY 1000
+#define DLQ_PAYLOAD_MAX 900000 /* longer originals are cut; revstream.truncated says so */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
@@ -28,6 +29,7 @@ enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
 
 struct part {
     bool assigned;
+    bool fetched;        /* a message or EOF since assignment: the high watermark is fresh */
     bool caught_up_hint; /* EOF seen since the last message */
     struct rs_store_offset off;
     struct rs_watermark wm;
@@ -219,7 +221,8 @@ static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_eve
 {
     char partition[16], offset[24];
     const char *reason = rs_event_fault_name(fault);
-    uint8_t n = 5;
+    bool truncated = msg->payload != NULL && msg->len > DLQ_PAYLOAD_MAX;
+    uint8_t n = truncated ? 6 : 5;
     uint64_t seq;
     uint64_t count = ++app->counters.dead_letters;
 
@@ -240,13 +243,38 @@ static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_eve
     put_header(&app->record, "revstream.source.offset", offset, strlen(offset));
     put_header(&app->record, "revstream.reason", reason, strlen(reason));
     put_header(&app->record, "revstream.error", detail, strlen(detail));
-    rs_buf_append(&app->record, msg->payload, msg->payload != NULL ? msg->len : 0);
+    if (truncated) {
+        char original[24];
+
+        (void)snprintf(original, sizeof(original), "%zu", msg->len); /* the length before */
+        put_header(&app->record, "revstream.truncated", original, strlen(original));
+    }
+    /* Keep the dead letter under the producer's default message.max.bytes (1000000). */
+    rs_buf_append(&app->record, msg->payload,
+                  msg->payload == NULL ? 0 : (msg->len < DLQ_PAYLOAD_MAX ? msg->len : DLQ_PAYLOAD_MAX));
     return rs_store_outbox_append(app->store,
                                   (struct rs_bytes){ app->record.data, app->record.len }, &seq,
                                   err);
 }
 
 /* ---- publishing -------------------------------------------------------------------- */
+
+static void ack(struct rs_app *app, uint64_t seq)
+{
+    if (app->n_acked == app->cap_acked) {
+        app->cap_acked = app->cap_acked == 0 ? 1024 : app->cap_acked * 2;
+        app->acked = rs_xrealloc(app->acked, app->cap_acked * sizeof(*app->acked));
+    }
+    app->acked[app->n_acked++] = seq;
+}
+
+static void give_up(struct rs_app *app, uint64_t seq, const char *reason)
+{
+    app->counters.publish_failures++;
+    RS_LOG_ERROR("outbox entry seq=%" PRIu64 " cannot be published and is dropped: %s", seq,
+                 reason);
+    ack(app, seq);
+}
 
 static int publish_one(void *opaque, uint64_t seq, struct rs_bytes raw)
 {
@@ -267,12 +295,13 @@ static int publish_one(void *opaque, uint64_t seq, struct rs_bytes raw)
     if (rc == -ENOBUFS) {
         return 1; /* librdkafka's queue is full: the rest waits for delivery reports */
     }
+    app->outbox_cursor = seq + 1;
     if (rc != 0) {
-        RS_LOG_ERROR("%s", err.msg);
-        return 1;
+        /* It can never be sent: drop it loudly rather than block every entry after it. */
+        give_up(app, seq, err.msg);
+        return 0;
     }
     app->in_flight++;
-    app->outbox_cursor = seq + 1;
     return 0;
 }
 
@@ -283,31 +312,39 @@ static void pump_outbox(struct rs_app *app)
     if (app->producer == NULL) {
         return;
     }
+    rs_err_clear(&err);
     if (rs_store_outbox_scan(app->store, app->outbox_cursor, publish_one, app, &err) < 0) {
         RS_LOG_ERROR("%s", err.msg);
     }
 }
 
-static void on_delivered(void *opaque, uint64_t seq, bool ok, const char *reason)
+static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
+                         const char *reason)
 {
     struct rs_app *app = opaque;
 
     app->in_flight--;
-    if (!ok) {
+    if (ok) {
+        app->counters.published++;
+        ack(app, seq);
+    } else if (retriable) {
         /* At least once: publish it again from the outbox (later entries may repeat). */
-        app->counters.publish_failures++;
         RS_LOG_WARN("delivery failed seq=%" PRIu64 ": %s; will retry", seq, reason);
         if (seq < app->outbox_cursor) {
             app->outbox_cursor = seq;
         }
-        return;
+    } else {
+        give_up(app, seq, reason);
     }
-    app->counters.published++;
-    if (app->n_acked == app->cap_acked) {
-        app->cap_acked = app->cap_acked == 0 ? 1024 : app->cap_acked * 2;
-        app->acked = rs_xrealloc(app->acked, app->cap_acked * sizeof(*app->acked));
-    }
-    app->acked[app->n_acked++] = seq;
+}
+
+static void on_producer_fatal(void *opaque, const char *reason)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+
+    (void)rs_err_set(&err, RS_EKAFKA, "producer: %s", reason);
+    fail(app, "kafka", &err);
 }
 
 /* Inside a batch: forget what Kafka has acknowledged. */
@@ -355,6 +392,7 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         app->counters.skipped++; /* applied before a restart or a seek: never twice */
         return 0;
     }
+    p->fetched = true;
     p->caught_up_hint = false;
     p->wm.caught_up = false;
     rs_err_clear(&derr);
@@ -390,6 +428,7 @@ typedef int batch_body(struct rs_app *app, const void *arg, struct rs_err *err);
 
 static int run_batch(struct rs_app *app, batch_body *body, const void *arg, struct rs_err *err)
 {
+    struct rs_app_counters counters_before = app->counters;
     int rc;
 
     for (int attempt = 0;; attempt++) {
@@ -407,18 +446,22 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         } else {
             rs_store_abort(app->store);
         }
-        if (rc != RS_ESTORE_FULL || attempt >= 8) {
+        if (rc == 0) {
             break;
         }
-        app->counters.batch_retries++;
+        /* Undone in the store, so undone in memory: watermarks, deadlines, counters. */
         memcpy(app->parts, app->parts_before, app->n_parts * sizeof(*app->parts));
         app->sla.counters = app->sla_before;
+        app->counters = counters_before;
+        if (rc != RS_ESTORE_FULL || attempt >= 8) {
+            return rc;
+        }
+        app->counters.batch_retries++;
+        counters_before.batch_retries++;
     }
-    if (rc == 0) {
-        app->n_acked = 0;
-        app->counters.batches++;
-    }
-    return rc;
+    app->n_acked = 0;
+    app->counters.batches++;
+    return 0;
 }
 
 struct msgs {
@@ -445,15 +488,11 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
     struct rs_app *app = opaque;
     struct msgs m = { msgs, n };
     struct rs_err err;
-    uint64_t events_before = app->counters.events;
-    uint64_t dlq_before = app->counters.dead_letters;
     int rc;
 
     rs_err_clear(&err);
     rc = run_batch(app, body_messages, &m, &err);
     if (rc != 0) {
-        app->counters.events = events_before;
-        app->counters.dead_letters = dlq_before;
         fail(app, "batch", &err);
         return rc;
     }
@@ -500,8 +539,9 @@ static void on_tick(uv_timer_t *t)
         if (!p->assigned) {
             continue;
         }
-        /* Caught up: at EOF, or at the high watermark the fetcher last saw. */
-        if (!p->wm.caught_up && app->consumer != NULL) {
+        /* Caught up: at EOF, or at the high watermark the fetcher last saw since assignment
+         * (librdkafka keeps the one from before a rebalance until the next fetch). */
+        if (!p->wm.caught_up && p->fetched && app->consumer != NULL) {
             int64_t hi = rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events,
                                                           (int32_t)i);
 
@@ -566,9 +606,12 @@ static int on_assign(void *opaque, const char *topic, const int32_t *ids, int64_
             RS_LOG_INFO("partition %s[%d]: resuming at offset %" PRId64, topic, ids[i],
                         p->off.next_offset);
         }
-        offsets[i] = p->off.next_offset;
+        /* The oldest retained message, whatever auto.offset.reset says: a log whose start
+         * was deleted must not make a rebuild jump to its end. */
+        offsets[i] = rc == RS_ENOTFOUND ? RS_KAFKA_OFFSET_BEGINNING : p->off.next_offset;
         rs_watermark_init(&p->wm, app->cfg->max_out_of_orderness_ms, p->off.max_ts_ms);
         p->assigned = true;
+        p->fetched = false;
         p->caught_up_hint = false;
         p->next_deadline_ms = 0; /* loaded below */
     }
@@ -603,6 +646,7 @@ static void on_eof(void *opaque, const char *topic, int32_t partition, int64_t o
 
     (void)topic;
     if (p != NULL && p->assigned && offset <= p->off.next_offset) {
+        p->fetched = true;
         p->caught_up_hint = true;
         p->wm.caught_up = true;
     }
@@ -675,7 +719,8 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     if (rc != 0) {
         goto fail;
     }
-    rc = rs_kafka_producer_open(&app->producer, loop, cfg, on_delivered, app, err);
+    rc = rs_kafka_producer_open(&app->producer, loop, cfg, on_delivered, on_producer_fatal, app,
+                                err);
     if (rc != 0) {
         goto fail;
     }

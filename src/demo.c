@@ -230,12 +230,22 @@ static void generate(struct demo *d)
                     d->cfg.lead_threshold_ms[RS_TIER_LOW] * d->cfg.escalate_pct / 100 + 60000;
 }
 
-static void on_gen_delivered(void *opaque, uint64_t seq, bool ok, const char *reason)
+static void on_gen_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
+                             const char *reason)
 {
     (void)opaque;
+    (void)retriable;
     if (!ok) {
         RS_LOG_WARN("generator message %" PRIu64 " not delivered: %s", seq, reason);
     }
+}
+
+static void on_gen_fatal(void *opaque, const char *reason)
+{
+    struct demo *d = opaque;
+
+    RS_LOG_ERROR("generator producer: %s", reason);
+    d->status = 1;
 }
 
 static void on_gen_tick(uv_timer_t *t)
@@ -432,7 +442,7 @@ static void on_done_check(uv_timer_t *t)
     /* Done: all sent and applied, the clock past the last deadline, every alert read back. */
     if (d->sim_started && d->next_msg == d->n_msgs && sim_now(d) >= d->sim_end_ms &&
         c->events + c->dead_letters >= d->n_msgs && rs_app_outbox_pending(d->app) == 0 &&
-        rs_app_is_caught_up(d->app) && d->alerts_seen >= c->published - c->dead_letters) {
+        rs_app_is_caught_up(d->app) && d->alerts_seen + c->dead_letters >= c->published) {
         stop_all(d);
     }
 }
@@ -547,7 +557,8 @@ int rs_demo_run(const struct rs_demo_options *opts)
     (void)uv_timer_init(&d->loop, &d->done_timer);
     d->gen_timer.data = d->done_timer.data = d;
     if (rs_app_open(&d->app, &d->loop, &d->cfg, &clock, &err) != 0 ||
-        rs_kafka_producer_open(&d->gen, &d->loop, &d->cfg, on_gen_delivered, d, &err) != 0 ||
+        rs_kafka_producer_open(&d->gen, &d->loop, &d->cfg, on_gen_delivered, on_gen_fatal, d,
+                               &err) != 0 ||
         rs_kafka_consumer_open(&d->tail, &d->loop, &d->cfg, "revstream-demo-tail",
                                &tail_handlers, d, &err) != 0 ||
         rs_kafka_consumer_subscribe(d->tail, d->cfg.topic_alerts, &err) != 0 ||

@@ -620,6 +620,12 @@ static int get_str(struct decode *d, enum field f, unsigned flags, struct rs_str
         return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected a non-empty string, got ''",
                       field_names[f].ptr);
     }
+    /* State and timer keys hold identifiers whole: a longer one would be cut and collide. */
+    if (o->via.str.size > RS_EVENT_ID_MAX && (flags & FIELD_NON_EMPTY) != 0) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': an identifier of %" PRIu32
+                      " bytes, at most %d allowed",
+                      field_names[f].ptr, o->via.str.size, RS_EVENT_ID_MAX);
+    }
     out->ptr = o->via.str.ptr;
     out->len = o->via.str.size;
     return 0;
@@ -714,6 +720,12 @@ static int get_ts(struct decode *d, int64_t *out)
             return reject(d, RS_FAULT_BAD_VALUE,
                           "field 'ts': expected a positive int64 (ms), got %" PRIu64, o->via.u64);
         }
+        if (o->via.u64 > RS_EVENT_TS_MAX) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field 'ts': %" PRIu64 " ms is after the year 9999 (microseconds "
+                          "instead of milliseconds?)",
+                          o->via.u64);
+        }
         *out = (int64_t)o->via.u64;
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
@@ -743,6 +755,10 @@ static int get_ts(struct decode *d, int64_t *out)
                           t.tv_sec, t.tv_nsec);
         }
         *out = t.tv_sec * 1000 + (int64_t)(t.tv_nsec / 1000000u);
+        if (*out > (int64_t)RS_EVENT_TS_MAX) {
+            return reject(d, RS_FAULT_BAD_VALUE, "field 'ts': %" PRId64 " s is after the year 9999",
+                          t.tv_sec);
+        }
         return 0;
     default:
         return reject_wrong_type(d, F_TS, expected, o);

@@ -22,6 +22,14 @@
 
 #include "err.h"
 
+/* Longest identifier (id, lead_id, account, ...) accepted; longer ones are bad_value. Keep in
+ * sync with RS_TIMER_ENTITY_MAX (timer.h) and maxLength in schemas/. */
+#define RS_EVENT_ID_MAX 256
+
+/* Latest event time accepted: 9999-12-31T23:59:59.999Z. A microsecond or nanosecond time sent
+ * as milliseconds lands far beyond it and would drag a partition's watermark years ahead. */
+#define RS_EVENT_TS_MAX UINT64_C(253402300799999)
+
 /* A borrowed, not NUL-terminated string. */
 struct rs_str {
     const char *ptr;

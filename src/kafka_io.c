@@ -47,6 +47,7 @@ struct rs_kafka_producer {
     uv_poll_t poll;
     int wake[2];
     rs_kafka_delivered_cb *delivered;
+    void (*on_fatal)(void *opaque, const char *reason);
     void *opaque;
     void (*done)(void *opaque);
     void *done_opaque;
@@ -214,8 +215,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             consumer_stop(c);
         }
         for (size_t i = 0; i < n; i++) {
-            parts->elems[i].offset =
-                offsets[i] == RS_KAFKA_OFFSET_DEFAULT ? RD_KAFKA_OFFSET_INVALID : offsets[i];
+            parts->elems[i].offset = offsets[i] == RS_KAFKA_OFFSET_DEFAULT     ? RD_KAFKA_OFFSET_INVALID
+                                     : offsets[i] == RS_KAFKA_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+                                                                               : offsets[i];
         }
         aerr = rd_kafka_assign(rk, parts);
     } else {
@@ -506,6 +508,15 @@ static void consumer_handle_closed(uv_handle_t *h)
     }
 }
 
+static void finish_close(struct rs_kafka_consumer *c)
+{
+    (void)uv_timer_stop(&c->close_timer);
+    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+    uv_close((uv_handle_t *)&c->poll, consumer_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, consumer_handle_closed);
+    uv_close((uv_handle_t *)&c->close_timer, consumer_handle_closed);
+}
+
 static void on_close_tick(uv_timer_t *t)
 {
     struct rs_kafka_consumer *c = t->data;
@@ -515,14 +526,9 @@ static void on_close_tick(uv_timer_t *t)
     while ((m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
         rd_kafka_message_destroy(m);
     }
-    if (!rd_kafka_consumer_closed(c->rk)) {
-        return;
+    if (rd_kafka_consumer_closed(c->rk)) {
+        finish_close(c);
     }
-    (void)uv_timer_stop(t);
-    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
-    uv_close((uv_handle_t *)&c->poll, consumer_handle_closed);
-    uv_close((uv_handle_t *)&c->idle, consumer_handle_closed);
-    uv_close((uv_handle_t *)&c->close_timer, consumer_handle_closed);
 }
 
 void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opaque),
@@ -541,8 +547,11 @@ void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opa
     /* Non-blocking close: revocation and leave happen as we serve the queue below. */
     error = rd_kafka_consumer_close_queue(c->rk, c->queue);
     if (error != NULL) {
+        /* After a fatal error librdkafka never reports the consumer closed: finish now. */
         RS_LOG_WARN("consumer close: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
+        finish_close(c);
+        return;
     }
     (void)uv_timer_start(&c->close_timer, on_close_tick, 0, CLOSE_POLL_MS);
 }
@@ -564,24 +573,42 @@ void rs_kafka_consumer_free(struct rs_kafka_consumer *c)
 
 /* ---- producer ---------------------------------------------------------------------- */
 
+/* Errors that sending the same bytes to the same topic again cannot cure. */
+static bool is_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct rs_kafka_producer *p = opaque;
 
     (void)rk;
     p->delivered(p->opaque, (uint64_t)(uintptr_t)m->_private,
-                 m->err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(m->err));
+                 m->err == RD_KAFKA_RESP_ERR_NO_ERROR, !is_permanent(m->err),
+                 rd_kafka_err2str(m->err));
 }
 
 static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+    struct rs_kafka_producer *p = opaque;
     char buf[512];
 
-    (void)opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         /* The idempotent producer cannot go on; outbox entries stay for the next start. */
         (void)rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        RS_LOG_ERROR("producer fatal error: %s", buf);
+        p->on_fatal(p->opaque, buf);
         return;
     }
     RS_LOG_WARN("producer: %s (%s)", reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
@@ -642,7 +669,8 @@ int rs_kafka_check_config(const struct rs_config *cfg, struct rs_err *err)
 
 int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
                            const struct rs_config *cfg, rs_kafka_delivered_cb *delivered,
-                           void *opaque, struct rs_err *err)
+                           void (*on_fatal)(void *opaque, const char *reason), void *opaque,
+                           struct rs_err *err)
 {
     struct rs_kafka_producer *p;
     rd_kafka_conf_t *conf;
@@ -655,6 +683,7 @@ int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
     }
     p = rs_xcalloc(1, sizeof(*p));
     p->delivered = delivered;
+    p->on_fatal = on_fatal;
     p->opaque = opaque;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);

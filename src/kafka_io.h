@@ -50,6 +50,8 @@ int rs_msg_header(const struct rs_msg *msg, const char *name, struct rs_bytes *v
 
 /* Pass to on_assign's offsets to start where the group's committed offset or reset says. */
 #define RS_KAFKA_OFFSET_DEFAULT (-1001)
+/* Pass to on_assign's offsets to start at the oldest message the log still has. */
+#define RS_KAFKA_OFFSET_BEGINNING (-2)
 
 struct rs_kafka_consumer_handlers {
     /* Messages in poll order, possibly of several partitions. Non-zero return stops the
@@ -112,23 +114,31 @@ struct rs_kafka_header {
     struct rs_bytes value;
 };
 
-/* Delivery report: `ok` false with librdkafka's reason when the message was not written. */
-typedef void rs_kafka_delivered_cb(void *opaque, uint64_t seq, bool ok, const char *reason);
+/*
+ * Delivery report: `ok` false with librdkafka's reason when the message was not written;
+ * `retriable` then says whether sending it again can succeed (a timeout, a broker away) or
+ * not (too large for the broker, topic unknown or not authorized).
+ */
+typedef void rs_kafka_delivered_cb(void *opaque, uint64_t seq, bool ok, bool retriable,
+                                   const char *reason);
 
 struct rs_kafka_producer;
 
 /*
  * Create an idempotent producer (enable.idempotence=true, so acks=all and no reordering or
- * duplicates from retries) with cfg's kafka properties for the producer role.
+ * duplicates from retries) with cfg's kafka properties for the producer role. `on_fatal` runs
+ * when the idempotent producer hits a fatal error (it cannot send again).
  * Returns 0 (Returns new: close, then free) or RS_EKAFKA.
  */
 int rs_kafka_producer_open(struct rs_kafka_producer **out, uv_loop_t *loop,
                            const struct rs_config *cfg, rs_kafka_delivered_cb *delivered,
-                           void *opaque, struct rs_err *err);
+                           void (*on_fatal)(void *opaque, const char *reason), void *opaque,
+                           struct rs_err *err);
 
 /*
  * Queue one message; `seq` comes back in the delivery report. Copies key, payload and headers.
- * Returns 0, -ENOBUFS when librdkafka's queue is full (try again after reports), or RS_EKAFKA.
+ * Returns 0, -ENOBUFS when librdkafka's queue is full (try again after reports), or RS_EKAFKA
+ * when this message can never be sent (too large, for example).
  */
 int rs_kafka_producer_send(struct rs_kafka_producer *p, const char *topic, struct rs_bytes key,
                            struct rs_bytes payload, const struct rs_kafka_header *headers,

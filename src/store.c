@@ -396,6 +396,11 @@ int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
     if (rc == MDB_NOTFOUND) {
         return RS_ENOTFOUND;
     }
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        /* A delete can need pages too: as in rs_store_put(), abort, grow, run again. */
+        rs_store_abort(st);
+        grow_map(st);
+    }
     return rc == 0 ? 0 : store_error(st, err, rc, "del");
 }
 
@@ -494,6 +499,7 @@ int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaq
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
+    int stop = 0;
     int rc;
 
     rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
@@ -511,7 +517,6 @@ int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaq
         struct rs_store_offset off;
         const uint8_t *p = v.mv_data;
         size_t tlen = k.mv_size - 5;
-        int stop;
 
         if (k.mv_size < 6 || tlen >= sizeof(topic) || v.mv_size != 24) {
             continue;
@@ -524,16 +529,15 @@ int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaq
         stop = cb(opaque, topic, (int32_t)rs_store_get_u32((const uint8_t *)k.mv_data + tlen + 1),
                   &off);
         if (stop != 0) {
-            rc = stop;
             break;
         }
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    if (rc == MDB_NOTFOUND) {
-        return 0;
+    if (stop != 0) {
+        return stop;
     }
-    return rc > 0 ? store_error(st, err, rc, "offsets scan") : rc;
+    return rc == MDB_NOTFOUND ? 0 : store_error(st, err, rc, "offsets scan");
 }
 
 int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t *seq,
@@ -558,6 +562,7 @@ int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox
     uint8_t kbuf[8];
     MDB_val k = { 8, kbuf };
     MDB_val v;
+    int stop = 0;
     int rc;
 
     rs_store_put_u64(kbuf, from_seq);
@@ -572,26 +577,20 @@ int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        int stop;
-
         if (k.mv_size != 8) {
             continue;
         }
         stop = cb(opaque, rs_store_get_u64(k.mv_data), from_val(v));
         if (stop != 0) {
-            rc = stop;
             break;
         }
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    if (rc == MDB_NOTFOUND) {
-        return 0;
+    if (stop != 0) {
+        return stop;
     }
-    if (rc > 0) {
-        return store_error(st, err, rc, "outbox scan");
-    }
-    return rc;
+    return rc == MDB_NOTFOUND ? 0 : store_error(st, err, rc, "outbox scan");
 }
 
 uint64_t rs_store_count(struct rs_store *st, enum rs_db db)

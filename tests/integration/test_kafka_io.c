@@ -40,11 +40,13 @@ struct fixture {
     bool timed_out, offsets_in_order;
 };
 
-static void on_delivered(void *opaque, uint64_t seq, bool ok, const char *reason)
+static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
+                         const char *reason)
 {
     struct fixture *f = opaque;
 
     (void)seq;
+    (void)retriable;
     (void)reason;
     if (ok) {
         f->delivered++;
@@ -105,6 +107,12 @@ static void on_eof(void *opaque, const char *topic, int32_t partition, int64_t o
     (void)topic;
     (void)partition;
     (void)offset;
+}
+
+static void on_producer_fatal(void *opaque, const char *reason)
+{
+    (void)opaque;
+    fail_msg("fatal producer error: %s", reason);
 }
 
 static void on_fatal(void *opaque, const char *reason)
@@ -185,8 +193,8 @@ static void produce(struct fixture *f, size_t n)
     struct rs_err err;
     char payload[32];
 
-    assert_int_equal(rs_kafka_producer_open(&f->producer, &f->loop, &f->cfg, on_delivered, f,
-                                            &err),
+    assert_int_equal(rs_kafka_producer_open(&f->producer, &f->loop, &f->cfg, on_delivered,
+                                            on_producer_fatal, f, &err),
                      0);
     for (size_t i = 0; i < n; i++) {
         int len = snprintf(payload, sizeof(payload), "m%zu", i);

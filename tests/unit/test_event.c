@@ -997,6 +997,22 @@ static void test_decode_ts_not_positive_is_bad_value(void **state)
     expect_fault(fx, RS_FAULT_BAD_VALUE, "got 18446744073709551615");
 }
 
+static void test_decode_ts_after_year_9999_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv last = MPB_I("ts", INT64_C(253402300799999));
+    struct mpb_kv micros = MPB_I("ts", INT64_C(1715680680000000)); /* microseconds */
+
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &last);
+    expect_ok(fx);
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &micros);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "is after the year 9999 (microseconds instead of");
+    mpb_reset(&fx->b);
+    build_with_ts_ext(fx, 12, INT64_C(253402300800), 0);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ts': 253402300800 s is after the year 9999");
+}
+
 static void test_decode_bad_timestamp_ext_is_bad_value(void **state)
 {
     struct fx *fx = *state;
@@ -1192,6 +1208,24 @@ static void test_decode_empty_required_id_is_bad_value(void **state)
     mpb_reset(&fx->b);
     mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &owner);
     expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'owner_id': expected a non-empty string");
+}
+
+static void test_decode_identifier_longer_than_limit_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    static char longest[RS_EVENT_ID_MAX + 2];
+    struct mpb_kv lead = MPB_S("lead_id", longest);
+
+    memset(longest, 'x', RS_EVENT_ID_MAX);
+    longest[RS_EVENT_ID_MAX] = '\0';
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &lead);
+    expect_ok(fx); /* exactly the limit */
+    assert_int_equal(fx->ev.u.lead_touched.lead_id.len, RS_EVENT_ID_MAX);
+    longest[RS_EVENT_ID_MAX] = 'x';
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, touched, MPB_COUNT(touched), NULL, &lead);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'lead_id': an identifier of 257 bytes, at most 256 allowed");
 }
 
 /* ---- size ---- */
@@ -1717,6 +1751,7 @@ int main(void)
         FX_TEST(test_decode_missing_ts_is_missing_field),
         FX_TEST(test_decode_ts_of_wrong_type_is_wrong_type),
         FX_TEST(test_decode_ts_not_positive_is_bad_value),
+        FX_TEST(test_decode_ts_after_year_9999_is_bad_value),
         FX_TEST(test_decode_bad_timestamp_ext_is_bad_value),
         FX_TEST(test_decode_seq_of_wrong_type_or_range_is_rejected),
         FX_TEST(test_decode_optional_envelope_field_of_wrong_type_is_wrong_type),
@@ -1726,6 +1761,7 @@ int main(void)
         FX_TEST(test_decode_string_as_bin_is_wrong_type),
         FX_TEST(test_decode_enum_out_of_range_is_bad_value),
         FX_TEST(test_decode_empty_required_id_is_bad_value),
+        FX_TEST(test_decode_identifier_longer_than_limit_is_bad_value),
         FX_TEST(test_decode_payload_over_max_bytes_is_too_large),
         cmocka_unit_test(test_name_functions_name_every_value_and_null_outside),
         cmocka_unit_test(test_buf_append_grows_and_reset_keeps_the_memory),
