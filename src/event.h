@@ -201,7 +201,7 @@ enum rs_alert_kind {
     RS_ALERT_WARNING,   /* "sla.warning":   L0, 80% of the threshold elapsed */
     RS_ALERT_BREACHED,  /* "sla.breached":  L1, the threshold elapsed */
     RS_ALERT_ESCALATED, /* "sla.escalated": L2, 200% of the threshold elapsed */
-    RS_ALERT_RECOVERED, /* "sla.recovered": the stop event came after the breach */
+    RS_ALERT_RECOVERED, /* "sla.recovered": the stop event came after a notified level */
     RS_ALERT_RETRACTED, /* "sla.retracted": a late stop event shows a fired level was wrong */
     RS_ALERT__COUNT
 };

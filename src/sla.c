@@ -28,7 +28,11 @@ enum lead_status {
     ST_CANCELLED,
 };
 
-enum { F_CREATED = 1, F_TOUCHED = 2 };
+enum {
+    F_CREATED = 1,     /* lead.created applied */
+    F_TOUCHED = 2,     /* touched_ms holds the first response */
+    F_EARLY_START = 4, /* pending: created_ms holds the start of a lead merged into this one */
+};
 
 static const char *const level_names[RS_SLA_LEVELS] = { "L0_warning", "L1_breach",
                                                         "L2_escalate" };
@@ -326,7 +330,8 @@ static int stop_clock(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
             return rc;
         }
     }
-    if (breached) {
+    /* §5.2: every level notified and still standing gets its resolution. */
+    if (t >= level_deadline(sla, l, 0)) {
         rc = emit(sla, l, lead_id, RS_ALERT_RECOVERED, -1, t, response, err);
         if (rc != 0) {
             return rc;
@@ -335,6 +340,34 @@ static int stop_clock(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
     rc = rs_timer_cancel(st, partition, RS_SLA_RULE_SPEED_TO_LEAD,
                          (struct rs_bytes){ lead_id.ptr, lead_id.len }, err);
     return rc == RS_ENOTFOUND ? 0 : rc;
+}
+
+/*
+ * A touch earlier than the one that stopped the clock arrived late: the response time is the
+ * earlier one, and levels that held only because of the later touch are retracted.
+ */
+static int restate_touch(struct rs_sla *sla, struct rs_str lead_id, struct lead *l, int64_t t,
+                         struct rs_err *err)
+{
+    int64_t response = t > l->created_ms ? t - l->created_ms : 0;
+
+    for (int level = 0; level < RS_SLA_LEVELS; level++) {
+        bool held = l->touched_ms >= level_deadline(sla, l, level);
+        bool holds = t >= level_deadline(sla, l, level);
+
+        if ((l->fired & (1u << level)) && held && !holds) {
+            int rc;
+
+            l->status = t >= level_deadline(sla, l, 1) ? ST_BREACHED_THEN_MET : ST_MET;
+            rc = emit(sla, l, lead_id, RS_ALERT_RETRACTED, level, t, response, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    l->touched_ms = t;
+    l->status = t >= level_deadline(sla, l, 1) ? ST_BREACHED_THEN_MET : ST_MET;
+    return 0;
 }
 
 static int on_created(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
@@ -354,8 +387,11 @@ static int on_created(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
         return 0;
     }
     sla->counters.leads++;
+    /* A lead merged into this one before it was created starts the clock earlier. */
+    if (!(l.flags & F_EARLY_START) || ev->ts_ms < l.created_ms) {
+        l.created_ms = ev->ts_ms;
+    }
     l.flags |= F_CREATED;
-    l.created_ms = ev->ts_ms;
     l.tier = (uint8_t)c->intent_tier;
     l.threshold_ms = sla->cfg.threshold_ms[c->intent_tier];
     l.owner = c->owner_id;
@@ -400,8 +436,11 @@ static int on_touched(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
         }
     } else if (is_open(&l)) {
         rc = stop_clock(sla, st, partition, t->lead_id, &l, ev->ts_ms, err);
+    } else if ((l.status == ST_MET || l.status == ST_BREACHED_THEN_MET) &&
+               ev->ts_ms < l.touched_ms) {
+        rc = restate_touch(sla, t->lead_id, &l, ev->ts_ms, err);
     } else {
-        return 0; /* already met or cancelled: later touches change nothing */
+        return 0; /* a later touch, or a cancelled lead: nothing changes */
     }
     return rc != 0 ? rc : lead_save(st, partition, t->lead_id, &l, err);
 }
@@ -452,10 +491,27 @@ static int on_merged(struct rs_sla *sla, struct rs_store *st, uint32_t partition
     }
     rc = lead_load(st, partition, m->into_lead_id, &into, err);
     if (rc == RS_ENOTFOUND) {
-        return 0; /* survivor unknown here: its own events will start its clock */
-    }
-    if (rc != 0 || !is_open(&into)) {
+        lead_new(&into);
+        rc = 0;
+    } else if (rc != 0) {
         return rc;
+    }
+    if (into.status == ST_PENDING) {
+        /* The survivor is not created yet: keep what the merged record knew for it. */
+        if ((from.flags & F_CREATED) &&
+            (!(into.flags & F_EARLY_START) || from.created_ms < into.created_ms)) {
+            into.created_ms = from.created_ms;
+            into.flags |= F_EARLY_START;
+        }
+        if ((from.flags & F_TOUCHED) &&
+            (!(into.flags & F_TOUCHED) || from.touched_ms < into.touched_ms)) {
+            into.touched_ms = from.touched_ms;
+            into.flags |= F_TOUCHED;
+        }
+        return lead_save(st, partition, m->into_lead_id, &into, err);
+    }
+    if (!is_open(&into)) {
+        return 0;
     }
     if ((from.flags & F_CREATED) && from.created_ms < into.created_ms) {
         into.created_ms = from.created_ms; /* the earliest creation starts the clock */

@@ -5,9 +5,11 @@
  * `lead.touched` meets it; `lead.disqualified`, `lead.converted` and `lead.merged` cancel it.
  * The ladder: L0 warning at warning_pct of the threshold, L1 breach at 100%, L2 escalation at
  * escalate_pct. Each level is one timer; firing it publishes the level's alert and arms the
- * next. A touch after the breach publishes `sla.recovered` with the real response time; a
+ * next. A touch after a notified level publishes `sla.recovered` (level "resolved") with the
+ * real response time: status breached_then_met after a breach, met after only the warning. A
  * touch whose time is before a level that already fired (it arrived late, after the wall
- * clock fired the level) retracts that level with `sla.retracted`.
+ * clock fired the level) retracts that level with `sla.retracted`; so does a touch earlier
+ * than the one that already stopped the clock.
  *
  * Determinism: every alert is a function of the events and the watermark only, and its id is
  * sha256("tenant|sla_type|lead|attempt|level") (plus "|retracted" for a retraction), so a

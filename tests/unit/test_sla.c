@@ -272,9 +272,12 @@ static void test_sla_late_touch_between_warning_and_deadline_retracts_only_breac
     created(f, "L1", RS_TIER_HIGH, T0);
     assert_int_equal(fire(f, T0 + 6 * MIN), 2);
     human_touch(f, "L1", T0 + 4 * MIN + 30000); /* after L0 (4 min), before L1 (5 min) */
-    assert_int_equal(f->n, 3);
+    assert_int_equal(f->n, 4);
     assert_int_equal(f->alerts[2].kind, RS_ALERT_RETRACTED);
     assert_string_equal(f->alerts[2].retracts, f->alerts[1].id);
+    /* The warning stood: it gets its resolution, with the SLA met. */
+    assert_int_equal(f->alerts[3].kind, RS_ALERT_RECOVERED);
+    assert_string_equal(f->alerts[3].status, "met");
 }
 
 static void test_sla_touch_past_unfired_levels_publishes_them_then_recovers(void **state)
@@ -327,9 +330,52 @@ static void test_sla_touch_exactly_at_threshold_meets(void **state)
     created(f, "L1", RS_TIER_HIGH, T0);
     human_touch(f, "L1", T0 + 5 * MIN);
     assert_int_equal(stats(f).met, 1);
-    /* Only the warning (80%) had passed. */
-    assert_int_equal(f->n, 1);
+    /* Only the warning (80%) had passed; it is resolved as met. */
+    assert_int_equal(f->n, 2);
     assert_int_equal(f->alerts[0].kind, RS_ALERT_WARNING);
+    assert_int_equal(f->alerts[1].kind, RS_ALERT_RECOVERED);
+    assert_string_equal(f->alerts[1].status, "met");
+}
+
+static void test_sla_earlier_touch_arriving_after_a_later_one_restates(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_sla_stats s;
+
+    created(f, "L1", RS_TIER_HIGH, T0);
+    human_touch(f, "L1", T0 + 11 * MIN); /* L0, L1, L2 and the resolution */
+    assert_int_equal(f->n, 4);
+    human_touch(f, "L1", T0 + 2 * MIN); /* made earlier, arrived later */
+    assert_int_equal(f->n, 7);
+    for (int i = 4; i < 7; i++) {
+        assert_int_equal(f->alerts[i].kind, RS_ALERT_RETRACTED);
+        assert_string_equal(f->alerts[i].retracts, f->alerts[i - 4].id);
+    }
+    s = stats(f);
+    assert_int_equal(s.met, 1);
+    assert_true(s.p50_response_ms == (double)(2 * MIN));
+    human_touch(f, "L1", T0 + 3 * MIN); /* later than the response: nothing */
+    assert_int_equal(f->n, 7);
+}
+
+static void test_sla_merge_into_survivor_not_yet_created_carries_start_and_touch(void **state)
+{
+    struct fixture *f = *state;
+
+    created(f, "old", RS_TIER_HIGH, T0);
+    simple(f, RS_EV_LEAD_MERGED, "old", "new", T0 + MIN);
+    created(f, "new", RS_TIER_HIGH, T0 + 3 * MIN);
+    /* The survivor's clock starts at T0, the merged record's creation. */
+    assert_int_equal(fire(f, T0 + 5 * MIN + 1), 2);
+    assert_string_equal(f->alerts[1].lead, "new");
+    assert_int_equal(f->alerts[1].kind, RS_ALERT_BREACHED);
+
+    created(f, "a", RS_TIER_HIGH, T0);
+    human_touch(f, "a", T0 + MIN);
+    simple(f, RS_EV_LEAD_MERGED, "a", "b", T0 + 2 * MIN);
+    created(f, "b", RS_TIER_HIGH, T0 + 2 * MIN);
+    assert_int_equal(fire(f, T0 + 60 * MIN), 1); /* only "new"'s escalation: "b" was met */
+    assert_string_equal(f->alerts[2].lead, "new");
 }
 
 static void test_sla_automation_and_inbound_touches_do_not_stop_the_clock(void **state)
@@ -486,6 +532,8 @@ int main(void)
         T(test_sla_touch_past_unfired_levels_publishes_them_then_recovers),
         T(test_sla_alert_ids_do_not_depend_on_when_the_watermark_came),
         T(test_sla_touch_exactly_at_threshold_meets),
+        T(test_sla_earlier_touch_arriving_after_a_later_one_restates),
+        T(test_sla_merge_into_survivor_not_yet_created_carries_start_and_touch),
         T(test_sla_automation_and_inbound_touches_do_not_stop_the_clock),
         T(test_sla_thresholds_follow_intent_tier),
         T(test_sla_disqualified_and_converted_cancel_the_clock),
