@@ -25,7 +25,7 @@
 #define BATCH 1000
 
 /* Most batches per case; the default run is about a second of decodes at 2M/s. */
-#define MAX_BATCHES 100000
+#define MAX_BATCHES     100000
 #define DEFAULT_BATCHES 2000
 
 typedef int bench_op(void *arg);
@@ -152,12 +152,9 @@ int main(int argc, char **argv)
     };
     const struct mpb_kv bad_tier = MPB_S("intent_tier", "urgent");
     const struct mpb_kv created[] = {
-        MPB_S("type", "lead.created"),
-        MPB_S("id", "01HY3K9Q6Z8X2V4B7N5M1C0D9F"),
-        MPB_I("ts", 1715680680000),
-        MPB_S("lead_id", "00Q5g000004AbCdEAK"),
-        MPB_S("channel", "demo_request"),
-        MPB_S("intent_tier", "high"),
+        MPB_S("type", "lead.created"),    MPB_S("id", "01HY3K9Q6Z8X2V4B7N5M1C0D9F"),
+        MPB_I("ts", 1715680680000),       MPB_S("lead_id", "00Q5g000004AbCdEAK"),
+        MPB_S("channel", "demo_request"), MPB_S("intent_tier", "high"),
         MPB_S("segment", "mid_market"),
     };
     struct rs_alert alert = {

@@ -157,8 +157,7 @@ int main(int argc, char **argv)
             enum rs_event_fault fault;
 
             if (rs_event_decode(&dec, msgs[j].data, msgs[j].len, &ev, &fault, &err) != 0 ||
-                (rs_watermark_observe(&wm, ev.ts_ms) &&
-                 rs_watermark_at(&wm, 0) >= next &&
+                (rs_watermark_observe(&wm, ev.ts_ms) && rs_watermark_at(&wm, 0) >= next &&
                  rs_sla_fire(&sla, st, 0, rs_watermark_at(&wm, 0), &next, &err) < 0) ||
                 rs_sla_apply(&sla, st, 0, &ev, &next, &err) != 0) {
                 fprintf(stderr, "apply: %s\n", err.msg);

@@ -5,7 +5,8 @@
 #   1. Release build with -Werror (RS_WERROR=ON)
 #   2. Asan build (clang, -fsanitize=address,undefined)
 #   3. the single-node Kafka broker (deploy/kafka.sh), RS_TEST_BROKERS pointing at it
-#   4. every Release test, then the unit and mock-cluster tests under the sanitizers
+#   4. every Release test, then the unit and mock-cluster tests under the sanitizers, then
+#      the unit tests under valgrind
 # Both test runs always happen, so both summaries are printed; exits 1 if either failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "install the Debian packages the build and the tests need"
 bash scripts/install-deps.sh
+
+step "format: clang-format-14 --dry-run --Werror (STYLE.md section 10)"
+git ls-files -z '*.c' '*.h' | xargs -0 clang-format-14 --dry-run --Werror
 
 step "configure and build: Release, -Werror"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DRS_WERROR=ON
@@ -40,6 +44,10 @@ step "tests: Asan, unit and the mock-cluster tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan -L 'unit|mock' --output-on-failure --no-tests=error || failed+=(asan)
+
+step "tests: valgrind memcheck, unit (definite leaks and memory errors fail)"
+ctest --test-dir build/release -T memcheck -L unit --output-on-failure --no-tests=error ||
+    failed+=(memcheck)
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     printf '\ntest.sh: FAILED: %s\n' "${failed[*]}" >&2

@@ -17,11 +17,11 @@
 #include <time.h>
 
 #define DRAIN_TIMEOUT_MS 10000 /* how long a stop waits for Kafka to acknowledge the outbox */
-#define DRAIN_POLL_MS 20
+#define DRAIN_POLL_MS    20
 #define FLUSH_ON_FREE_MS 2000 /* the producer's last chance; the outbox keeps what is left */
-#define DLQ_LOG_FIRST 10      /* bad messages are data: log the first few, then 1 in 1000 */
-#define DLQ_LOG_EVERY 1000
-#define DLQ_PAYLOAD_MAX 900000 /* longer originals are cut; revstream.truncated says so */
+#define DLQ_LOG_FIRST    10   /* bad messages are data: log the first few, then 1 in 1000 */
+#define DLQ_LOG_EVERY    1000
+#define DLQ_PAYLOAD_MAX  900000 /* longer originals are cut; revstream.truncated says so */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
@@ -57,7 +57,7 @@ struct rs_app {
 
     uint64_t outbox_cursor; /* next outbox sequence to hand to the producer */
     uint64_t in_flight;
-    uint64_t *acked;        /* delivered, to delete in the next batch */
+    uint64_t *acked; /* delivered, to delete in the next batch */
     size_t n_acked, cap_acked;
 
     uv_timer_t tick;
@@ -201,9 +201,8 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
                  (struct rs_bytes){ alert->entity_id.ptr, alert->entity_id.len });
     rs_buf_append(&app->record, &none, 1);
     rs_buf_append(&app->record, app->payload.data, app->payload.len);
-    return rs_store_outbox_append(app->store,
-                                  (struct rs_bytes){ app->record.data, app->record.len }, &seq,
-                                  err);
+    return rs_store_outbox_append(
+        app->store, (struct rs_bytes){ app->record.data, app->record.len }, &seq, err);
 }
 
 static void put_header(struct rs_buf *b, const char *name, const void *value, size_t len)
@@ -251,10 +250,10 @@ static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_eve
     }
     /* Keep the dead letter under the producer's default message.max.bytes (1000000). */
     rs_buf_append(&app->record, msg->payload,
-                  msg->payload == NULL ? 0 : (msg->len < DLQ_PAYLOAD_MAX ? msg->len : DLQ_PAYLOAD_MAX));
-    return rs_store_outbox_append(app->store,
-                                  (struct rs_bytes){ app->record.data, app->record.len }, &seq,
-                                  err);
+                  msg->payload == NULL ? 0
+                                       : (msg->len < DLQ_PAYLOAD_MAX ? msg->len : DLQ_PAYLOAD_MAX));
+    return rs_store_outbox_append(
+        app->store, (struct rs_bytes){ app->record.data, app->record.len }, &seq, err);
 }
 
 /* ---- publishing -------------------------------------------------------------------- */
@@ -318,8 +317,7 @@ static void pump_outbox(struct rs_app *app)
     }
 }
 
-static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
-                         const char *reason)
+static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable, const char *reason)
 {
     struct rs_app *app = opaque;
 
@@ -404,8 +402,7 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         /* The watermark moves with the event's arrival; what it passed fires first. */
         if (rs_watermark_observe(&p->wm, ev.ts_ms)) {
             p->off.max_ts_ms = p->wm.max_event_ms;
-            rc = fire_partition(app, msg->partition, p, rs_watermark_at(&p->wm, now_ms(app)),
-                                err);
+            rc = fire_partition(app, msg->partition, p, rs_watermark_at(&p->wm, now_ms(app)), err);
         }
         if (rc == 0) {
             rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
@@ -542,8 +539,8 @@ static void on_tick(uv_timer_t *t)
         /* Caught up: at EOF, or at the high watermark the fetcher last saw since assignment
          * (librdkafka keeps the one from before a rebalance until the next fetch). */
         if (!p->wm.caught_up && p->fetched && app->consumer != NULL) {
-            int64_t hi = rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events,
-                                                          (int32_t)i);
+            int64_t hi =
+                rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events, (int32_t)i);
 
             p->wm.caught_up = p->caught_up_hint || (hi >= 0 && p->off.next_offset >= hi);
         }
@@ -750,8 +747,7 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
     int rc;
 
     if (pending > 0) {
-        RS_LOG_INFO("outbox holds %" PRIu64 " entries from the last run; publishing them",
-                    pending);
+        RS_LOG_INFO("outbox holds %" PRIu64 " entries from the last run; publishing them", pending);
     }
     pump_outbox(app);
     rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app, err);

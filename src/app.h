@@ -38,13 +38,13 @@ struct rs_clock {
 /* Counters since start, for logs, the demo summary and tests. */
 struct rs_app_counters {
     uint64_t batches;
-    uint64_t events;          /* decoded and applied */
-    uint64_t dead_letters;    /* by any reason */
+    uint64_t events;       /* decoded and applied */
+    uint64_t dead_letters; /* by any reason */
     uint64_t dead_letters_by_fault[RS_FAULT__COUNT];
-    uint64_t skipped;         /* already applied (offset below the stored one) */
-    uint64_t published;       /* outbox entries acknowledged by Kafka */
+    uint64_t skipped;   /* already applied (offset below the stored one) */
+    uint64_t published; /* outbox entries acknowledged by Kafka */
     uint64_t publish_failures;
-    uint64_t batch_retries;   /* batches run again after the map grew */
+    uint64_t batch_retries; /* batches run again after the map grew */
 };
 
 /*

@@ -62,8 +62,8 @@ static const char usage_inspect[] =
 
 static const char usage_version[] = "usage: revstream version\n";
 
-__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage,
-                                                             const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
+                                                             ...)
 {
     va_list ap;
 
@@ -177,8 +177,7 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
             }
             cli->speed = (double)n;
             i++;
-        } else if (cli->command == RS_CMD_CHECK_CONFIG && a[0] != '-' &&
-                   cli->config_path == NULL) {
+        } else if (cli->command == RS_CMD_CHECK_CONFIG && a[0] != '-' && cli->config_path == NULL) {
             cli->config_path = a;
         } else {
             return usage_error(usage, "unexpected argument '%s'", a);

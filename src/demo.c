@@ -15,14 +15,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define SIM_START_MS INT64_C(1772409600000) /* 2026-03-02T00:00:00Z: a Monday */
-#define DAY_MS INT64_C(86400000)
-#define LEAD_SPAN_MS (8 * 3600 * INT64_C(1000)) /* leads arrive over a working day */
-#define PARTITIONS 4
-#define REPS 12
-#define GEN_TICK_MS 2
+#define SIM_START_MS  INT64_C(1772409600000) /* 2026-03-02T00:00:00Z: a Monday */
+#define DAY_MS        INT64_C(86400000)
+#define LEAD_SPAN_MS  (8 * 3600 * INT64_C(1000)) /* leads arrive over a working day */
+#define PARTITIONS    4
+#define REPS          12
+#define GEN_TICK_MS   2
 #define DONE_CHECK_MS 50
-#define GIVE_UP_MS 120000 /* a demo that has not finished in two minutes has failed */
+#define GIVE_UP_MS    120000 /* a demo that has not finished in two minutes has failed */
 
 /* One generated message, encoded. */
 struct gen_msg {
@@ -103,12 +103,12 @@ static void add_event(struct demo *d, const struct rs_event *ev, const char *key
     d->good_events++;
 }
 
-static struct rs_str S(const char *s)
-{
+static struct rs_str S(const char *s) {
     return (struct rs_str){ s, strlen(s) };
 }
 
-static int cmp_msg(const void *a, const void *b)
+static int
+cmp_msg(const void *a, const void *b)
 {
     const struct gen_msg *x = a;
     const struct gen_msg *y = b;
@@ -126,7 +126,7 @@ static void generate(struct demo *d)
     static const char *const segments[] = { "smb", "mid_market", "enterprise" };
     static const char *const channels[RS_TIER__COUNT] = { "demo_request", "webinar", "ebook" };
     uint64_t s = d->opts->seed;
-    char (*ids)[6][24] = rs_xcalloc(d->opts->leads, sizeof(*ids));
+    char(*ids)[6][24] = rs_xcalloc(d->opts->leads, sizeof(*ids));
     int64_t last_created = SIM_START_MS;
 
     for (uint32_t i = 0; i < d->opts->leads; i++) {
@@ -226,8 +226,8 @@ static void generate(struct demo *d)
     free(ids);
     qsort(d->msgs, d->n_msgs, sizeof(*d->msgs), cmp_msg);
     /* Run until the slowest ladder (low intent, L2 at escalate_pct) could have fired. */
-    d->sim_end_ms = last_created +
-                    d->cfg.lead_threshold_ms[RS_TIER_LOW] * d->cfg.escalate_pct / 100 + 60000;
+    d->sim_end_ms =
+        last_created + d->cfg.lead_threshold_ms[RS_TIER_LOW] * d->cfg.escalate_pct / 100 + 60000;
 }
 
 static void on_gen_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
@@ -269,10 +269,9 @@ static void on_gen_tick(uv_timer_t *t)
     while (d->next_msg < d->n_msgs && d->msgs[d->next_msg].ts_ms <= now) {
         struct gen_msg *m = &d->msgs[d->next_msg];
         struct rs_err err;
-        int rc = rs_kafka_producer_send(d->gen, d->cfg.topic_events,
-                                        (struct rs_bytes){ m->key, strlen(m->key) },
-                                        (struct rs_bytes){ m->bytes.data, m->bytes.len }, NULL,
-                                        0, m->ts_ms, d->next_msg, &err);
+        int rc = rs_kafka_producer_send(
+            d->gen, d->cfg.topic_events, (struct rs_bytes){ m->key, strlen(m->key) },
+            (struct rs_bytes){ m->bytes.data, m->bytes.len }, NULL, 0, m->ts_ms, d->next_msg, &err);
 
         if (rc == -ENOBUFS) {
             return;
@@ -307,8 +306,7 @@ static int on_tail_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         char elapsed[32], threshold[32];
         int64_t at;
 
-        if (rs_alert_view_decode(&d->alert_decoder, msgs[i].payload, msgs[i].len, &a, &err) !=
-            0) {
+        if (rs_alert_view_decode(&d->alert_decoder, msgs[i].payload, msgs[i].len, &a, &err) != 0) {
             RS_LOG_ERROR("alert at offset %" PRId64 " does not decode: %s", msgs[i].offset,
                          err.msg);
             d->status = 1;
@@ -430,8 +428,7 @@ static void on_done_check(uv_timer_t *t)
     struct demo *d = t->data;
     const struct rs_app_counters *c = rs_app_counters(d->app);
 
-    if (rs_app_status(d->app) != 0 ||
-        (uv_hrtime() - d->wall_started_ns) / 1000000 > GIVE_UP_MS) {
+    if (rs_app_status(d->app) != 0 || (uv_hrtime() - d->wall_started_ns) / 1000000 > GIVE_UP_MS) {
         if (rs_app_status(d->app) == 0) {
             RS_LOG_ERROR("demo did not finish within %d s", GIVE_UP_MS / 1000);
         }
@@ -472,11 +469,11 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
                ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"alerts\":%" PRIu64
                ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
-               c->events, st->leads, breached, d->seen_by_kind[RS_ALERT_RECOVERED],
-               c->dead_letters, st->p50_response_ms, st->p90_response_ms, st->met,
-               st->breached_then_met, st->breached, st->cancelled, st->running,
-               d->seen_by_kind[RS_ALERT_WARNING], d->seen_by_kind[RS_ALERT_ESCALATED],
-               d->seen_by_kind[RS_ALERT_RETRACTED], d->alerts_seen, d->opts->seed, wall_s);
+               c->events, st->leads, breached, d->seen_by_kind[RS_ALERT_RECOVERED], c->dead_letters,
+               st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
+               st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
+               d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
+               d->alerts_seen, d->opts->seed, wall_s);
         return;
     }
     {
@@ -545,8 +542,7 @@ int rs_demo_run(const struct rs_demo_options *opts)
         set(d, "kafka.group.id", "revstream-demo") || set(d, "state.dir", d->state_dir) ||
         set(d, "time.tick", "5ms") || set(d, "kafka.producer.linger.ms", "1") ||
         /* At 12000x a 100 ms fetch wait is 20 simulated minutes of ingest lag. */
-        set(d, "kafka.consumer.fetch.wait.max.ms", "5") ||
-        set(d, "kafka.log_level", "3")) {
+        set(d, "kafka.consumer.fetch.wait.max.ms", "5") || set(d, "kafka.log_level", "3")) {
         goto out_mock;
     }
     generate(d);
@@ -559,8 +555,8 @@ int rs_demo_run(const struct rs_demo_options *opts)
     if (rs_app_open(&d->app, &d->loop, &d->cfg, &clock, &err) != 0 ||
         rs_kafka_producer_open(&d->gen, &d->loop, &d->cfg, on_gen_delivered, on_gen_fatal, d,
                                &err) != 0 ||
-        rs_kafka_consumer_open(&d->tail, &d->loop, &d->cfg, "revstream-demo-tail",
-                               &tail_handlers, d, &err) != 0 ||
+        rs_kafka_consumer_open(&d->tail, &d->loop, &d->cfg, "revstream-demo-tail", &tail_handlers,
+                               d, &err) != 0 ||
         rs_kafka_consumer_subscribe(d->tail, d->cfg.topic_alerts, &err) != 0 ||
         rs_app_start(d->app, &err) != 0) {
         RS_LOG_ERROR("%s", err.msg);

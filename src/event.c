@@ -47,9 +47,9 @@
 #define BUF_MIN_CAP 512
 
 /* A string literal as a struct rs_str, its length counted by the compiler. */
-#define LIT(s)                                                                                     \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
+#define LIT(s)           \
+    {                    \
+        s, sizeof(s) - 1 \
     }
 
 /* Every key the decoder knows. Keep in sync with field_names, field_of_key() and schemas/. */
@@ -133,9 +133,8 @@ static const struct rs_str direction_names[RS_DIR_INBOUND + 1] = {
 };
 
 static const struct rs_str touch_channel_names[RS_CH_SOCIAL + 1] = {
-    [RS_CH_CALL] = LIT("call"),   [RS_CH_EMAIL] = LIT("email"),
-    [RS_CH_SMS] = LIT("sms"),     [RS_CH_CHAT] = LIT("chat"),
-    [RS_CH_MEETING] = LIT("meeting"), [RS_CH_SOCIAL] = LIT("social"),
+    [RS_CH_CALL] = LIT("call"), [RS_CH_EMAIL] = LIT("email"),     [RS_CH_SMS] = LIT("sms"),
+    [RS_CH_CHAT] = LIT("chat"), [RS_CH_MEETING] = LIT("meeting"), [RS_CH_SOCIAL] = LIT("social"),
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -622,8 +621,8 @@ static int get_str(struct decode *d, enum field f, unsigned flags, struct rs_str
     }
     /* State and timer keys hold identifiers whole: a longer one would be cut and collide. */
     if (o->via.str.size > RS_EVENT_ID_MAX && (flags & FIELD_NON_EMPTY) != 0) {
-        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': an identifier of %" PRIu32
-                      " bytes, at most %d allowed",
+        return reject(d, RS_FAULT_BAD_VALUE,
+                      "field '%s': an identifier of %" PRIu32 " bytes, at most %d allowed",
                       field_names[f].ptr, o->via.str.size, RS_EVENT_ID_MAX);
     }
     out->ptr = o->via.str.ptr;
@@ -789,8 +788,7 @@ static int decode_lead_touched(struct decode *d, struct rs_lead_touched *lt)
     if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lt->lead_id) != 0 ||
         get_str(d, F_REP_ID, FIELD_REQUIRED_ID, &lt->rep_id) != 0 ||
         get_enum(d, F_ACTOR_TYPE, actor_names, COUNT_OF(actor_names), &actor) != 0 ||
-        get_enum(d, F_CHANNEL, touch_channel_names, COUNT_OF(touch_channel_names), &channel) !=
-            0 ||
+        get_enum(d, F_CHANNEL, touch_channel_names, COUNT_OF(touch_channel_names), &channel) != 0 ||
         get_enum(d, F_DIRECTION, direction_names, COUNT_OF(direction_names), &direction) != 0 ||
         get_bool(d, F_CONNECTED, &lt->connected) != 0) {
         return RS_EDECODE;
@@ -886,8 +884,8 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         enum field f;
 
         if (kv->key.type != MSGPACK_OBJECT_STR) {
-            return reject(d, RS_FAULT_NOT_MAP, "key %" PRIu32 " of the map is %s, not a string",
-                          i, object_kind(&kv->key));
+            return reject(d, RS_FAULT_NOT_MAP, "key %" PRIu32 " of the map is %s, not a string", i,
+                          object_kind(&kv->key));
         }
         f = field_of_key(kv->key.via.str.ptr, kv->key.via.str.size);
         if (f != F__COUNT) {
@@ -897,8 +895,7 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
     }
 
     if (decode_type(d, &type) != 0 || get_str(d, F_ID, FIELD_REQUIRED_ID, &ev->id) != 0 ||
-        get_ts(d, &ev->ts_ms) != 0 ||
-        get_str(d, F_ACCOUNT, FIELD_OPTIONAL_ID, &ev->account) != 0 ||
+        get_ts(d, &ev->ts_ms) != 0 || get_str(d, F_ACCOUNT, FIELD_OPTIONAL_ID, &ev->account) != 0 ||
         get_str(d, F_TENANT, FIELD_OPTIONAL_ID, &ev->tenant) != 0 ||
         get_str(d, F_SOURCE, FIELD_OPTIONAL_ID, &ev->source) != 0 ||
         get_str(d, F_SOURCE_ID, FIELD_OPTIONAL_ID, &ev->source_id) != 0 ||
@@ -954,8 +951,8 @@ void rs_event_decoder_release(struct rs_event_decoder *dec)
     dec->zone = NULL;
 }
 
-int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
-                    struct rs_event *ev, enum rs_event_fault *fault, struct rs_err *err)
+int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, struct rs_event *ev,
+                    enum rs_event_fault *fault, struct rs_err *err)
 {
     enum rs_event_fault ignored;
     struct decode d;
@@ -972,8 +969,8 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
     *d.fault = RS_FAULT_NONE;
 
     if (len > dec->max_bytes) {
-        return reject(&d, RS_FAULT_TOO_LARGE, "payload of %zu bytes exceeds the limit of %zu",
-                      len, dec->max_bytes);
+        return reject(&d, RS_FAULT_TOO_LARGE, "payload of %zu bytes exceeds the limit of %zu", len,
+                      dec->max_bytes);
     }
     if (len == 0) {
         return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: empty payload");
@@ -1045,10 +1042,8 @@ const char *rs_alert_kind_name(enum rs_alert_kind kind)
 {
     /* Keep in sync with the `type` enum in schemas/alert.json. */
     static const struct rs_str names[RS_ALERT__COUNT] = {
-        [RS_ALERT_WARNING] = LIT("sla.warning"),
-        [RS_ALERT_BREACHED] = LIT("sla.breached"),
-        [RS_ALERT_ESCALATED] = LIT("sla.escalated"),
-        [RS_ALERT_RECOVERED] = LIT("sla.recovered"),
+        [RS_ALERT_WARNING] = LIT("sla.warning"),     [RS_ALERT_BREACHED] = LIT("sla.breached"),
+        [RS_ALERT_ESCALATED] = LIT("sla.escalated"), [RS_ALERT_RECOVERED] = LIT("sla.recovered"),
         [RS_ALERT_RETRACTED] = LIT("sla.retracted"),
     };
 
@@ -1240,12 +1235,12 @@ void rs_event_encode(const struct rs_event *ev, struct rs_buf *out)
     msgpack_packer pk;
     uint32_t n;
 
-#define SET(f, v)                                                                                  \
-    do {                                                                                           \
-        if (rs_str_is_set(v)) {                                                                    \
-            fields[f] = (v);                                                                       \
-            set |= UINT32_C(1) << (f);                                                             \
-        }                                                                                          \
+#define SET(f, v)                      \
+    do {                               \
+        if (rs_str_is_set(v)) {        \
+            fields[f] = (v);           \
+            set |= UINT32_C(1) << (f); \
+        }                              \
     } while (0)
     SET(F_TYPE, type_names[ev->type]);
     SET(F_ID, ev->id);

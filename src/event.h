@@ -172,8 +172,8 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
  * (Today they point into `data` only, since msgpack-c does not copy str payloads; do not rely
  * on that.)
  */
-int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len,
-                    struct rs_event *ev, enum rs_event_fault *fault, struct rs_err *err);
+int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, struct rs_event *ev,
+                    enum rs_event_fault *fault, struct rs_err *err);
 
 /* msgpack-c's version string, for `revstream version`. */
 const char *rs_event_msgpack_version(void);
@@ -217,19 +217,19 @@ struct rs_alert {
     const char *entity_type; /* "lead" */
     struct rs_str entity_id;
     uint32_t attempt_n;
-    struct rs_str owner_id;        /* may be unset */
-    struct rs_str account;         /* may be unset */
-    const char *start_event_type;  /* "lead.created" */
+    struct rs_str owner_id;       /* may be unset */
+    struct rs_str account;        /* may be unset */
+    const char *start_event_type; /* "lead.created" */
     int64_t start_at_ms;
-    int64_t target_at_ms;          /* start + threshold */
-    int64_t level_at_ms;           /* when this level became due (event time) */
-    int64_t evaluated_at_ms;       /* the watermark that fired it, or the stop event's time */
+    int64_t target_at_ms;    /* start + threshold */
+    int64_t level_at_ms;     /* when this level became due (event time) */
+    int64_t evaluated_at_ms; /* the watermark that fired it, or the stop event's time */
     int64_t threshold_ms;
-    int64_t elapsed_ms;            /* at evaluation; for recovered, the real response time */
-    const char *clock;             /* "24x7" */
-    const char *intent_tier;       /* context */
-    struct rs_str channel;         /* context */
-    struct rs_str segment;         /* context */
+    int64_t elapsed_ms;      /* at evaluation; for recovered, the real response time */
+    const char *clock;       /* "24x7" */
+    const char *intent_tier; /* context */
+    struct rs_str channel;   /* context */
+    struct rs_str segment;   /* context */
 };
 
 /* "sla.warning", ...; NULL outside the enum. */

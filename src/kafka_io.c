@@ -20,9 +20,9 @@ struct rs_kafka_consumer {
     rd_kafka_queue_t *queue; /* the consumer queue; the main queue is forwarded to it */
     uv_loop_t *loop;
     uv_poll_t poll;
-    uv_idle_t idle;       /* continues a drain cut short for fairness */
+    uv_idle_t idle; /* continues a drain cut short for fairness */
     uv_timer_t close_timer;
-    int wake[2];          /* pipe: librdkafka writes [1], the loop watches [0] */
+    int wake[2]; /* pipe: librdkafka writes [1], the loop watches [0] */
     struct rs_kafka_consumer_handlers h;
     void *opaque;
     char *topic;
@@ -104,8 +104,8 @@ static void drain_wake_pipe(int fd)
 }
 
 /* Apply cfg's kafka properties of `role` (and of both roles) to conf. */
-static int apply_props(rd_kafka_conf_t *conf, const struct rs_config *cfg,
-                       enum rs_kafka_role role, struct rs_err *err)
+static int apply_props(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum rs_kafka_role role,
+                       struct rs_err *err)
 {
     char errstr[512];
 
@@ -124,9 +124,8 @@ static int apply_props(rd_kafka_conf_t *conf, const struct rs_config *cfg,
     return 0;
 }
 
-static int set_default(rd_kafka_conf_t *conf, const struct rs_config *cfg,
-                       enum rs_kafka_role role, const char *name, const char *value,
-                       struct rs_err *err)
+static int set_default(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum rs_kafka_role role,
+                       const char *name, const char *value, struct rs_err *err)
 {
     char errstr[512];
 
@@ -143,9 +142,8 @@ static int set_default(rd_kafka_conf_t *conf, const struct rs_config *cfg,
 }
 
 /* Force a property the engine's guarantees depend on; a user value that disagrees is an error. */
-static int set_required(rd_kafka_conf_t *conf, const struct rs_config *cfg,
-                        enum rs_kafka_role role, const char *name, const char *value,
-                        struct rs_err *err)
+static int set_required(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum rs_kafka_role role,
+                        const char *name, const char *value, struct rs_err *err)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const struct rs_kafka_prop *p = &cfg->kafka[i];
@@ -215,9 +213,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             consumer_stop(c);
         }
         for (size_t i = 0; i < n; i++) {
-            parts->elems[i].offset = offsets[i] == RS_KAFKA_OFFSET_DEFAULT     ? RD_KAFKA_OFFSET_INVALID
-                                     : offsets[i] == RS_KAFKA_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
-                                                                               : offsets[i];
+            parts->elems[i].offset = offsets[i] == RS_KAFKA_OFFSET_DEFAULT ? RD_KAFKA_OFFSET_INVALID
+                                     : offsets[i] == RS_KAFKA_OFFSET_BEGINNING
+                                         ? RD_KAFKA_OFFSET_BEGINNING
+                                         : offsets[i];
         }
         aerr = rd_kafka_assign(rk, parts);
     } else {
@@ -343,8 +342,8 @@ int rs_msg_header(const struct rs_msg *msg, const char *name, struct rs_bytes *v
 }
 
 /* The consumer's configuration: the user's properties plus what our guarantees need. */
-static int consumer_conf(const struct rs_config *cfg, const char *group_id,
-                         rd_kafka_conf_t **out, struct rs_err *err)
+static int consumer_conf(const struct rs_config *cfg, const char *group_id, rd_kafka_conf_t **out,
+                         struct rs_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
@@ -415,7 +414,7 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
         rd_kafka_conf_destroy(conf); /* conf is still ours */
         goto fail_free;
     }
-    conf = NULL; /* rd_kafka_new() took it */
+    conf = NULL;                               /* rd_kafka_new() took it */
     (void)rd_kafka_set_log_queue(c->rk, NULL); /* logs to the main queue, served on the loop */
     (void)rd_kafka_poll_set_consumer(c->rk);   /* main queue forwarded to the consumer queue */
     c->queue = rd_kafka_queue_get_consumer(c->rk);
@@ -442,8 +441,7 @@ fail_free:
     return rc;
 }
 
-int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic,
-                                struct rs_err *err)
+int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic, struct rs_err *err)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t kerr;
@@ -531,8 +529,7 @@ static void on_close_tick(uv_timer_t *t)
     }
 }
 
-void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opaque),
-                             void *opaque)
+void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opaque), void *opaque)
 {
     rd_kafka_error_t *error;
 
@@ -595,9 +592,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     struct rs_kafka_producer *p = opaque;
 
     (void)rk;
-    p->delivered(p->opaque, (uint64_t)(uintptr_t)m->_private,
-                 m->err == RD_KAFKA_RESP_ERR_NO_ERROR, !is_permanent(m->err),
-                 rd_kafka_err2str(m->err));
+    p->delivered(p->opaque, (uint64_t)(uintptr_t)m->_private, m->err == RD_KAFKA_RESP_ERR_NO_ERROR,
+                 !is_permanent(m->err), rd_kafka_err2str(m->err));
 }
 
 static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -783,8 +779,7 @@ static void producer_handle_closed(uv_handle_t *h)
     }
 }
 
-void rs_kafka_producer_close(struct rs_kafka_producer *p, void (*done)(void *opaque),
-                             void *opaque)
+void rs_kafka_producer_close(struct rs_kafka_producer *p, void (*done)(void *opaque), void *opaque)
 {
     p->done = done;
     p->done_opaque = opaque;

@@ -41,7 +41,7 @@ struct rs_msg {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t ts_ms; /* the record timestamp (received_at), or -1 */
+    int64_t ts_ms;  /* the record timestamp (received_at), or -1 */
     void *headers_; /* rd_kafka_headers_t *, for rs_msg_header() */
 };
 
@@ -59,8 +59,8 @@ struct rs_kafka_consumer_handlers {
     int (*on_batch)(void *opaque, const struct rs_msg *msgs, size_t n);
     /* Newly assigned partitions: set offsets[i] to the next offset to read, or
      * RS_KAFKA_OFFSET_DEFAULT. Non-zero return stops the consumer. */
-    int (*on_assign)(void *opaque, const char *topic, const int32_t *partitions,
-                     int64_t *offsets, size_t n);
+    int (*on_assign)(void *opaque, const char *topic, const int32_t *partitions, int64_t *offsets,
+                     size_t n);
     /* Partitions taken away; every message of theirs already went through on_batch. */
     void (*on_revoke)(void *opaque, const char *topic, const int32_t *partitions, size_t n);
     /* The consumer reached the end of a partition (offset = next to be written). */
@@ -83,8 +83,7 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
                            struct rs_err *err);
 
 /* Subscribe to `topic` and start polling on the loop. Returns 0 or RS_EKAFKA. */
-int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic,
-                                struct rs_err *err);
+int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic, struct rs_err *err);
 
 /* Tell Kafka's group how far we are (monitoring only: our store holds the truth). */
 void rs_kafka_consumer_store_offset(struct rs_kafka_consumer *c, const char *topic,
@@ -102,8 +101,7 @@ void rs_kafka_consumer_resume(struct rs_kafka_consumer *c);
  * Leave the group without blocking; on_revoke runs for the current assignment, then
  * `done(opaque)` once librdkafka reports the consumer closed and the loop handles are closed.
  */
-void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opaque),
-                             void *opaque);
+void rs_kafka_consumer_close(struct rs_kafka_consumer *c, void (*done)(void *opaque), void *opaque);
 
 /* Destroy the client (may block briefly). Only after close's done. NULL allowed. */
 void rs_kafka_consumer_free(struct rs_kafka_consumer *c);
@@ -148,8 +146,7 @@ int rs_kafka_producer_send(struct rs_kafka_producer *p, const char *topic, struc
 size_t rs_kafka_producer_pending(struct rs_kafka_producer *p);
 
 /* Stop watching the producer's queue and close the loop handle; `done` after that. */
-void rs_kafka_producer_close(struct rs_kafka_producer *p, void (*done)(void *opaque),
-                             void *opaque);
+void rs_kafka_producer_close(struct rs_kafka_producer *p, void (*done)(void *opaque), void *opaque);
 
 /* Destroy the client, waiting at most flush_ms for what is still in flight. NULL allowed. */
 void rs_kafka_producer_free(struct rs_kafka_producer *p, int flush_ms);

@@ -22,11 +22,11 @@ void rs_log_write(enum rs_log_level level, const char *module, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 
 /* The macros below name RS_LOG_MODULE, which each .c file defines before using them. */
-#define RS_LOG_AT(level, ...)                                                                     \
-    do {                                                                                           \
-        if (rs_log_enabled(level)) {                                                               \
-            rs_log_write(level, RS_LOG_MODULE, __VA_ARGS__);                                       \
-        }                                                                                          \
+#define RS_LOG_AT(level, ...)                                \
+    do {                                                     \
+        if (rs_log_enabled(level)) {                         \
+            rs_log_write(level, RS_LOG_MODULE, __VA_ARGS__); \
+        }                                                    \
     } while (0)
 
 #define RS_LOG_ERROR(...) RS_LOG_AT(RS_LOG_LEVEL_ERROR, __VA_ARGS__)

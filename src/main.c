@@ -64,8 +64,8 @@ static int print_offset(void *opaque, const char *topic, int32_t partition,
 {
     int *first = opaque;
 
-    printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%" PRId64
-           ",\"applied\":%" PRIu64 ",\"max_event_ms\":%" PRId64 "}",
+    printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%" PRId64 ",\"applied\":%" PRIu64
+           ",\"max_event_ms\":%" PRId64 "}",
            *first ? "" : ",", topic, partition, off->next_offset, off->applied,
            off->max_ts_ms == INT64_MIN ? 0 : off->max_ts_ms);
     *first = 0;
@@ -89,9 +89,9 @@ static int inspect(const struct rs_config *cfg)
            ",\"breached_then_met\":%" PRIu64 ",\"cancelled\":%" PRIu64
            ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f},\"open_timers\":%" PRIu64
            ",\"outbox\":%" PRIu64 ",\"offsets\":[",
-           cfg->state_dir, s.leads, s.pending, s.running, s.breached, s.met,
-           s.breached_then_met, s.cancelled, s.p50_response_ms, s.p90_response_ms,
-           rs_store_count(st, RS_DB_TIMERS), rs_store_count(st, RS_DB_OUTBOX));
+           cfg->state_dir, s.leads, s.pending, s.running, s.breached, s.met, s.breached_then_met,
+           s.cancelled, s.p50_response_ms, s.p90_response_ms, rs_store_count(st, RS_DB_TIMERS),
+           rs_store_count(st, RS_DB_OUTBOX));
     if (rs_store_offset_each(st, print_offset, &first, &err) != 0) {
         fprintf(stderr, "revstream: %s\n", err.msg);
         rs_store_close(st);

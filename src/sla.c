@@ -11,16 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KIND_LEAD 1 /* entities key kind byte; never reuse a value */
+#define KIND_LEAD      1 /* entities key kind byte; never reuse a value */
 #define RECORD_VERSION 1
-#define STR_MAX 1024 /* longest id or label kept on a lead record; longer ones are cut */
-#define RECORD_MAX (40 + 5 * (2 + STR_MAX))
+#define STR_MAX        1024 /* longest id or label kept on a lead record; longer ones are cut */
+#define RECORD_MAX     (40 + 5 * (2 + STR_MAX))
 #define ENTITY_KEY_MAX (5 + RS_TIMER_ENTITY_MAX)
 
 static const char SLA_TYPE[] = "SLA-01_speed_to_lead";
 
 enum lead_status {
-    ST_PENDING,  /* touched or cancelled before its lead.created arrived */
+    ST_PENDING, /* touched or cancelled before its lead.created arrived */
     ST_RUNNING,
     ST_BREACHED, /* open, L1 fired */
     ST_MET,
@@ -34,11 +34,9 @@ enum {
     F_EARLY_START = 4, /* pending: created_ms holds the start of a lead merged into this one */
 };
 
-static const char *const level_names[RS_SLA_LEVELS] = { "L0_warning", "L1_breach",
-                                                        "L2_escalate" };
-static const enum rs_alert_kind level_kinds[RS_SLA_LEVELS] = {
-    RS_ALERT_WARNING, RS_ALERT_BREACHED, RS_ALERT_ESCALATED
-};
+static const char *const level_names[RS_SLA_LEVELS] = { "L0_warning", "L1_breach", "L2_escalate" };
+static const enum rs_alert_kind level_kinds[RS_SLA_LEVELS] = { RS_ALERT_WARNING, RS_ALERT_BREACHED,
+                                                               RS_ALERT_ESCALATED };
 
 /* A lead record, decoded. Its strings point into raw[], never into LMDB memory. */
 struct lead {
@@ -130,9 +128,10 @@ static int lead_decode(struct lead *l, struct rs_bytes val, struct rs_err *err)
     const uint8_t *p = l->raw;
     const uint8_t *end;
 
-    if (val.len < 36 || val.len > sizeof(l->raw) || ((const uint8_t *)val.ptr)[0] != RECORD_VERSION) {
-        return rs_err_set(err, RS_ESTORE, "lead record of %zu bytes is corrupt or of another version",
-                          val.len);
+    if (val.len < 36 || val.len > sizeof(l->raw) ||
+        ((const uint8_t *)val.ptr)[0] != RECORD_VERSION) {
+        return rs_err_set(err, RS_ESTORE,
+                          "lead record of %zu bytes is corrupt or of another version", val.len);
     }
     memcpy(l->raw, val.ptr, val.len);
     end = l->raw + val.len;
@@ -197,8 +196,8 @@ static void lead_new(struct lead *l)
 static int64_t level_deadline(const struct rs_sla *sla, const struct lead *l, int level)
 {
     static const uint32_t breach_pct = 100;
-    uint32_t pct = level == 0 ? sla->cfg.warning_pct
-                              : (level == 1 ? breach_pct : sla->cfg.escalate_pct);
+    uint32_t pct =
+        level == 0 ? sla->cfg.warning_pct : (level == 1 ? breach_pct : sla->cfg.escalate_pct);
 
     return l->created_ms + l->threshold_ms / 100 * pct + (l->threshold_ms % 100) * pct / 100 + 1;
 }
@@ -597,8 +596,8 @@ static int fire_one(void *opaque, uint32_t partition, uint8_t rule, struct rs_by
     return rc != 0 ? rc : lead_save(fc->st, partition, lead_id, &l, fc->err);
 }
 
-int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                int64_t watermark_ms, int64_t *next_deadline_ms, struct rs_err *err)
+int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int64_t watermark_ms,
+                int64_t *next_deadline_ms, struct rs_err *err)
 {
     struct fire_ctx fc = { sla, st, watermark_ms, RS_TIMER_NONE, err };
     int64_t left;
@@ -657,8 +656,8 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
         struct rs_bytes key, val;
         struct lead l;
 
-        rc = rs_store_seek(st, RS_DB_ENTITIES, (struct rs_bytes){ from, from_len }, &key, &val,
-                           err);
+        rc =
+            rs_store_seek(st, RS_DB_ENTITIES, (struct rs_bytes){ from, from_len }, &key, &val, err);
         if (rc == RS_ENOTFOUND) {
             rc = 0;
             break;

@@ -34,7 +34,7 @@
 #include "store.h"
 
 #define RS_SLA_RULE_SPEED_TO_LEAD 1 /* timer rule id; stored in timer keys, never reuse */
-#define RS_SLA_LEVELS 3             /* L0 warning, L1 breach, L2 escalate */
+#define RS_SLA_LEVELS             3 /* L0 warning, L1 breach, L2 escalate */
 
 struct rs_sla_config {
     int64_t threshold_ms[RS_TIER__COUNT];
@@ -48,8 +48,8 @@ typedef int rs_sla_emit_cb(void *opaque, const struct rs_alert *alert, struct rs
 /* Live counters since start; not state (the state store holds the truth). */
 struct rs_sla_counters {
     uint64_t leads;
-    uint64_t duplicate_leads;   /* lead.created for a lead already known: ignored */
-    uint64_t touches;           /* human outbound touches that stopped a clock */
+    uint64_t duplicate_leads;    /* lead.created for a lead already known: ignored */
+    uint64_t touches;            /* human outbound touches that stopped a clock */
     uint64_t negative_durations; /* touch before creation: response counted as 0 */
     uint64_t cancelled;
     uint64_t alerts[RS_ALERT__COUNT];
@@ -76,19 +76,19 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
  * Fire every level of `partition` due at watermark_ms. Sets *next_deadline_ms to the
  * earliest deadline left. Returns the number of timers fired or a negative code.
  */
-int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                int64_t watermark_ms, int64_t *next_deadline_ms, struct rs_err *err);
+int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int64_t watermark_ms,
+                int64_t *next_deadline_ms, struct rs_err *err);
 
 /* What the state store says about every lead, all partitions together. */
 struct rs_sla_stats {
-    uint64_t leads;      /* created leads */
-    uint64_t pending;    /* records for leads whose lead.created has not arrived */
-    uint64_t running;    /* open, not yet breached */
-    uint64_t breached;   /* open and breached */
+    uint64_t leads;    /* created leads */
+    uint64_t pending;  /* records for leads whose lead.created has not arrived */
+    uint64_t running;  /* open, not yet breached */
+    uint64_t breached; /* open and breached */
     uint64_t met;
     uint64_t breached_then_met;
     uint64_t cancelled;
-    uint64_t responded;  /* leads with a response time */
+    uint64_t responded;     /* leads with a response time */
     double p50_response_ms; /* type 7 percentiles over responded leads; 0 when none */
     double p90_response_ms;
 };

@@ -5,8 +5,8 @@
 #include "mem.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <lmdb.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -21,8 +21,8 @@ static const char *const db_names[RS_DB__COUNT] = {
 struct rs_store {
     MDB_env *env;
     MDB_dbi dbi[RS_DB__COUNT];
-    MDB_txn *txn;        /* the open batch, or NULL */
-    uint64_t map_bytes;  /* current map size */
+    MDB_txn *txn;         /* the open batch, or NULL */
+    uint64_t map_bytes;   /* current map size */
     uint64_t outbox_next; /* next outbox sequence; the batch's view */
     uint64_t outbox_committed;
     char *dir;
@@ -82,8 +82,8 @@ static MDB_val meta_key(const char *name)
 static int store_error(struct rs_store *st, struct rs_err *err, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        return rs_err_set(err, RS_ESTORE_FULL, "state store '%s' full during %s: %s", st->dir,
-                          what, mdb_strerror(rc));
+        return rs_err_set(err, RS_ESTORE_FULL, "state store '%s' full during %s: %s", st->dir, what,
+                          mdb_strerror(rc));
     }
     return rs_err_set(err, RS_ESTORE, "state store '%s': %s failed: %s", st->dir, what,
                       mdb_strerror(rc));
@@ -145,16 +145,14 @@ static int check_version(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
         return store_error(st, err, rc, "read format version");
     }
     if (v.mv_size != 4 || memcmp(v.mv_data, want, 4) != 0) {
-        return rs_err_set(err, RS_ESTORE,
-                          "state store '%s' has format version %u, this build reads %u", st->dir,
-                          v.mv_size == 4 ? rs_store_get_u32(v.mv_data) : 0,
-                          RS_STORE_FORMAT_VERSION);
+        return rs_err_set(
+            err, RS_ESTORE, "state store '%s' has format version %u, this build reads %u", st->dir,
+            v.mv_size == 4 ? rs_store_get_u32(v.mv_data) : 0, RS_STORE_FORMAT_VERSION);
     }
     return 0;
 }
 
-int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb,
-                  struct rs_err *err)
+int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb, struct rs_err *err)
 {
     struct rs_store *st;
     MDB_txn *txn = NULL;
@@ -188,8 +186,7 @@ int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb,
      */
     rc = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600);
     if (rc != 0) {
-        rc = rs_err_set(err, RS_ESTORE, "cannot open state store '%s': %s", dir,
-                        mdb_strerror(rc));
+        rc = rs_err_set(err, RS_ESTORE, "cannot open state store '%s': %s", dir, mdb_strerror(rc));
         goto fail_env; /* LMDB: a failed open still needs mdb_env_close() */
     }
     rc = mdb_txn_begin(st->env, NULL, 0, &txn);

@@ -61,8 +61,7 @@ struct rs_store_offset {
  * Returns 0 with *out set (Returns new: free with rs_store_close), or RS_ESTORE naming the
  * directory and LMDB's reason. A directory written by another format version is refused.
  */
-int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb,
-                  struct rs_err *err);
+int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb, struct rs_err *err);
 
 /* Close the environment; an open batch is aborted. NULL allowed. */
 void rs_store_close(struct rs_store *st);

@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-/* timers key: partition(4) deadline(8) rule(1) entity; timer_index key: partition(4) rule(1) entity */
+/* timers key: partition(4) deadline(8) rule(1) entity; timer_index key: partition(4) rule(1) entity
+ */
 #define TIMER_KEY_MAX (13 + RS_TIMER_ENTITY_MAX)
 #define INDEX_KEY_MAX (5 + RS_TIMER_ENTITY_MAX)
 
@@ -37,8 +38,8 @@ static struct rs_bytes index_key(uint8_t *buf, uint32_t partition, uint8_t rule,
     return (struct rs_bytes){ buf, 5 + entity.len };
 }
 
-int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule,
-                      struct rs_bytes entity, int64_t *deadline_ms, struct rs_err *err)
+int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                      int64_t *deadline_ms, struct rs_err *err)
 {
     uint8_t ibuf[INDEX_KEY_MAX];
     struct rs_bytes val;
@@ -52,15 +53,14 @@ int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule,
         return rc;
     }
     if (val.len != 8) {
-        return rs_err_set(err, RS_ESTORE, "timer index record of %zu bytes, expected 8",
-                          val.len);
+        return rs_err_set(err, RS_ESTORE, "timer index record of %zu bytes, expected 8", val.len);
     }
     *deadline_ms = rs_store_key_i64(rs_store_get_u64(val.ptr));
     return 0;
 }
 
-int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule,
-                    struct rs_bytes entity, struct rs_err *err)
+int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                    struct rs_err *err)
 {
     uint8_t ibuf[INDEX_KEY_MAX];
     uint8_t tbuf[TIMER_KEY_MAX];
@@ -133,9 +133,9 @@ int rs_timer_next_deadline(struct rs_store *st, uint32_t partition, int64_t *dea
     return 0;
 }
 
-int rs_timer_fire_due(struct rs_store *st, uint32_t partition, int64_t watermark_ms,
-                      uint32_t max, rs_timer_fire_cb *cb, void *opaque,
-                      int64_t *next_deadline_ms, struct rs_err *err)
+int rs_timer_fire_due(struct rs_store *st, uint32_t partition, int64_t watermark_ms, uint32_t max,
+                      rs_timer_fire_cb *cb, void *opaque, int64_t *next_deadline_ms,
+                      struct rs_err *err)
 {
     uint8_t tkey[TIMER_KEY_MAX];
     uint8_t ibuf[INDEX_KEY_MAX];

@@ -22,29 +22,28 @@
 #include "err.h"
 #include "store.h"
 
-#define RS_TIMER_NONE INT64_MAX /* "no deadline" */
-#define RS_TIMER_PAYLOAD_MAX 32 /* payloads are small fixed records */
-#define RS_TIMER_ENTITY_MAX 256 /* longest entity id we key timers by */
+#define RS_TIMER_NONE        INT64_MAX /* "no deadline" */
+#define RS_TIMER_PAYLOAD_MAX 32        /* payloads are small fixed records */
+#define RS_TIMER_ENTITY_MAX  256       /* longest entity id we key timers by */
 
 /* Arm (or re-arm: an existing timer of the same rule and entity is replaced). */
 int rs_timer_arm(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
                  int64_t deadline_ms, struct rs_bytes payload, struct rs_err *err);
 
 /* Cancel. Returns 0, RS_ENOTFOUND if no such timer, or RS_ESTORE. */
-int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule,
-                    struct rs_bytes entity, struct rs_err *err);
+int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                    struct rs_err *err);
 
 /* Deadline of a timer, or RS_ENOTFOUND. */
-int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule,
-                      struct rs_bytes entity, int64_t *deadline_ms, struct rs_err *err);
+int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                      int64_t *deadline_ms, struct rs_err *err);
 
 /*
  * Called for each due timer, after it was removed, so the callback may re-arm it.
  * Borrowed: entity and payload, for the call. Return 0 to go on, or a negative code to stop.
  */
-typedef int rs_timer_fire_cb(void *opaque, uint32_t partition, uint8_t rule,
-                             struct rs_bytes entity, int64_t deadline_ms,
-                             struct rs_bytes payload);
+typedef int rs_timer_fire_cb(void *opaque, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                             int64_t deadline_ms, struct rs_bytes payload);
 
 /*
  * Fire, in deadline order, every timer of `partition` with deadline <= watermark_ms, up to
@@ -52,9 +51,9 @@ typedef int rs_timer_fire_cb(void *opaque, uint32_t partition, uint8_t rule,
  * RS_TIMER_NONE). Returns the number fired (>= 0), or a negative code (the callback's, or
  * RS_ESTORE / RS_ESTORE_FULL).
  */
-int rs_timer_fire_due(struct rs_store *st, uint32_t partition, int64_t watermark_ms,
-                      uint32_t max, rs_timer_fire_cb *cb, void *opaque,
-                      int64_t *next_deadline_ms, struct rs_err *err);
+int rs_timer_fire_due(struct rs_store *st, uint32_t partition, int64_t watermark_ms, uint32_t max,
+                      rs_timer_fire_cb *cb, void *opaque, int64_t *next_deadline_ms,
+                      struct rs_err *err);
 
 /* Earliest deadline in `partition`, or RS_TIMER_NONE. */
 int rs_timer_next_deadline(struct rs_store *st, uint32_t partition, int64_t *deadline_ms,

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define TOPIC "t"
+#define TOPIC    "t"
 #define MESSAGES 1000
 #define GUARD_MS 30000 /* a lost wake-up shows as this timeout, not as a hang */
 
@@ -40,8 +40,7 @@ struct fixture {
     bool timed_out, offsets_in_order;
 };
 
-static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
-                         const char *reason)
+static void on_delivered(void *opaque, uint64_t seq, bool ok, bool retriable, const char *reason)
 {
     struct fixture *f = opaque;
 
@@ -200,8 +199,8 @@ static void produce(struct fixture *f, size_t n)
         int len = snprintf(payload, sizeof(payload), "m%zu", i);
 
         assert_int_equal(rs_kafka_producer_send(f->producer, TOPIC, (struct rs_bytes){ "k", 1 },
-                                                (struct rs_bytes){ payload, (size_t)len }, NULL,
-                                                0, 0, i, &err),
+                                                (struct rs_bytes){ payload, (size_t)len }, NULL, 0,
+                                                0, i, &err),
                          0);
     }
     while (f->delivered + f->delivery_failures < n && !f->timed_out) {
@@ -224,9 +223,8 @@ static void consume(struct fixture *f)
 {
     struct rs_err err;
 
-    assert_int_equal(rs_kafka_consumer_open(&f->consumer, &f->loop, &f->cfg, NULL, &handlers, f,
-                                            &err),
-                     0);
+    assert_int_equal(
+        rs_kafka_consumer_open(&f->consumer, &f->loop, &f->cfg, NULL, &handlers, f, &err), 0);
     assert_int_equal(rs_kafka_consumer_subscribe(f->consumer, TOPIC, &err), 0);
     (void)uv_run(&f->loop, UV_RUN_DEFAULT); /* until on_batch or the guard stops it */
 }

@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN (60 * INT64_C(1000))
-#define HOUR (60 * MIN)
+#define MIN        (60 * INT64_C(1000))
+#define HOUR       (60 * MIN)
 #define PARTITIONS 3
 
 struct env {
@@ -124,8 +124,7 @@ static int stop_engine(struct env *e, int sig)
 
 /* ---- events ------------------------------------------------------------------------ */
 
-static struct rs_str S(const char *s)
-{
+static struct rs_str S(const char *s) {
     return (struct rs_str){ s, strlen(s) };
 }
 
@@ -144,8 +143,7 @@ static void send_event(struct producer *p, const struct rs_event *ev, const char
     p->sent++;
 }
 
-static void send_created(struct producer *p, const char *lead, enum rs_intent_tier tier,
-                         int64_t ts)
+static void send_created(struct producer *p, const char *lead, enum rs_intent_tier tier, int64_t ts)
 {
     struct rs_event ev;
     char id[64];
@@ -319,7 +317,7 @@ static void seen_release(struct seen *s)
 /* The distinct alerts seen must be exactly the expected ones. */
 static void assert_same_alerts(struct seen *s, struct expected *x)
 {
-    char (*got)[96] = malloc((s->n + 1) * sizeof(*got));
+    char(*got)[96] = malloc((s->n + 1) * sizeof(*got));
 
     memcpy(got, s->keys, s->n * sizeof(*got));
     qsort(got, s->n, sizeof(*got), cmp_key);
@@ -443,9 +441,9 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
     st = inspect(e);
     assert_int_equal(st.created, 37);
     assert_int_equal(st.applied, (long long)p.sent);
-    assert_int_equal(st.cancelled, 6);   /* the disqualified */
-    assert_int_equal(st.breached, 6);    /* never touched, still open */
-    assert_int_equal(st.met, 12 + 1);    /* on time, near the line, and L-late */
+    assert_int_equal(st.cancelled, 6); /* the disqualified */
+    assert_int_equal(st.breached, 6);  /* never touched, still open */
+    assert_int_equal(st.met, 12 + 1);  /* on time, near the line, and L-late */
     assert_int_equal(st.breached_then_met, 12);
 
     rd_kafka_destroy(reader);
@@ -567,8 +565,8 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
     (void)rs_tb_read(reader, 0, 5000, 180000, on_alert, &s);
     assert_int_equal(stop_engine(e, SIGTERM), 0);
     (void)rs_tb_read(reader, 0, 2000, 30000, on_alert, &s);
-    print_message("kills %d, events %zu, alert messages %zu, distinct %zu, duplicates %zu\n",
-                  kills, p.sent, s.messages, s.n, s.duplicates);
+    print_message("kills %d, events %zu, alert messages %zu, distinct %zu, duplicates %zu\n", kills,
+                  p.sent, s.messages, s.n, s.duplicates);
     st = inspect(e);
     assert_int_equal(st.applied, (long long)p.sent);
     assert_int_equal(st.created, rounds * per_round);
@@ -602,8 +600,7 @@ static void pack_map(struct bad *b, int kind)
         msgpack_pack_map(&pk, 6);
         KEY("type"), STR("lead.created"), KEY("id"), STR("b0"), KEY("ts");
         msgpack_pack_int64(&pk, 1772409600000);
-        KEY("channel"), STR("webinar"), KEY("intent_tier"), STR("high"), KEY("segment"),
-            STR("smb");
+        KEY("channel"), STR("webinar"), KEY("intent_tier"), STR("high"), KEY("segment"), STR("smb");
         break;
     case 1: /* ts as a string */
         msgpack_pack_map(&pk, 3);
@@ -613,8 +610,8 @@ static void pack_map(struct bad *b, int kind)
         msgpack_pack_map(&pk, 7);
         KEY("type"), STR("lead.created"), KEY("id"), STR("b2"), KEY("ts");
         msgpack_pack_int64(&pk, 1772409600000);
-        KEY("lead_id"), STR("L"), KEY("channel"), STR("webinar"), KEY("intent_tier"),
-            STR("urgent"), KEY("segment"), STR("smb");
+        KEY("lead_id"), STR("L"), KEY("channel"), STR("webinar"), KEY("intent_tier"), STR("urgent"),
+            KEY("segment"), STR("smb");
         break;
     case 3: /* unknown type */
         msgpack_pack_map(&pk, 3);
@@ -729,7 +726,7 @@ static void test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on(voi
     rs_buf_init(&p.buf);
     for (size_t i = 0; i < n; i++) {
         (void)snprintf(lead, sizeof(lead), "G-%zu", i);
-        send_created(&p, lead, RS_TIER_LOW, t0 + (int64_t)i); /* offset 2i */
+        send_created(&p, lead, RS_TIER_LOW, t0 + (int64_t)i);             /* offset 2i */
         rs_tb_produce(p.rk, p.topic, "bad", 3, bad[i].bytes, bad[i].len); /* offset 2i+1 */
         p.sent++;
     }

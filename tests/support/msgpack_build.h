@@ -28,12 +28,12 @@ struct mpb {
 
 enum mpb_kind {
     MPB_STR,
-    MPB_INT,   /* signed, packed in the smallest form */
-    MPB_UINT,  /* unsigned, for values above INT64_MAX */
+    MPB_INT,  /* signed, packed in the smallest form */
+    MPB_UINT, /* unsigned, for values above INT64_MAX */
     MPB_BOOL,
     MPB_NIL,
-    MPB_FLOAT, /* float 64 */
-    MPB_BIN,   /* the bytes of .str, without its NUL */
+    MPB_FLOAT,     /* float 64 */
+    MPB_BIN,       /* the bytes of .str, without its NUL */
     MPB_TIMESTAMP, /* ext -1, in the smallest of the 32, 64 and 96-bit forms */
     MPB_EMPTY_MAP,
     MPB_EMPTY_ARRAY,
@@ -54,33 +54,54 @@ struct mpb_kv {
     struct mpb_val val;
 };
 
-#define MPB_S(k, v)                                                                                \
-    {                                                                                              \
-        k, { .kind = MPB_STR, .str = (v) }                                                         \
+#define MPB_S(k, v)                     \
+    {                                   \
+        k,                              \
+        {                               \
+            .kind = MPB_STR, .str = (v) \
+        }                               \
     }
-#define MPB_I(k, v)                                                                                \
-    {                                                                                              \
-        k, { .kind = MPB_INT, .i = (v) }                                                           \
+#define MPB_I(k, v)                   \
+    {                                 \
+        k,                            \
+        {                             \
+            .kind = MPB_INT, .i = (v) \
+        }                             \
     }
-#define MPB_U(k, v)                                                                                \
-    {                                                                                              \
-        k, { .kind = MPB_UINT, .u = (v) }                                                          \
+#define MPB_U(k, v)                    \
+    {                                  \
+        k,                             \
+        {                              \
+            .kind = MPB_UINT, .u = (v) \
+        }                              \
     }
-#define MPB_B(k, v)                                                                                \
-    {                                                                                              \
-        k, { .kind = MPB_BOOL, .b = (v) }                                                          \
+#define MPB_B(k, v)                    \
+    {                                  \
+        k,                             \
+        {                              \
+            .kind = MPB_BOOL, .b = (v) \
+        }                              \
     }
-#define MPB_NIL_KV(k)                                                                              \
-    {                                                                                              \
-        k, { .kind = MPB_NIL }                                                                     \
+#define MPB_NIL_KV(k)       \
+    {                       \
+        k,                  \
+        {                   \
+            .kind = MPB_NIL \
+        }                   \
     }
-#define MPB_F(k, v)                                                                                \
-    {                                                                                              \
-        k, { .kind = MPB_FLOAT, .f = (v) }                                                         \
+#define MPB_F(k, v)                     \
+    {                                   \
+        k,                              \
+        {                               \
+            .kind = MPB_FLOAT, .f = (v) \
+        }                               \
     }
-#define MPB_TS(k, sec, ns)                                                                         \
-    {                                                                                              \
-        k, { .kind = MPB_TIMESTAMP, .i = (sec), .nsec = (ns) }                                     \
+#define MPB_TS(k, sec, ns)                                  \
+    {                                                       \
+        k,                                                  \
+        {                                                   \
+            .kind = MPB_TIMESTAMP, .i = (sec), .nsec = (ns) \
+        }                                                   \
     }
 
 #define MPB_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -153,8 +153,7 @@ static void test_cli_check_config_prints_effective_config_with_secrets_masked(vo
 
     write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:9092\n"
                         "kafka.group.id = g\n");
-    (void)snprintf(args, sizeof(args),
-                   "check-config '%s'", f->conf);
+    (void)snprintf(args, sizeof(args), "check-config '%s'", f->conf);
     assert_int_equal(setenv("REVSTREAM_KAFKA_SASL_PASSWORD", "hunter2", 1), 0);
     assert_int_equal(setenv("REVSTREAM_SLA_SPEED_TO_LEAD_HIGH", "7m", 1), 0);
     assert_int_equal(run(f, args), 0);

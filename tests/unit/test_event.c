@@ -58,41 +58,43 @@ static const struct mpb_kv created[] = {
 };
 
 static const struct mpb_kv touched[] = {
-    MPB_S("type", "lead.touched"),  MPB_S("id", "ev-2"),         MPB_I("ts", 1715680800000),
-    MPB_S("account", "acc-9"),      MPB_S("lead_id", "L-889"),   MPB_S("rep_id", "rep_42"),
-    MPB_S("actor_type", "human"),   MPB_S("channel", "meeting"), MPB_S("direction", "inbound"),
+    MPB_S("type", "lead.touched"), MPB_S("id", "ev-2"),         MPB_I("ts", 1715680800000),
+    MPB_S("account", "acc-9"),     MPB_S("lead_id", "L-889"),   MPB_S("rep_id", "rep_42"),
+    MPB_S("actor_type", "human"),  MPB_S("channel", "meeting"), MPB_S("direction", "inbound"),
     MPB_B("connected", true),
 };
 
 static const struct mpb_kv disqualified[] = {
-    MPB_S("type", "lead.disqualified"), MPB_S("id", "ev-3"),    MPB_I("ts", 1715680900000),
+    MPB_S("type", "lead.disqualified"), MPB_S("id", "ev-3"),     MPB_I("ts", 1715680900000),
     MPB_S("lead_id", "L-889"),          MPB_S("reason", "spam"),
 };
 
 static const struct mpb_kv converted[] = {
-    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),          MPB_I("ts", 1715681000000),
-    MPB_S("account", "acc-9"),       MPB_S("lead_id", "L-889"),    MPB_S("account_id", "acc-9"),
+    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),
+    MPB_I("ts", 1715681000000),      MPB_S("account", "acc-9"),
+    MPB_S("lead_id", "L-889"),       MPB_S("account_id", "acc-9"),
     MPB_S("contact_id", "C-17"),     MPB_S("opportunity_id", "O-5"),
 };
 
 static const struct mpb_kv merged[] = {
-    MPB_S("type", "lead.merged"),      MPB_S("id", "ev-5"),         MPB_I("ts", 1715681100000),
-    MPB_S("lead_id", "L-890"),         MPB_S("into_lead_id", "L-889"),
-    MPB_S("reason", "duplicate_email"),
+    MPB_S("type", "lead.merged"),   MPB_S("id", "ev-5"),
+    MPB_I("ts", 1715681100000),     MPB_S("lead_id", "L-890"),
+    MPB_S("into_lead_id", "L-889"), MPB_S("reason", "duplicate_email"),
 };
 
 /* The same events with only the required fields. */
 static const struct mpb_kv created_min[] = {
-    MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),          MPB_I("ts", 1715680680000),
-    MPB_S("lead_id", "L-889"),     MPB_S("channel", "webinar"),  MPB_S("intent_tier", "mql"),
+    MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),         MPB_I("ts", 1715680680000),
+    MPB_S("lead_id", "L-889"),     MPB_S("channel", "webinar"), MPB_S("intent_tier", "mql"),
     MPB_S("segment", "smb"),
 };
 
 static const struct mpb_kv touched_min[] = {
-    MPB_S("type", "lead.touched"),     MPB_S("id", "ev-2"),      MPB_I("ts", 1715680800000),
-    MPB_S("lead_id", "L-889"),         MPB_S("rep_id", "rep_42"),
-    MPB_S("actor_type", "automation"), MPB_S("channel", "email"),
-    MPB_S("direction", "outbound"),    MPB_B("connected", false),
+    MPB_S("type", "lead.touched"), MPB_S("id", "ev-2"),
+    MPB_I("ts", 1715680800000),    MPB_S("lead_id", "L-889"),
+    MPB_S("rep_id", "rep_42"),     MPB_S("actor_type", "automation"),
+    MPB_S("channel", "email"),     MPB_S("direction", "outbound"),
+    MPB_B("connected", false),
 };
 
 static const struct mpb_kv disqualified_min[] = {
@@ -101,13 +103,14 @@ static const struct mpb_kv disqualified_min[] = {
 };
 
 static const struct mpb_kv converted_min[] = {
-    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),        MPB_I("ts", 1715681000000),
+    MPB_S("type", "lead.converted"), MPB_S("id", "ev-4"),          MPB_I("ts", 1715681000000),
     MPB_S("lead_id", "L-889"),       MPB_S("account_id", "acc-9"), MPB_S("contact_id", "C-17"),
 };
 
 static const struct mpb_kv merged_min[] = {
-    MPB_S("type", "lead.merged"), MPB_S("id", "ev-5"),              MPB_I("ts", 1715681100000),
-    MPB_S("lead_id", "L-890"),    MPB_S("into_lead_id", "L-889"),
+    MPB_S("type", "lead.merged"),   MPB_S("id", "ev-5"),
+    MPB_I("ts", 1715681100000),     MPB_S("lead_id", "L-890"),
+    MPB_S("into_lead_id", "L-889"),
 };
 
 struct event_case {
@@ -165,8 +168,7 @@ static void expect_fault(struct fx *fx, enum rs_event_fault fault, const char *p
     if (rc != RS_EDECODE || fx->fault != fault || fx->err.code != RS_EDECODE ||
         strstr(fx->err.msg, part) == NULL) {
         print_error("rc=%d fault=%s msg='%s'; want fault=%s and a message with '%s'\n", rc,
-                    rs_event_fault_name(fx->fault), fx->err.msg, rs_event_fault_name(fault),
-                    part);
+                    rs_event_fault_name(fx->fault), fx->err.msg, rs_event_fault_name(fault), part);
         fail();
     }
 }
@@ -695,8 +697,7 @@ static void test_decode_empty_payload_is_invalid_msgpack(void **state)
 {
     struct fx *fx = *state;
 
-    assert_int_equal(rs_event_decode(&fx->dec, NULL, 0, &fx->ev, &fx->fault, &fx->err),
-                     RS_EDECODE);
+    assert_int_equal(rs_event_decode(&fx->dec, NULL, 0, &fx->ev, &fx->fault, &fx->err), RS_EDECODE);
     assert_int_equal(fx->fault, RS_FAULT_MSGPACK);
     assert_string_equal(fx->err.msg, "not valid msgpack: empty payload");
 }
@@ -726,7 +727,10 @@ static void test_decode_truncated_message_names_the_offsets(void **state)
     struct fx *fx = *state;
 
     /* {"type": <str of 20 bytes, only 5 present>} */
-    mpb_raw(&fx->b, "\x81\xa4type\xb4" "abcde", 12);
+    mpb_raw(&fx->b,
+            "\x81\xa4type\xb4"
+            "abcde",
+            12);
     expect_fault(fx, RS_FAULT_MSGPACK,
                  "not valid msgpack: truncated at byte 12 of 12 (a value of 20 bytes at byte 6)");
 
@@ -757,8 +761,10 @@ static void test_decode_trailing_bytes_are_invalid_msgpack(void **state)
     char msg[128];
 
     mpb_event(&fx->b, created, MPB_COUNT(created), NULL, NULL);
-    (void)snprintf(msg, sizeof(msg), "not valid msgpack: trailing bytes after the object (it "
-                   "ends at byte %zu of %zu)", mpb_len(&fx->b), mpb_len(&fx->b) + 1);
+    (void)snprintf(msg, sizeof(msg),
+                   "not valid msgpack: trailing bytes after the object (it "
+                   "ends at byte %zu of %zu)",
+                   mpb_len(&fx->b), mpb_len(&fx->b) + 1);
     mpb_nil(&fx->b);
     expect_fault(fx, RS_FAULT_MSGPACK, msg);
 
@@ -935,8 +941,7 @@ static void test_decode_empty_id_is_bad_value(void **state)
         struct mpb_kv kv = MPB_S(ids[i], "");
         char msg[96];
 
-        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-empty string, got ''",
-                       ids[i]);
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-empty string, got ''", ids[i]);
         mpb_reset(&fx->b);
         mpb_event(&fx->b, created, MPB_COUNT(created), NULL, &kv);
         expect_fault(fx, RS_FAULT_BAD_VALUE, msg);
@@ -1088,8 +1093,8 @@ static void test_decode_each_missing_required_field_is_missing_field(void **stat
             if (is_envelope_key(key)) {
                 (void)snprintf(msg, sizeof(msg), "missing required field '%s'", key);
             } else {
-                (void)snprintf(msg, sizeof(msg), "missing required field '%s' for type '%s'",
-                               key, ec->type);
+                (void)snprintf(msg, sizeof(msg), "missing required field '%s' for type '%s'", key,
+                               ec->type);
             }
             mpb_reset(&fx->b);
             mpb_event(&fx->b, ec->kvs, ec->n, key, NULL);
@@ -1241,17 +1246,15 @@ static void test_decode_payload_over_max_bytes_is_too_large(void **state)
     len = mpb_len(&fx->b);
 
     rs_event_decoder_init(&small, len);
-    assert_int_equal(
-        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err), 0);
+    assert_int_equal(rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
+                     0);
     rs_event_decoder_release(&small);
 
     rs_event_decoder_init(&small, len - 1);
-    assert_int_equal(
-        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
-        RS_EDECODE);
+    assert_int_equal(rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
+                     RS_EDECODE);
     assert_int_equal(fx->fault, RS_FAULT_TOO_LARGE);
-    (void)snprintf(msg, sizeof(msg), "payload of %zu bytes exceeds the limit of %zu", len,
-                   len - 1);
+    (void)snprintf(msg, sizeof(msg), "payload of %zu bytes exceeds the limit of %zu", len, len - 1);
     assert_string_equal(fx->err.msg, msg);
 
     /* The size is checked first: even garbage is too_large, not invalid_msgpack. */
@@ -1262,9 +1265,8 @@ static void test_decode_payload_over_max_bytes_is_too_large(void **state)
     for (size_t i = 0; i < len; i++) {
         mpb_raw(&fx->b, "\xc1", 1);
     }
-    assert_int_equal(
-        rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
-        RS_EDECODE);
+    assert_int_equal(rs_event_decode(&small, mpb_data(&fx->b), len, &fx->ev, &fx->fault, &fx->err),
+                     RS_EDECODE);
     assert_int_equal(fx->fault, RS_FAULT_TOO_LARGE);
     rs_event_decoder_release(&small);
     rs_event_decoder_release(&small); /* a second release is harmless */
@@ -1276,8 +1278,8 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
 {
     static const char *const types[] = { "lead.created", "lead.touched", "lead.disqualified",
                                          "lead.converted", "lead.merged" };
-    static const char *const faults[] = { "none",       "invalid_msgpack", "not_a_map",
-                                          "missing_field", "wrong_type",   "bad_value",
+    static const char *const faults[] = { "none",          "invalid_msgpack", "not_a_map",
+                                          "missing_field", "wrong_type",      "bad_value",
                                           "unknown_type",  "too_large" };
     static const char *const kinds[] = { "sla.warning", "sla.breached", "sla.escalated",
                                          "sla.recovered", "sla.retracted" };
@@ -1288,7 +1290,7 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
         assert_string_equal(rs_event_type_name((enum rs_event_type)i), types[i]);
     }
     assert_null(rs_event_type_name(RS_EV__COUNT));
-    assert_null(rs_event_type_name((enum rs_event_type)-1));
+    assert_null(rs_event_type_name((enum rs_event_type) - 1));
 
     assert_int_equal(MPB_COUNT(faults), RS_FAULT__COUNT);
     for (int i = 0; i < RS_FAULT__COUNT; i++) {

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define MIN (60 * INT64_C(1000))
-#define T0 INT64_C(1772409600000)
+#define T0  INT64_C(1772409600000)
 
 struct seen {
     enum rs_alert_kind kind;
@@ -59,7 +59,9 @@ static int record_alert(void *opaque, const struct rs_alert *a, struct rs_err *e
 }
 
 static const struct rs_sla_config cfg = {
-    { 5 * MIN, 60 * MIN, 24 * 60 * MIN }, 80, 200,
+    { 5 * MIN, 60 * MIN, 24 * 60 * MIN },
+    80,
+    200,
 };
 
 static int sla_setup(void **state)
@@ -84,13 +86,13 @@ static int sla_teardown(void **state)
     return 0;
 }
 
-static struct rs_str S(const char *s)
-{
+static struct rs_str S(const char *s) {
     return (struct rs_str){ s, strlen(s) };
 }
 
 /* Each helper applies one event in its own committed batch, as the engine would. */
-static void apply(struct fixture *f, const struct rs_event *ev)
+static void
+apply(struct fixture *f, const struct rs_event *ev)
 {
     assert_int_equal(rs_store_begin(f->st, NULL), 0);
     assert_int_equal(rs_sla_apply(&f->sla, f->st, 0, ev, &f->next_deadline, NULL), 0);
@@ -134,8 +136,8 @@ static void human_touch(struct fixture *f, const char *lead, int64_t ts)
     touched(f, lead, ts, RS_ACTOR_HUMAN, RS_DIR_OUTBOUND);
 }
 
-static void simple(struct fixture *f, enum rs_event_type type, const char *lead,
-                   const char *into, int64_t ts)
+static void simple(struct fixture *f, enum rs_event_type type, const char *lead, const char *into,
+                   int64_t ts)
 {
     struct rs_event ev;
 

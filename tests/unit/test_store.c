@@ -198,8 +198,8 @@ static void test_store_map_full_aborts_batch_and_grows_map(void **state)
         assert_int_equal(rs_store_begin(f->st, NULL), 0);
         for (i = 0, rc = 0; i < 64 && rc == 0; i++) {
             (void)snprintf(key, sizeof(key), "k%03d", i);
-            rc = rs_store_put(f->st, RS_DB_ENTITIES, B(key),
-                              (struct rs_bytes){ big, sizeof(big) }, NULL);
+            rc = rs_store_put(f->st, RS_DB_ENTITIES, B(key), (struct rs_bytes){ big, sizeof(big) },
+                              NULL);
         }
         if (rc == 0) {
             rc = rs_store_commit(f->st, NULL);
@@ -255,22 +255,21 @@ static void test_store_signed_keys_sort_numerically(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_store_get_missing_key_returns_enotfound,
+        cmocka_unit_test_setup_teardown(test_store_get_missing_key_returns_enotfound, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_commit_makes_writes_survive_reopen, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_abort_discards_state_offsets_and_outbox_together,
                                         store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_store_commit_makes_writes_survive_reopen,
-                                        store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_store_abort_discards_state_offsets_and_outbox_together, store_setup,
-            store_teardown),
-        cmocka_unit_test_setup_teardown(test_store_offsets_are_per_topic_and_partition,
-                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_offsets_are_per_topic_and_partition, store_setup,
+                                        store_teardown),
         cmocka_unit_test_setup_teardown(test_store_outbox_sequence_keeps_growing_across_restarts,
                                         store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(
             test_store_aborted_outbox_append_does_not_consume_a_sequence, store_setup,
             store_teardown),
-        cmocka_unit_test_setup_teardown(test_store_map_full_aborts_batch_and_grows_map,
-                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_map_full_aborts_batch_and_grows_map, store_setup,
+                                        store_teardown),
         cmocka_unit_test_setup_teardown(test_store_seek_finds_first_key_at_or_after, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_batch_inside_batch, store_setup,

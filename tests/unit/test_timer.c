@@ -58,9 +58,8 @@ static int on_fire(void *opaque, uint32_t partition, uint8_t rule, struct rs_byt
     f->deadlines[f->n_fired++] = deadline_ms;
     if (f->rearm_once) {
         f->rearm_once = 0;
-        assert_int_equal(rs_timer_arm(f->st, partition, rule, entity, deadline_ms + 100,
-                                      payload, NULL),
-                         0);
+        assert_int_equal(
+            rs_timer_arm(f->st, partition, rule, entity, deadline_ms + 100, payload, NULL), 0);
     }
     return 0;
 }
