@@ -197,7 +197,9 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
 
     rs_buf_reset(&app->payload);
     rs_alert_encode(alert, &app->payload);
-    record_begin(&app->record, DEST_ALERTS, alert->evaluated_at_ms,
+    /* Record timestamp 0: the time of publishing. Event time is in the payload, and brokers
+     * refuse record times far from their clock (log.message.timestamp.after.max.ms). */
+    record_begin(&app->record, DEST_ALERTS, 0,
                  (struct rs_bytes){ alert->entity_id.ptr, alert->entity_id.len });
     rs_buf_append(&app->record, &none, 1);
     rs_buf_append(&app->record, app->payload.data, app->payload.len);
@@ -398,15 +400,26 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
     if (rc != 0) {
         rc = dead_letter(app, msg, fault, derr.msg, err);
     } else {
+        int64_t wm;
+
         app->counters.events++;
-        /* The watermark moves with the event's arrival; what it passed fires first. */
+        /*
+         * Event-time firing happens here, per event, so that what fires depends on the order
+         * of the partition's events only, never on where a batch ends: the watermark moves
+         * with the event's arrival and what it passed fires before the event applies; a timer
+         * the event arms already behind the watermark fires right after it.
+         */
         if (rs_watermark_observe(&p->wm, ev.ts_ms)) {
             p->off.max_ts_ms = p->wm.max_event_ms;
-            rc = fire_partition(app, msg->partition, p, rs_watermark_at(&p->wm, now_ms(app)), err);
         }
+        wm = rs_watermark_event(&p->wm);
+        rc = fire_partition(app, msg->partition, p, wm, err);
         if (rc == 0) {
             rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
                               &p->next_deadline_ms, err);
+        }
+        if (rc == 0) {
+            rc = fire_partition(app, msg->partition, p, wm, err);
         }
     }
     if (rc != 0) {
@@ -512,7 +525,8 @@ static int body_tick(struct rs_app *app, const void *arg, struct rs_err *err)
         struct part *p = &app->parts[i];
         int rc;
 
-        if (!p->assigned) {
+        /* Only the wall clock moves a watermark here: event time fired as events applied. */
+        if (!p->assigned || !p->wm.caught_up) {
             continue;
         }
         rc = fire_partition(app, (int32_t)i, p, rs_watermark_at(&p->wm, now), err);

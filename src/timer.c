@@ -200,13 +200,15 @@ bool rs_watermark_observe(struct rs_watermark *wm, int64_t event_ms)
     return false;
 }
 
+int64_t rs_watermark_event(const struct rs_watermark *wm)
+{
+    return wm->max_event_ms == INT64_MIN ? INT64_MIN : wm->max_event_ms - wm->lateness_ms;
+}
+
 int64_t rs_watermark_at(const struct rs_watermark *wm, int64_t now_ms)
 {
-    int64_t event_wm = INT64_MIN;
+    int64_t event_wm = rs_watermark_event(wm);
 
-    if (wm->max_event_ms != INT64_MIN) {
-        event_wm = wm->max_event_ms - wm->lateness_ms;
-    }
     if (wm->caught_up && now_ms > event_wm) {
         return now_ms;
     }

@@ -71,6 +71,9 @@ void rs_watermark_init(struct rs_watermark *wm, int64_t lateness_ms, int64_t max
 /* Note an applied event. Returns true if the event-time watermark moved forward. */
 bool rs_watermark_observe(struct rs_watermark *wm, int64_t event_ms);
 
+/* The event-time watermark alone: max event time minus lateness, or INT64_MIN before one. */
+int64_t rs_watermark_event(const struct rs_watermark *wm);
+
 /*
  * The watermark at wall-clock time now_ms: max event time minus lateness, or now_ms itself
  * when the partition is caught up and that is later. INT64_MIN before the first event of a

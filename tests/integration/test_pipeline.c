@@ -128,19 +128,105 @@ static struct rs_str S(const char *s) {
     return (struct rs_str){ s, strlen(s) };
 }
 
+/*
+ * Events are queued, then produced in event-time order, as real sources deliver them: a touch
+ * made at 2.5 days is produced after everything before it, not next to its lead.created.
+ */
+struct queued {
+    int64_t ts;
+    size_t order; /* ties keep the order they were queued in */
+    char key[64];
+    struct rs_buf bytes;
+};
+
 struct producer {
     rd_kafka_t *rk;
     const char *topic;
     size_t sent;
-    struct rs_buf buf;
+    struct queued *q;
+    size_t n, cap, next;
 };
 
 static void send_event(struct producer *p, const struct rs_event *ev, const char *key)
 {
-    rs_buf_reset(&p->buf);
-    rs_event_encode(ev, &p->buf);
-    rs_tb_produce(p->rk, p->topic, key, strlen(key), p->buf.data, p->buf.len);
-    p->sent++;
+    struct queued *m;
+
+    if (p->n == p->cap) {
+        p->cap = p->cap == 0 ? 1024 : p->cap * 2;
+        p->q = realloc(p->q, p->cap * sizeof(*p->q));
+    }
+    m = &p->q[p->n];
+    m->ts = ev->ts_ms;
+    m->order = p->n++;
+    (void)snprintf(m->key, sizeof(m->key), "%s", key);
+    rs_buf_init(&m->bytes);
+    rs_event_encode(ev, &m->bytes);
+}
+
+static int cmp_queued(const void *a, const void *b)
+{
+    const struct queued *x = a, *y = b;
+
+    if (x->ts != y->ts) {
+        return x->ts < y->ts ? -1 : 1;
+    }
+    return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+/* Sort what is queued and not yet sent. */
+static void sort_queue(struct producer *p)
+{
+    qsort(p->q + p->next, p->n - p->next, sizeof(*p->q), cmp_queued);
+}
+
+/* Produce the next `count` queued events (all of them for SIZE_MAX). */
+static void produce_queued(struct producer *p, size_t count)
+{
+    for (; p->next < p->n && count > 0; p->next++, count--) {
+        struct queued *m = &p->q[p->next];
+
+        rs_tb_produce(p->rk, p->topic, m->key, strlen(m->key), m->bytes.data, m->bytes.len);
+        p->sent++;
+    }
+}
+
+static void producer_release(struct producer *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        rs_buf_release(&p->q[i].bytes);
+    }
+    free(p->q);
+    rd_kafka_destroy(p->rk);
+}
+
+/*
+ * A lead.created far in the future on every partition: the watermark passes every deadline
+ * before it, so each level that comes due in event time fires without the wall clock.
+ */
+static void send_watermark_sentinels(struct producer *p, int partitions, int64_t ts)
+{
+    struct rs_buf b;
+    struct rs_event ev;
+    char id[32];
+
+    rs_buf_init(&b);
+    for (int i = 0; i < partitions; i++) {
+        memset(&ev, 0, sizeof(ev));
+        (void)snprintf(id, sizeof(id), "sentinel-%d", i);
+        ev.type = RS_EV_LEAD_CREATED;
+        ev.id = (struct rs_str){ id, strlen(id) };
+        ev.ts_ms = ts;
+        ev.u.lead_created.lead_id = ev.id;
+        ev.u.lead_created.channel = (struct rs_str){ "test", 4 };
+        ev.u.lead_created.intent_tier = RS_TIER_LOW;
+        ev.u.lead_created.segment = (struct rs_str){ "smb", 3 };
+        rs_buf_reset(&b);
+        rs_event_encode(&ev, &b);
+        rs_tb_produce_to(p->rk, p->topic, i, b.data, b.len);
+        p->sent++;
+    }
+    rs_buf_release(&b);
+    rs_tb_flush(p->rk);
 }
 
 static void send_created(struct producer *p, const char *lead, enum rs_intent_tier tier, int64_t ts)
@@ -390,17 +476,19 @@ static struct state_summary inspect(struct env *e)
 /* ---- tests ------------------------------------------------------------------------- */
 
 /*
- * A known set of leads, all in the past: every ladder level whose time came is due. The
- * engine must publish exactly the oracle's alerts, no more, and stop cleanly on SIGTERM.
- * Then a touch that was made before the deadline arrives late: its levels are retracted.
+ * A known set of leads, produced in event-time order and followed by a watermark sentinel on
+ * every partition, so every ladder level whose time came in event time is due. Event times
+ * lie a day ahead of the wall clock, so only event time decides. The engine must publish
+ * exactly the oracle's alerts, no more, and stop cleanly on SIGTERM. Then a touch that was
+ * made before the deadline arrives late: its levels are retracted.
  */
 static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
 {
     struct env *e = *state;
-    struct producer p = { NULL, NULL, 0, { NULL, 0, 0 } };
+    struct producer p = { 0 };
     struct expected x = { NULL, 0, 0 };
     struct seen s;
-    int64_t t0 = rs_tb_now_ms() - 3 * 24 * HOUR;
+    int64_t t0 = rs_tb_now_ms() + 24 * HOUR;
     rd_kafka_t *reader;
     char lead[32];
     struct state_summary st;
@@ -411,7 +499,6 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
     rs_event_decoder_init(&s.dec, 1 << 20);
     p.rk = rs_tb_producer_new(e->brokers);
     p.topic = e->events;
-    rs_buf_init(&p.buf);
     for (int i = 0; i < 36; i++) {
         (void)snprintf(lead, sizeof(lead), "L-%02d", i);
         send_lead(&p, &x, lead, (enum rs_intent_tier)(i % RS_TIER__COUNT),
@@ -419,7 +506,10 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
     }
     send_created(&p, "L-late", RS_TIER_HIGH, t0);
     expect_lead(&x, "L-late", NEVER);
+    sort_queue(&p);
+    produce_queued(&p, SIZE_MAX);
     rs_tb_flush(p.rk);
+    send_watermark_sentinels(&p, PARTITIONS, t0 + 30 * 24 * HOUR);
 
     (void)start_engine(e);
     reader = rs_tb_reader_new(e->brokers, e->alerts, PARTITIONS);
@@ -429,6 +519,7 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
 
     /* A touch made at 2 minutes arrives now: L0, L1 and L2 of L-late are withdrawn. */
     send_touch(&p, "L-late", t0 + 2 * MIN, RS_ACTOR_HUMAN);
+    produce_queued(&p, SIZE_MAX);
     rs_tb_flush(p.rk);
     expect(&x, "L-late", "sla.retracted", "L0_warning");
     expect(&x, "L-late", "sla.retracted", "L1_breach");
@@ -439,7 +530,8 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
 
     assert_int_equal(stop_engine(e, SIGTERM), 0);
     st = inspect(e);
-    assert_int_equal(st.created, 37);
+    assert_int_equal(st.created, 37 + PARTITIONS);
+    assert_int_equal(st.running, PARTITIONS); /* the sentinels: nothing comes after them */
     assert_int_equal(st.applied, (long long)p.sent);
     assert_int_equal(st.cancelled, 6); /* the disqualified */
     assert_int_equal(st.breached, 6);  /* never touched, still open */
@@ -447,8 +539,7 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
     assert_int_equal(st.breached_then_met, 12);
 
     rd_kafka_destroy(reader);
-    rd_kafka_destroy(p.rk);
-    rs_buf_release(&p.buf);
+    producer_release(&p);
     free(x.keys);
     seen_release(&s);
 }
@@ -460,7 +551,7 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
 static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events(void **state)
 {
     struct env *e = *state;
-    struct producer p = { NULL, NULL, 0, { NULL, 0, 0 } };
+    struct producer p = { 0 };
     struct seen s;
     rd_kafka_t *reader;
     int64_t created, deadline;
@@ -471,7 +562,6 @@ static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events
     rs_event_decoder_init(&s.dec, 1 << 20);
     p.rk = rs_tb_producer_new(e->brokers);
     p.topic = e->events;
-    rs_buf_init(&p.buf);
     (void)start_engine(e);
     reader = rs_tb_reader_new(e->brokers, e->alerts, PARTITIONS);
     /* Let the engine join and reach the (empty) end of its partitions. */
@@ -479,6 +569,7 @@ static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events
     created = rs_tb_now_ms();
     deadline = created + 3000;
     send_created(&p, "L-live", RS_TIER_HIGH, created);
+    produce_queued(&p, SIZE_MAX);
     rs_tb_flush(p.rk);
     (void)rs_tb_read(reader, 2, 30000, 30000, on_alert, &s); /* L0 and L1 */
     assert_int_equal(s.n, 2);
@@ -489,8 +580,7 @@ static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events
                   (long long)(s.last_breach_arrival_ms - deadline));
     assert_int_equal(stop_engine(e, SIGINT), 0);
     rd_kafka_destroy(reader);
-    rd_kafka_destroy(p.rk);
-    rs_buf_release(&p.buf);
+    producer_release(&p);
     seen_release(&s);
 }
 
@@ -502,16 +592,17 @@ static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events
 static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **state)
 {
     struct env *e = *state;
-    struct producer p = { NULL, NULL, 0, { NULL, 0, 0 } };
+    struct producer p = { 0 };
     struct expected x = { NULL, 0, 0 };
     struct seen s;
-    int64_t t0 = rs_tb_now_ms() - 3 * 24 * HOUR;
+    int64_t t0 = rs_tb_now_ms() + 24 * HOUR; /* ahead of the wall clock: event time decides */
     unsigned seed = (unsigned)rs_tb_now_ms();
     rd_kafka_t *reader;
     struct state_summary st;
     char lead[32];
     int kills = 0;
-    const int rounds = 6, per_round = 400;
+    const int rounds = 6, leads = 2400;
+    size_t per_round;
 
     need_broker(e, PARTITIONS);
     write_config(e, "batch.max_events = 200\n");
@@ -519,9 +610,15 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
     rs_event_decoder_init(&s.dec, 1 << 20);
     p.rk = rs_tb_producer_new(e->brokers);
     p.topic = e->events;
-    rs_buf_init(&p.buf);
     srand(seed);
     print_message("kill seed %u\n", seed);
+    for (int n = 0; n < leads; n++) {
+        (void)snprintf(lead, sizeof(lead), "K-%05d", n);
+        send_lead(&p, &x, lead, (enum rs_intent_tier)(n % RS_TIER__COUNT),
+                  (enum outcome)(n / RS_TIER__COUNT % OUTCOMES), t0 + n * 1000);
+    }
+    sort_queue(&p);
+    per_round = p.n / (size_t)rounds + 1;
     for (int r = 0; r < rounds; r++) {
         /* The engine runs while the round's events arrive, and dies at a random moment of
          * it: while joining, in a batch, or while publishing. */
@@ -530,16 +627,10 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
         bool killed = false;
 
         (void)start_engine(e);
-        for (int i = 0; i < per_round; i++) {
-            int n = r * per_round + i;
-
-            (void)snprintf(lead, sizeof(lead), "K-%05d", n);
-            send_lead(&p, &x, lead, (enum rs_intent_tier)(n % RS_TIER__COUNT),
-                      (enum outcome)(n / RS_TIER__COUNT % OUTCOMES), t0 + n * 1000);
-            if (i % 40 == 39) {
-                rd_kafka_flush(p.rk, 1000);
-                rs_tb_sleep_ms(50);
-            }
+        for (size_t i = 0; i < per_round && p.next < p.n; i += 100) {
+            produce_queued(&p, 100);
+            rd_kafka_flush(p.rk, 1000);
+            rs_tb_sleep_ms(50);
             if (!killed && rs_tb_now_ms() - started >= kill_after_ms) {
                 assert_int_equal(stop_engine(e, SIGKILL), 128 + SIGKILL);
                 killed = true;
@@ -552,12 +643,15 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
             kills++;
         }
     }
-    /* The last run goes to the end. */
+    produce_queued(&p, SIZE_MAX);
+    rs_tb_flush(p.rk);
+    /* The last run goes to the end, which the sentinels' watermark marks. */
     (void)start_engine(e);
+    send_watermark_sentinels(&p, PARTITIONS, t0 + 30 * 24 * HOUR);
     for (int waited = 0; waited < 120000; waited += 500) {
         rs_tb_sleep_ms(500);
         st = inspect(e);
-        if (st.applied >= (long long)p.sent && st.running == 0) {
+        if (st.applied >= (long long)p.sent && st.running == PARTITIONS) {
             break;
         }
     }
@@ -569,11 +663,10 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
                   p.sent, s.messages, s.n, s.duplicates);
     st = inspect(e);
     assert_int_equal(st.applied, (long long)p.sent);
-    assert_int_equal(st.created, rounds * per_round);
+    assert_int_equal(st.created, leads + PARTITIONS);
     assert_same_alerts(&s, &x);
     rd_kafka_destroy(reader);
-    rd_kafka_destroy(p.rk);
-    rs_buf_release(&p.buf);
+    producer_release(&p);
     free(x.keys);
     seen_release(&s);
 }
@@ -679,7 +772,7 @@ static void on_dead_letter(void *opaque, const rd_kafka_message_t *m)
 static void test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on(void **state)
 {
     struct env *e = *state;
-    struct producer p = { NULL, NULL, 0, { NULL, 0, 0 } };
+    struct producer p = { 0 };
     struct bad bad[9];
     struct dlq_seen d;
     struct state_summary st;
@@ -723,10 +816,10 @@ static void test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on(voi
 
     p.rk = rs_tb_producer_new(e->brokers);
     p.topic = e->events;
-    rs_buf_init(&p.buf);
     for (size_t i = 0; i < n; i++) {
         (void)snprintf(lead, sizeof(lead), "G-%zu", i);
-        send_created(&p, lead, RS_TIER_LOW, t0 + (int64_t)i);             /* offset 2i */
+        send_created(&p, lead, RS_TIER_LOW, t0 + (int64_t)i); /* offset 2i */
+        produce_queued(&p, SIZE_MAX);
         rs_tb_produce(p.rk, p.topic, "bad", 3, bad[i].bytes, bad[i].len); /* offset 2i+1 */
         p.sent++;
     }
@@ -751,8 +844,7 @@ static void test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on(voi
     assert_int_equal(st.applied, (long long)p.sent); /* the partition moved past each one */
     assert_int_equal(st.created, (long long)n);      /* the good events, and only them */
     rd_kafka_destroy(reader);
-    rd_kafka_destroy(p.rk);
-    rs_buf_release(&p.buf);
+    producer_release(&p);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, env_setup, env_teardown)

@@ -129,6 +129,27 @@ void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key
     rd_kafka_poll(p, 0);
 }
 
+void rs_tb_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
+                      size_t len)
+{
+    rd_kafka_vu_t vu[4];
+    rd_kafka_error_t *error;
+
+    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[0].u.cstr = topic;
+    vu[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+    vu[1].u.i32 = partition;
+    vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[2].u.mem.ptr = (void *)(uintptr_t)payload;
+    vu[2].u.mem.size = len;
+    vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[3].u.i = RD_KAFKA_MSG_F_COPY;
+    error = rd_kafka_produceva(p, vu, 4);
+    if (error != NULL) {
+        die("produce", rd_kafka_error_string(error));
+    }
+}
+
 void rs_tb_flush(rd_kafka_t *p)
 {
     if (rd_kafka_flush(p, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {

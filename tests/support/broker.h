@@ -27,6 +27,10 @@ rd_kafka_t *rs_tb_producer_new(const char *brokers);
 /* Produce one message (copied); aborts on a local error. */
 void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key_len,
                    const void *payload, size_t len);
+/* Produce one message to an explicit partition (copied); aborts on a local error. */
+void rs_tb_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
+                      size_t len);
+
 /* Wait until everything produced is acknowledged; aborts if not within 30 s. */
 void rs_tb_flush(rd_kafka_t *p);
 
