@@ -12,6 +12,7 @@
  * clock), so they show jitter between batches, not the tail of single decodes. For comparing
  * two versions use callgrind (STYLE.md §8), which counts instructions instead of seconds.
  */
+#include "bench_machine.h"
 #include "event.h"
 #include "msgpack_build.h"
 
@@ -71,27 +72,6 @@ static int encode_op(void *arg)
     rs_buf_reset(&buf);
     rs_alert_encode(alert, &buf);
     return buf.len > 0 ? 0 : -1;
-}
-
-static void print_machine(int argc, char **argv)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-
-    printf("# command:");
-    for (int i = 0; i < argc; i++) {
-        printf(" %s", argv[i]);
-    }
-    printf("\n# nproc: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "model name", 10) == 0) {
-            printf("# cpu: %s", strchr(line, ':') + 2);
-            break;
-        }
-    }
-    if (f != NULL) {
-        (void)fclose(f);
-    }
 }
 
 static int run(const char *name, bench_op *op, void *arg, size_t batches)
@@ -191,7 +171,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_decode [BATCHES]   (1 to %d)\n", MAX_BATCHES);
         return 2;
     }
-    print_machine(argc, argv);
+    rs_bench_print_machine(argc, argv);
     memset(alert.alert_id, 'a', 64);
     rs_event_decoder_init(&dec, 1 << 20);
     mpb_init(&good);

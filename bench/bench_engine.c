@@ -11,6 +11,7 @@
  * Events: leads (a third high intent) and their first human touches, half of them in time,
  * interleaved as a live stream would bring them, timers fired on the event-time watermark.
  */
+#include "bench_machine.h"
 #include "event.h"
 #include "sla.h"
 #include "store.h"
@@ -49,27 +50,6 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
-static void print_machine(int argc, char **argv)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-
-    printf("# command:");
-    for (int i = 0; i < argc; i++) {
-        printf(" %s", argv[i]);
-    }
-    printf("\n# nproc: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "model name", 10) == 0) {
-            printf("# cpu: %s", strchr(line, ':') + 2);
-            break;
-        }
-    }
-    if (f != NULL) {
-        (void)fclose(f);
-    }
-}
-
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
@@ -92,7 +72,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_engine [EVENTS [BATCH]]\n");
         return 2;
     }
-    print_machine(argc, argv);
+    rs_bench_print_machine(argc, argv);
     /* Lead i is created at T0 + i*100ms; its touch, if any, comes 16 events later. */
     for (size_t i = 0; i < n; i++) {
         struct rs_event ev;

@@ -94,26 +94,29 @@ rd_kafka_t *rs_tb_producer_new(const char *brokers)
     return rk;
 }
 
-void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key_len,
-                   const void *payload, size_t len)
+/* Produce with the key's partitioner (partition RD_KAFKA_PARTITION_UA) or to `partition`. */
+static void produce(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                    size_t key_len, const void *payload, size_t len)
 {
     rd_kafka_resp_err_t err;
 
     for (;;) {
-        rd_kafka_vu_t vu[4];
+        rd_kafka_vu_t vu[5];
         rd_kafka_error_t *error;
 
         vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
         vu[0].u.cstr = topic;
-        vu[1].vtype = RD_KAFKA_VTYPE_KEY;
-        vu[1].u.mem.ptr = (void *)(uintptr_t)key;
-        vu[1].u.mem.size = key_len;
+        vu[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+        vu[1].u.i32 = partition;
         vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
         vu[2].u.mem.ptr = (void *)(uintptr_t)payload;
         vu[2].u.mem.size = len;
         vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
         vu[3].u.i = RD_KAFKA_MSG_F_COPY;
-        error = rd_kafka_produceva(p, vu, 4);
+        vu[4].vtype = RD_KAFKA_VTYPE_KEY;
+        vu[4].u.mem.ptr = (void *)(uintptr_t)key;
+        vu[4].u.mem.size = key_len;
+        error = rd_kafka_produceva(p, vu, key != NULL ? 5 : 4);
         err = error != NULL ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
         if (error != NULL) {
             rd_kafka_error_destroy(error);
@@ -129,25 +132,16 @@ void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key
     rd_kafka_poll(p, 0);
 }
 
+void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key_len,
+                   const void *payload, size_t len)
+{
+    produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, payload, len);
+}
+
 void rs_tb_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
                       size_t len)
 {
-    rd_kafka_vu_t vu[4];
-    rd_kafka_error_t *error;
-
-    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vu[0].u.cstr = topic;
-    vu[1].vtype = RD_KAFKA_VTYPE_PARTITION;
-    vu[1].u.i32 = partition;
-    vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
-    vu[2].u.mem.ptr = (void *)(uintptr_t)payload;
-    vu[2].u.mem.size = len;
-    vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    vu[3].u.i = RD_KAFKA_MSG_F_COPY;
-    error = rd_kafka_produceva(p, vu, 4);
-    if (error != NULL) {
-        die("produce", rd_kafka_error_string(error));
-    }
+    produce(p, topic, partition, NULL, 0, payload, len);
 }
 
 void rs_tb_flush(rd_kafka_t *p)
