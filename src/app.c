@@ -31,6 +31,7 @@ struct part {
     bool assigned;
     bool fetched;        /* a message or EOF since assignment: the high watermark is fresh */
     bool caught_up_hint; /* EOF seen since the last message */
+    bool dirty;          /* progress changed in the open batch: write it once at its end */
     struct rs_store_offset off;
     struct rs_watermark wm;
     int64_t next_deadline_ms;
@@ -427,7 +428,8 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
     }
     p->off.next_offset = msg->offset + 1;
     p->off.applied++;
-    return rs_store_offset_put(app->store, msg->topic, msg->partition, &p->off, err);
+    p->dirty = true;
+    return 0;
 }
 
 /*
@@ -489,6 +491,20 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
         if (rc != 0) {
             return rc;
         }
+    }
+    /* Each partition's progress once per batch, in the same transaction as its state. */
+    for (size_t i = 0; i < app->n_parts; i++) {
+        struct part *p = &app->parts[i];
+        int rc;
+
+        if (!p->dirty) {
+            continue;
+        }
+        rc = rs_store_offset_put(app->store, app->cfg->topic_events, (int32_t)i, &p->off, err);
+        if (rc != 0) {
+            return rc;
+        }
+        p->dirty = false;
     }
     return 0;
 }
