@@ -34,7 +34,8 @@ struct env {
     char *events, *alerts, *dlq, *group;
     char config[4096];
     char state[4096];
-    pid_t engine; /* running child, killed at teardown if a test failed before stopping it */
+    pid_t engine;  /* running child, killed at teardown if a test failed before stopping it */
+    pid_t engine2; /* a second instance in the same group, likewise */
 };
 
 static int env_setup(void **state)
@@ -61,6 +62,10 @@ static int env_teardown(void **state)
         (void)kill(e->engine, SIGKILL);
         (void)rs_tb_wait(e->engine);
     }
+    if (e->engine2 > 0) {
+        (void)kill(e->engine2, SIGKILL);
+        (void)rs_tb_wait(e->engine2);
+    }
     rs_test_tmpdir_remove(e->dir);
     free(e->events);
     free(e->alerts);
@@ -81,16 +86,17 @@ static void need_broker(struct env *e, int partitions)
     rs_tb_create_topic(e->brokers, e->dlq, 1);
 }
 
-static void write_config(struct env *e, const char *extra)
+static void write_config_to(struct env *e, const char *path, const char *state_dir, int instance,
+                            const char *extra)
 {
-    FILE *f = fopen(e->config, "w");
+    FILE *f = fopen(path, "w");
 
     assert_non_null(f);
     fprintf(f,
             "# written by test_pipeline\n"
             "kafka.bootstrap.servers = %s\n"
             "kafka.group.id = %s\n"
-            "kafka.group.instance.id = %s-1\n"
+            "kafka.group.instance.id = %s-%d\n"
             "kafka.session.timeout.ms = 6000\n"
             "topic.events = %s\n"
             "topic.alerts = %s\n"
@@ -98,9 +104,14 @@ static void write_config(struct env *e, const char *extra)
             "state.dir = %s\n"
             "log.level = warn\n"
             "%s",
-            e->brokers, e->group, e->group, e->events, e->alerts, e->dlq, e->state,
+            e->brokers, e->group, e->group, instance, e->events, e->alerts, e->dlq, state_dir,
             extra != NULL ? extra : "");
     assert_int_equal(fclose(f), 0);
+}
+
+static void write_config(struct env *e, const char *extra)
+{
+    write_config_to(e, e->config, e->state, 1, extra);
 }
 
 static pid_t start_engine(struct env *e)
@@ -447,9 +458,9 @@ static long long json_number(const char *json, const char *key)
     return p != NULL ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
-static struct state_summary inspect(struct env *e)
+static struct state_summary inspect_config(struct env *e, const char *config)
 {
-    const char *args[] = { RS_BINARY, "inspect", "-c", e->config, NULL };
+    const char *args[] = { RS_BINARY, "inspect", "-c", config, NULL };
     char out[4200];
     struct state_summary s;
     char *json;
@@ -471,6 +482,11 @@ static struct state_summary inspect(struct env *e)
     }
     free(json);
     return s;
+}
+
+static struct state_summary inspect(struct env *e)
+{
+    return inspect_config(e, e->config);
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
@@ -671,6 +687,91 @@ static void test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice(void **
     seen_release(&s);
 }
 
+/*
+ * Two instances in one group split the partitions; when the first stops, the second takes
+ * its partitions over. It has no state for them, so it rebuilds them from the start of the
+ * log (never from the group's committed offsets): at the end its own store has applied every
+ * message exactly once, and the alerts of both instances together are exactly the oracle's.
+ */
+static void test_pipeline_second_instance_takes_over_and_rebuilds_partitions(void **state)
+{
+    struct env *e = *state;
+    struct producer p = { 0 };
+    struct expected x = { NULL, 0, 0 };
+    struct seen s;
+    int64_t t0 = rs_tb_now_ms() + 24 * HOUR;
+    char config2[4200], state2[4200], lead[32];
+    const char *args2[] = { RS_BINARY, "run", "-c", config2, NULL };
+    struct state_summary a, b;
+    rd_kafka_t *reader;
+    const int leads = 600;
+
+    need_broker(e, PARTITIONS);
+    write_config(e, NULL);
+    (void)snprintf(config2, sizeof(config2), "%s/second.conf", e->dir);
+    (void)snprintf(state2, sizeof(state2), "%s/state2", e->dir);
+    write_config_to(e, config2, state2, 2, NULL);
+    memset(&s, 0, sizeof(s));
+    rs_event_decoder_init(&s.dec, 1 << 20);
+    p.rk = rs_tb_producer_new(e->brokers);
+    p.topic = e->events;
+    for (int n = 0; n < leads; n++) {
+        (void)snprintf(lead, sizeof(lead), "H-%04d", n);
+        send_lead(&p, &x, lead, (enum rs_intent_tier)(n % RS_TIER__COUNT),
+                  (enum outcome)(n / RS_TIER__COUNT % OUTCOMES), t0 + n * 1000);
+    }
+    sort_queue(&p);
+
+    /* The first instance alone takes the first third. */
+    (void)start_engine(e);
+    produce_queued(&p, p.n / 3);
+    rs_tb_flush(p.rk);
+    for (int waited = 0; waited < 60000; waited += 300) {
+        a = inspect(e);
+        if (a.applied >= (long long)p.sent) {
+            break;
+        }
+        rs_tb_sleep_ms(300);
+    }
+    assert_int_equal(a.applied, (long long)p.sent);
+
+    /* A second instance joins; the group splits the partitions between them. */
+    e->engine2 = rs_tb_spawn(args2, NULL);
+    rs_tb_sleep_ms(4000);
+    produce_queued(&p, p.n / 3);
+    rs_tb_flush(p.rk);
+    rs_tb_sleep_ms(2000);
+
+    /* The first one stops; the second takes everything over and sees it to the end. */
+    assert_int_equal(stop_engine(e, SIGTERM), 0);
+    produce_queued(&p, SIZE_MAX);
+    rs_tb_flush(p.rk);
+    send_watermark_sentinels(&p, PARTITIONS, t0 + 30 * 24 * HOUR);
+    for (int waited = 0; waited < 90000; waited += 500) {
+        b = inspect_config(e, config2);
+        if (b.applied >= (long long)p.sent && b.running == PARTITIONS) {
+            break;
+        }
+        rs_tb_sleep_ms(500);
+    }
+    reader = rs_tb_reader_new(e->brokers, e->alerts, PARTITIONS);
+    (void)rs_tb_read(reader, 0, 3000, 60000, on_alert, &s);
+    assert_int_equal(kill(e->engine2, SIGTERM), 0);
+    assert_int_equal(rs_tb_wait(e->engine2), 0);
+    e->engine2 = 0;
+    print_message("takeover: first instance applied %lld, second %lld of %zu; alert messages %zu, "
+                  "distinct %zu\n",
+                  a.applied, b.applied, p.sent, s.messages, s.n);
+    b = inspect_config(e, config2);
+    assert_int_equal(b.applied, (long long)p.sent); /* every partition, once, from offset 0 */
+    assert_int_equal(b.created, leads + PARTITIONS);
+    assert_same_alerts(&s, &x);
+    rd_kafka_destroy(reader);
+    producer_release(&p);
+    free(x.keys);
+    seen_release(&s);
+}
+
 /* ---- dead letters ------------------------------------------------------------------ */
 
 struct bad {
@@ -856,6 +957,7 @@ int main(void)
         T(test_pipeline_live_breach_fires_on_wall_clock_without_further_events),
         T(test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on),
         T(test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice),
+        T(test_pipeline_second_instance_takes_over_and_rebuilds_partitions),
     };
 
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
