@@ -9,12 +9,13 @@
 set -euo pipefail
 
 # Build: compiler, CMake, the five libraries (DESIGN.md), OpenSSL headers that librdkafka's
-# pkg-config file asks for. Test: cmocka, clang with its sanitizer runtime (the Asan build),
+# pkg-config file asks for (sla.c hashes alert ids with it too), Jansson for `revstream send`.
+# Test: cmocka, clang with its sanitizer runtime (the Asan build),
 # clang-format-14 (the format check), valgrind (memcheck job), mdb_stat/mdb_dump for looking
 # into state files.
 packages=(
     build-essential cmake pkg-config
-    librdkafka-dev libuv1-dev libmsgpack-dev liblmdb-dev libssl-dev
+    librdkafka-dev libuv1-dev libmsgpack-dev liblmdb-dev libssl-dev libjansson-dev
     libcmocka-dev clang libclang-rt-14-dev clang-format-14 valgrind lmdb-utils
 )
 

@@ -14,6 +14,7 @@ enum rs_cli_command {
     RS_CMD_DEMO,
     RS_CMD_CHECK_CONFIG,
     RS_CMD_INSPECT,
+    RS_CMD_SEND,
     RS_CMD_VERSION,
 };
 
@@ -23,6 +24,8 @@ struct rs_cli {
     enum rs_cli_command command;
     bool help_printed;       /* --help was asked and printed: exit 0 */
     const char *config_path; /* -c FILE, or check-config's FILE; borrowed from argv */
+    const char *input;       /* send: the JSON lines file, "-" for standard input */
+    const char *topic;       /* send --topic, or NULL */
     const char *sets[RS_CLI_SETS_MAX];
     int n_sets;
     /* demo */

@@ -1394,3 +1394,62 @@ int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t 
     }
     return 0;
 }
+
+/* ---- a minimal writer, for tools that build payloads from another format ------------- */
+
+static msgpack_packer writer(struct rs_buf *out)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, out, buf_write);
+    return pk;
+}
+
+void rs_event_write_map(struct rs_buf *out, uint32_t n)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_map(&pk, n);
+}
+
+void rs_event_write_array(struct rs_buf *out, uint32_t n)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_array(&pk, n);
+}
+
+void rs_event_write_str(struct rs_buf *out, const char *s, size_t len)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_str_with_body(&pk, s, len);
+}
+
+void rs_event_write_int(struct rs_buf *out, int64_t v)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_int64(&pk, v);
+}
+
+void rs_event_write_double(struct rs_buf *out, double v)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_double(&pk, v);
+}
+
+void rs_event_write_bool(struct rs_buf *out, bool v)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)(v ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+}
+
+void rs_event_write_nil(struct rs_buf *out)
+{
+    msgpack_packer pk = writer(out);
+
+    (void)msgpack_pack_nil(&pk);
+}

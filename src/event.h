@@ -290,4 +290,16 @@ struct rs_alert_view {
 int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t len,
                          struct rs_alert_view *view, struct rs_err *err);
 
+/*
+ * A minimal msgpack writer for tools that build payloads from another format (send.c turns
+ * JSON lines into events with it). Each call appends one item to `out`; cannot fail.
+ */
+void rs_event_write_map(struct rs_buf *out, uint32_t n);
+void rs_event_write_array(struct rs_buf *out, uint32_t n);
+void rs_event_write_str(struct rs_buf *out, const char *s, size_t len);
+void rs_event_write_int(struct rs_buf *out, int64_t v);
+void rs_event_write_double(struct rs_buf *out, double v);
+void rs_event_write_bool(struct rs_buf *out, bool v);
+void rs_event_write_nil(struct rs_buf *out);
+
 #endif

@@ -11,6 +11,7 @@
 #include "err.h"
 #include "kafka_io.h"
 #include "log.h"
+#include "send.h"
 #include "sla.h"
 #include "store.h"
 
@@ -145,6 +146,20 @@ int main(int argc, char **argv)
         rc = load_config(&cfg, &cli);
         if (rc == 0) {
             rc = inspect(&cfg);
+        }
+        rs_config_release(&cfg);
+        return rc;
+    case RS_CMD_SEND:
+        rc = load_config(&cfg, &cli);
+        if (rc == 0) {
+            struct rs_err err;
+
+            rs_err_clear(&err);
+            rc = rs_send_run(&cfg, cli.topic, cli.input, &err);
+            if (rc != 0) {
+                fprintf(stderr, "revstream: %s\n", err.msg);
+                rc = rc == RS_EDECODE ? EXIT_USAGE : EXIT_RUNTIME;
+            }
         }
         rs_config_release(&cfg);
         return rc;

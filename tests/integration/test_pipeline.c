@@ -772,6 +772,67 @@ static void test_pipeline_second_instance_takes_over_and_rebuilds_partitions(voi
     seen_release(&s);
 }
 
+/* `revstream send`: JSON lines in, the same events as msgpack on the topic, keyed by lead. */
+struct sent_check {
+    struct rs_event_decoder dec;
+    int n, created, touched;
+};
+
+static void on_sent_event(void *opaque, const rd_kafka_message_t *m)
+{
+    struct sent_check *c = opaque;
+    struct rs_event ev;
+    struct rs_err err;
+
+    assert_int_equal(rs_event_decode(&c->dec, m->payload, m->len, &ev, NULL, &err), 0);
+    assert_int_equal(m->key_len, 3);
+    assert_memory_equal(m->key, "L-9", 3);
+    if (ev.type == RS_EV_LEAD_CREATED) {
+        c->created++;
+        assert_int_equal(ev.ts_ms, 1772409600000);
+        assert_int_equal(ev.u.lead_created.intent_tier, RS_TIER_MQL);
+        assert_int_equal(rd_kafka_message_timestamp(m, NULL), 1772409600000);
+    } else {
+        c->touched++;
+        assert_int_equal(ev.type, RS_EV_LEAD_TOUCHED);
+        assert_true(ev.u.lead_touched.connected);
+    }
+    c->n++;
+}
+
+static void test_pipeline_send_turns_json_lines_into_events(void **state)
+{
+    struct env *e = *state;
+    char input[4200];
+    const char *args[] = { RS_BINARY, "send", "-c", e->config, input, NULL };
+    struct sent_check c;
+    rd_kafka_t *reader;
+    FILE *f;
+
+    need_broker(e, PARTITIONS);
+    write_config(e, NULL);
+    (void)snprintf(input, sizeof(input), "%s/events.jsonl", e->dir);
+    f = fopen(input, "w");
+    assert_non_null(f);
+    fputs("{\"type\":\"lead.created\",\"id\":\"s1\",\"ts\":1772409600000,\"lead_id\":\"L-9\","
+          "\"channel\":\"webinar\",\"intent_tier\":\"mql\",\"segment\":\"smb\"}\n"
+          "{\"type\":\"lead.touched\",\"id\":\"s2\",\"ts\":1772409660000,\"lead_id\":\"L-9\","
+          "\"rep_id\":\"r\",\"actor_type\":\"human\",\"channel\":\"call\","
+          "\"direction\":\"outbound\",\"connected\":true,\"note\":{\"any\":[1,2.5,null]}}\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rs_tb_run(args, NULL), 0);
+    memset(&c, 0, sizeof(c));
+    rs_event_decoder_init(&c.dec, 1 << 20);
+    reader = rs_tb_reader_new(e->brokers, e->events, PARTITIONS);
+    (void)rs_tb_read(reader, 2, 10000, 30000, on_sent_event, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.created, 1);
+    assert_int_equal(c.touched, 1);
+    rd_kafka_destroy(reader);
+    rs_event_decoder_release(&c.dec);
+}
+
 /* ---- dead letters ------------------------------------------------------------------ */
 
 struct bad {
@@ -958,6 +1019,7 @@ int main(void)
         T(test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on),
         T(test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice),
         T(test_pipeline_second_instance_takes_over_and_rebuilds_partitions),
+        T(test_pipeline_send_turns_json_lines_into_events),
     };
 
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

@@ -185,6 +185,36 @@ static void test_cli_inspect_of_a_fresh_state_dir_reports_nothing(void **state)
     assert_file_has(f->out, "\"offsets\":[]");
 }
 
+/* send checks every line before it connects: a bad file fails here without a broker. */
+static void test_cli_send_names_the_bad_line_and_sends_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char input[4200], args[16384];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:1\nkafka.group.id = g\n");
+    (void)snprintf(input, sizeof(input), "%s/events.jsonl", f->dir);
+    write_file(input, "{\"type\":\"lead.disqualified\",\"id\":\"e1\",\"ts\":1,\"lead_id\":\"L\","
+                      "\"reason\":\"spam\"}\n"
+                      "\n"
+                      "{\"type\":\"lead.created\",\"id\":\"e2\",\"ts\":1,\"lead_id\":\"L\"}\n");
+    (void)snprintf(args, sizeof(args), "send -c '%s' '%s'", f->conf, input);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "events.jsonl:3: missing required field 'channel'");
+    assert_file_has(f->err, "(missing_field)");
+
+    write_file(input, "{\"type\": \"lead.created\",\n");
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "events.jsonl:1: not JSON");
+
+    write_file(input, "[1, 2]\n");
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "events.jsonl:1: expected a JSON object");
+
+    (void)snprintf(args, sizeof(args), "send -c '%s' '%s/none.jsonl'", f->conf, f->dir);
+    assert_int_equal(run(f, args), 1);
+    assert_file_has(f->err, "none.jsonl': No such file or directory");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, cli_setup, cli_teardown)
 
 int main(void)
@@ -197,6 +227,7 @@ int main(void)
         T(test_cli_config_contradicting_guarantees_is_refused),
         T(test_cli_check_config_prints_effective_config_with_secrets_masked),
         T(test_cli_inspect_of_a_fresh_state_dir_reports_nothing),
+        T(test_cli_send_names_the_bad_line_and_sends_nothing),
     };
 
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
