@@ -189,7 +189,7 @@ static void test_cli_inspect_of_a_fresh_state_dir_reports_nothing(void **state)
 static void test_cli_send_names_the_bad_line_and_sends_nothing(void **state)
 {
     struct fixture *f = *state;
-    char input[4200], args[8192];
+    char input[4200], args[10000];
 
     write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:1\nkafka.group.id = g\n");
     (void)snprintf(input, sizeof(input), "%s/events.jsonl", f->dir);
