@@ -15,13 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define DRAIN_TIMEOUT_MS 10000 /* how long a stop waits for Kafka to acknowledge the outbox */
-#define DRAIN_POLL_MS    20
-#define FLUSH_ON_FREE_MS 2000 /* the producer's last chance; the outbox keeps what is left */
-#define DLQ_LOG_FIRST    10   /* bad messages are data: log the first few, then 1 in 1000 */
-#define DLQ_LOG_EVERY    1000
-#define DLQ_PAYLOAD_MAX  900000 /* longer originals are cut; revstream.truncated says so */
+#define DRAIN_TIMEOUT_MS  10000 /* how long a stop waits for Kafka to acknowledge the outbox */
+#define DRAIN_POLL_MS     20    /* how often a stopping engine looks at the outbox */
+#define FLUSH_ON_FREE_MS  2000  /* the producer's last chance; the outbox keeps what is left */
+#define DLQ_LOG_FIRST     10    /* bad messages are data: log the first few, then 1 in 1000 */
+#define DLQ_LOG_EVERY     1000
+#define DLQ_PAYLOAD_MAX   900000 /* longer originals are cut; revstream.truncated says so */
+#define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
@@ -73,6 +75,7 @@ struct rs_app {
     bool started, stopping;
     int status;
     uint64_t drain_started_ms;
+    uint64_t progress_logged_ms;
     void (*done)(void *opaque, int status);
     void *done_opaque;
 };
@@ -708,10 +711,27 @@ static void sync_done(uv_work_t *w, int status)
     app->sync_running = false;
 }
 
+/* One line of progress now and then, so an operator tailing the log sees it work. */
+static void log_progress(struct rs_app *app)
+{
+    const struct rs_app_counters *c = &app->counters;
+    uint64_t now = uv_now(app->loop);
+
+    if (now - app->progress_logged_ms < PROGRESS_EVERY_MS) {
+        return;
+    }
+    app->progress_logged_ms = now;
+    RS_LOG_INFO("progress events=%" PRIu64 " dead_letters=%" PRIu64 " published=%" PRIu64
+                " outbox=%" PRIu64 " batches=%" PRIu64 " caught_up=%d",
+                c->events, c->dead_letters, c->published, rs_store_count(app->store, RS_DB_OUTBOX),
+                c->batches, rs_app_is_caught_up(app));
+}
+
 static void on_sync_timer(uv_timer_t *t)
 {
     struct rs_app *app = t->data;
 
+    log_progress(app);
     if (!app->sync_running) {
         app->sync_running = true;
         app->sync_work.data = app;
@@ -951,6 +971,11 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct rs_app *app = s->data;
 
+    if (app->stopping) {
+        /* Asked twice: stop now. Committed state and the outbox make this as safe as a crash. */
+        RS_LOG_WARN("signal %d again: exiting now; the next start publishes what is left", signum);
+        _exit(1);
+    }
     RS_LOG_INFO("signal %d: finishing the batch, flushing and stopping", signum);
     rs_app_stop(app, NULL, NULL);
 }

@@ -159,6 +159,19 @@ static int set_required(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum
     return set_default(conf, cfg, role, name, value, err);
 }
 
+/*
+ * A non-fatal client error: librdkafka retries by itself. A transport error already has its
+ * own librdkafka log line, so it is repeated only at debug; the rest are warnings.
+ */
+static void log_client_error(const char *client, int err, const char *reason)
+{
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+        RS_LOG_DEBUG("%s: %s", client, reason);
+        return;
+    }
+    RS_LOG_WARN("%s: %s (%s)", client, reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+}
+
 /* ---- consumer ---------------------------------------------------------------------- */
 
 static void consumer_stop(struct rs_kafka_consumer *c)
@@ -244,8 +257,7 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
         c->h.on_fatal(c->opaque, buf);
         return;
     }
-    /* Broker down, transport errors: librdkafka retries; say so once per occurrence. */
-    RS_LOG_WARN("consumer: %s (%s)", reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    log_client_error("consumer", err, reason);
 }
 
 static void on_consumer_idle(uv_idle_t *idle);
@@ -608,7 +620,7 @@ static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
         p->on_fatal(p->opaque, buf);
         return;
     }
-    RS_LOG_WARN("producer: %s (%s)", reason, rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    log_client_error("producer", err, reason);
 }
 
 static void on_producer_wake(uv_poll_t *poll, int status, int events)
