@@ -577,7 +577,8 @@ static void on_tick(uv_timer_t *t)
 
             p->wm.caught_up = p->caught_up_hint || (hi >= 0 && p->off.next_offset >= hi);
         }
-        due = rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
+        /* Event time fires as events apply; here only the clock of a caught-up partition. */
+        due = p->wm.caught_up && rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
     }
     if (!due && app->n_acked == 0) {
         pump_outbox(app);
