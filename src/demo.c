@@ -459,6 +459,7 @@ static void remove_state_dir(const char *dir)
 static void print_summary(struct demo *d, const struct rs_sla_stats *st, double wall_s)
 {
     const struct rs_app_counters *c = rs_app_counters(d->app);
+    /* Leads, from the store: breached = ever breached; recovered = breached, then met. */
     uint64_t breached = st->breached + st->breached_then_met;
 
     if (d->opts->json) {
@@ -467,13 +468,13 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f,\"met\":%" PRIu64
                ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
                ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
-               ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"alerts\":%" PRIu64
-               ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
-               c->events, st->leads, breached, d->seen_by_kind[RS_ALERT_RECOVERED], c->dead_letters,
+               ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"resolutions\":%" PRIu64
+               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
+               c->events, st->leads, breached, st->breached_then_met, c->dead_letters,
                st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
                st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
                d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
-               d->alerts_seen, d->opts->seed, wall_s);
+               d->seen_by_kind[RS_ALERT_RECOVERED], d->alerts_seen, d->opts->seed, wall_s);
         return;
     }
     {
@@ -488,7 +489,7 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                " (recovered %" PRIu64 ", never contacted %" PRIu64 "), cancelled %" PRIu64 "\n",
                st->leads, st->met, breached, st->breached_then_met, st->breached, st->cancelled);
         printf("  alerts           %" PRIu64 ": warnings %" PRIu64 ", breaches %" PRIu64
-               ", escalations %" PRIu64 ", recovered %" PRIu64 ", retracted %" PRIu64 "\n",
+               ", escalations %" PRIu64 ", resolved %" PRIu64 ", retracted %" PRIu64 "\n",
                d->alerts_seen, d->seen_by_kind[RS_ALERT_WARNING],
                d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
                d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
