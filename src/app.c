@@ -31,9 +31,8 @@ enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
 
 struct part {
     bool assigned;
-    bool fetched;        /* a message or EOF since assignment: the high watermark is fresh */
-    bool caught_up_hint; /* EOF seen since the last message */
-    bool dirty;          /* progress changed in the open batch: write it once at its end */
+    bool fetched; /* a message or EOF since assignment: the high watermark is fresh */
+    bool dirty;   /* progress changed in the open batch: write it once at its end */
     struct rs_store_offset off;
     struct rs_watermark wm;
     int64_t next_deadline_ms;
@@ -72,7 +71,7 @@ struct rs_app {
     bool signals;
     int handles_open;
 
-    bool started, stopping;
+    bool stopping;
     int status;
     uint64_t drain_started_ms;
     uint64_t progress_logged_ms;
@@ -397,7 +396,6 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         return 0;
     }
     p->fetched = true;
-    p->caught_up_hint = false;
     p->wm.caught_up = false;
     rs_err_clear(&derr);
     rc = rs_event_decode(&app->decoder, msg->payload, msg->len, &ev, &fault, &derr);
@@ -575,7 +573,7 @@ static void on_tick(uv_timer_t *t)
             int64_t hi =
                 rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events, (int32_t)i);
 
-            p->wm.caught_up = p->caught_up_hint || (hi >= 0 && p->off.next_offset >= hi);
+            p->wm.caught_up = hi >= 0 && p->off.next_offset >= hi;
         }
         /* Event time fires as events apply; here only the clock of a caught-up partition. */
         due = p->wm.caught_up && rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
@@ -643,7 +641,6 @@ static int on_assign(void *opaque, const char *topic, const int32_t *ids, int64_
         rs_watermark_init(&p->wm, app->cfg->max_out_of_orderness_ms, p->off.max_ts_ms);
         p->assigned = true;
         p->fetched = false;
-        p->caught_up_hint = false;
         p->next_deadline_ms = 0; /* loaded below */
     }
     rc = rs_store_begin(app->store, &err);
@@ -678,7 +675,6 @@ static void on_eof(void *opaque, const char *topic, int32_t partition, int64_t o
     (void)topic;
     if (p != NULL && p->assigned && offset <= p->off.next_offset) {
         p->fetched = true;
-        p->caught_up_hint = true;
         p->wm.caught_up = true;
     }
 }
@@ -813,7 +809,6 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
                          (uint64_t)app->cfg->tick_ms);
     (void)uv_timer_start(&app->sync_timer, on_sync_timer, (uint64_t)app->cfg->state_sync_ms,
                          (uint64_t)app->cfg->state_sync_ms);
-    app->started = true;
     RS_LOG_INFO("consuming topic=%s alerts=%s dlq=%s state=%s", app->cfg->topic_events,
                 app->cfg->topic_alerts, app->cfg->topic_dlq, app->cfg->state_dir);
     return 0;

@@ -33,7 +33,6 @@ struct rs_kafka_consumer {
     rd_kafka_message_t **raw;
     size_t n;
 
-    bool paused;
     bool stopped; /* fatal error or handler asked to stop */
     bool closing;
     int handles_open;
@@ -266,7 +265,7 @@ static void drain(struct rs_kafka_consumer *c)
 {
     uint64_t start = uv_hrtime();
 
-    while (!c->paused && !c->stopped) {
+    while (!c->stopped) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
         struct rs_msg *msg;
 
@@ -315,7 +314,7 @@ static void drain(struct rs_kafka_consumer *c)
         if (c->n >= c->batch_max || uv_hrtime() - start >= c->batch_max_ns) {
             flush_batch(c);
             /* Cut short for fairness: the queue is not empty, so no wake-up will come. */
-            if (!c->stopped && !c->paused) {
+            if (!c->stopped) {
                 (void)uv_idle_start(&c->idle, on_consumer_idle);
             }
             return;
@@ -493,20 +492,6 @@ int64_t rs_kafka_consumer_high_watermark(struct rs_kafka_consumer *c, const char
         return -1;
     }
     return hi;
-}
-
-void rs_kafka_consumer_pause(struct rs_kafka_consumer *c)
-{
-    c->paused = true;
-    (void)uv_idle_stop(&c->idle);
-}
-
-void rs_kafka_consumer_resume(struct rs_kafka_consumer *c)
-{
-    c->paused = false;
-    if (!c->stopped) {
-        (void)uv_idle_start(&c->idle, on_consumer_idle); /* the queue may hold messages */
-    }
 }
 
 static void consumer_handle_closed(uv_handle_t *h)

@@ -93,10 +93,6 @@ void rs_kafka_consumer_store_offset(struct rs_kafka_consumer *c, const char *top
 int64_t rs_kafka_consumer_high_watermark(struct rs_kafka_consumer *c, const char *topic,
                                          int32_t partition);
 
-/* Stop handing out batches (messages stay queued in librdkafka) / start again. */
-void rs_kafka_consumer_pause(struct rs_kafka_consumer *c);
-void rs_kafka_consumer_resume(struct rs_kafka_consumer *c);
-
 /*
  * Leave the group without blocking; on_revoke runs for the current assignment, then
  * `done(opaque)` once librdkafka reports the consumer closed and the loop handles are closed.
