@@ -20,6 +20,7 @@ enum {
     RS_EKAFKA = -1006,      /* librdkafka failure */
     RS_EUSAGE = -1007,      /* bad command line */
     RS_EIO = -1008,         /* file or stream failure not covered by errno */
+    RS_EINVAL = -1009,      /* a bad argument: a query parameter, a label */
 };
 
 #define RS_ERR_MSG_MAX 512 /* long enough for a path, a key and a library's reason */

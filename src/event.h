@@ -50,6 +50,22 @@ enum rs_event_type {
     RS_EV_LEAD_DISQUALIFIED,
     RS_EV_LEAD_CONVERTED,
     RS_EV_LEAD_MERGED,
+    RS_EV_LEAD_ASSIGNED,
+    RS_EV_LEAD_QUALIFIED,
+    RS_EV_LEAD_RECYCLED,
+    RS_EV_LEAD_REOPENED,
+    RS_EV_OPP_CREATED,
+    RS_EV_OPP_STAGE_CHANGED,
+    RS_EV_OPP_CLOSED,
+    RS_EV_OPP_REOPENED,
+    RS_EV_HANDOFF_STARTED,
+    RS_EV_HANDOFF_COMPLETED,
+    RS_EV_ONBOARDING_MILESTONE,
+    RS_EV_ONBOARDING_PAUSED,
+    RS_EV_ONBOARDING_RESUMED,
+    RS_EV_REP_ONBOARDED,
+    RS_EV_REP_QUOTA_SET,
+    RS_EV_REP_TERMINATED,
     RS_EV__COUNT
 };
 
@@ -64,6 +80,21 @@ enum rs_touch_channel {
     RS_CH_MEETING,
     RS_CH_SOCIAL
 };
+
+enum rs_qual_stage { RS_QUAL_MQL, RS_QUAL_SAL, RS_QUAL_SQL, RS_QUAL__COUNT }; /* "MQL", ... */
+enum rs_deal_type { RS_DEAL_NEW, RS_DEAL_EXPANSION, RS_DEAL_RENEWAL, RS_DEAL__COUNT };
+enum rs_outcome { RS_OUTCOME_WON, RS_OUTCOME_LOST };
+enum rs_milestone {
+    RS_MS_KICKOFF,
+    RS_MS_CONFIGURED,
+    RS_MS_INTEGRATED,
+    RS_MS_GO_LIVE,
+    RS_MS_FIRST_VALUE,
+    RS_MS__COUNT
+};
+
+/* Longest ramp schedule of rep.quota_set (months). */
+#define RS_RAMP_MAX 24
 
 /* Why a message was rejected; its name is the dead letter's reason header. */
 enum rs_event_fault {
@@ -114,6 +145,120 @@ struct rs_lead_merged {
     struct rs_str reason;       /* optional */
 };
 
+/* lead.assigned */
+struct rs_lead_assigned {
+    struct rs_str lead_id;
+    struct rs_str owner_id;
+    struct rs_str queue; /* optional */
+};
+
+/* lead.qualified */
+struct rs_lead_qualified {
+    struct rs_str lead_id;
+    enum rs_qual_stage stage;
+    struct rs_str qualified_by; /* optional */
+};
+
+/* lead.recycled and lead.reopened; reason optional. */
+struct rs_lead_lifecycle {
+    struct rs_str lead_id;
+    struct rs_str reason;
+};
+
+/* opportunity.created; account_id defaults to the envelope's account. */
+struct rs_opp_created {
+    struct rs_str opportunity_id;
+    struct rs_str account_id;
+    struct rs_str lead_id; /* optional */
+    struct rs_str owner_id;
+    enum rs_deal_type deal_type;
+    int64_t amount_minor; /* ACV, >= 0 */
+    struct rs_str currency; /* ISO 4217: three upper-case letters */
+    struct rs_str stage;
+    struct rs_str segment; /* optional */
+    struct rs_str team_id; /* optional */
+};
+
+/* opportunity.stage_changed */
+struct rs_opp_stage_changed {
+    struct rs_str opportunity_id;
+    struct rs_str from_stage;
+    struct rs_str to_stage;
+    struct rs_str forecast_category; /* optional */
+    int64_t amount_minor;            /* valid when has_amount */
+    bool has_amount;
+};
+
+/* opportunity.closed; close_date defaults to the envelope's ts. */
+struct rs_opp_closed {
+    struct rs_str opportunity_id;
+    enum rs_outcome outcome;
+    int64_t amount_minor;   /* ACV, >= 0 */
+    int64_t tcv_minor;      /* valid when has_tcv */
+    bool has_tcv;
+    struct rs_str currency; /* ISO 4217 */
+    struct rs_str loss_reason; /* optional */
+    int64_t close_date_ms;
+    struct rs_str owner_id;  /* optional: the credited rep, else the opportunity's owner */
+    enum rs_deal_type deal_type; /* valid when has_deal_type, else the opportunity's */
+    bool has_deal_type;
+};
+
+/* opportunity.reopened */
+struct rs_opp_reopened {
+    struct rs_str opportunity_id;
+    struct rs_str reason; /* optional */
+};
+
+/* handoff.started and handoff.completed; account_id defaults to the envelope's account. */
+struct rs_handoff {
+    struct rs_str account_id;
+    struct rs_str opportunity_id;
+    struct rs_str ae_id;  /* optional */
+    struct rs_str csm_id; /* optional: a handoff without one is not completed (missing_csm) */
+    bool checklist_complete;
+    struct rs_str segment; /* optional: smb, mid_market, enterprise (SLA-05 threshold) */
+};
+
+/* onboarding.milestone */
+struct rs_onboarding_milestone {
+    struct rs_str account_id;
+    enum rs_milestone milestone;
+    struct rs_str status; /* optional, e.g. "completed" */
+};
+
+/* onboarding.paused and onboarding.resumed; account_id defaults to the envelope's account. */
+struct rs_onboarding_pause {
+    struct rs_str account_id;
+    struct rs_str reason; /* optional for resumed; e.g. waiting_on_customer */
+};
+
+/* rep.onboarded */
+struct rs_rep_onboarded {
+    struct rs_str rep_id;
+    int64_t start_date_ms; /* defaults to ts */
+    struct rs_str role;    /* optional */
+    struct rs_str segment; /* optional */
+    struct rs_str team_id; /* optional */
+};
+
+/* rep.quota_set: the rep's full (unramped) quota per month from `period` on. */
+struct rs_rep_quota_set {
+    struct rs_str rep_id;
+    struct rs_str period;    /* "YYYY-MM": first month the quota applies to */
+    int64_t period_start_ms; /* that month's first instant, UTC */
+    int64_t quota_minor;     /* full monthly quota, > 0 */
+    struct rs_str currency;  /* ISO 4217 */
+    uint32_t ramp_n;         /* ramp_schedule: percent of full quota in tenure months 1..n */
+    uint8_t ramp_pct[RS_RAMP_MAX];
+};
+
+/* rep.terminated */
+struct rs_rep_terminated {
+    struct rs_str rep_id;
+    struct rs_str reason; /* optional */
+};
+
 struct rs_event {
     enum rs_event_type type;
     struct rs_str id;        /* required: idempotency key */
@@ -130,6 +275,19 @@ struct rs_event {
         struct rs_lead_disqualified lead_disqualified;
         struct rs_lead_converted lead_converted;
         struct rs_lead_merged lead_merged;
+        struct rs_lead_assigned lead_assigned;
+        struct rs_lead_qualified lead_qualified;
+        struct rs_lead_lifecycle lead_lifecycle; /* recycled, reopened */
+        struct rs_opp_created opp_created;
+        struct rs_opp_stage_changed opp_stage_changed;
+        struct rs_opp_closed opp_closed;
+        struct rs_opp_reopened opp_reopened;
+        struct rs_handoff handoff; /* started, completed */
+        struct rs_onboarding_milestone onboarding_milestone;
+        struct rs_onboarding_pause onboarding_pause; /* paused, resumed */
+        struct rs_rep_onboarded rep_onboarded;
+        struct rs_rep_quota_set rep_quota_set;
+        struct rs_rep_terminated rep_terminated;
     } u;
 };
 
@@ -193,6 +351,13 @@ const char *rs_direction_name(enum rs_direction direction);
 /* "call", "email", "sms", "chat", "meeting", "social"; NULL outside the enum. */
 const char *rs_touch_channel_name(enum rs_touch_channel channel);
 
+/* "MQL", "SAL", "SQL"; "new", "expansion", "renewal"; "won", "lost"; "kickoff", ...,
+ * "first_value". NULL outside the enum. */
+const char *rs_qual_stage_name(enum rs_qual_stage stage);
+const char *rs_deal_type_name(enum rs_deal_type type);
+const char *rs_outcome_name(enum rs_outcome outcome);
+const char *rs_milestone_name(enum rs_milestone milestone);
+
 /* "invalid_msgpack", "missing_field", ...; "none" for RS_FAULT_NONE; NULL outside the enum. */
 const char *rs_event_fault_name(enum rs_event_fault fault);
 
@@ -201,6 +366,7 @@ enum rs_alert_kind {
     RS_ALERT_WARNING,   /* "sla.warning":   L0, 80% of the threshold elapsed */
     RS_ALERT_BREACHED,  /* "sla.breached":  L1, the threshold elapsed */
     RS_ALERT_ESCALATED, /* "sla.escalated": L2, 200% of the threshold elapsed */
+    RS_ALERT_CRITICAL,  /* "sla.critical":  L3, max(10x threshold, 24 business hours) */
     RS_ALERT_RECOVERED, /* "sla.recovered": the stop event came after a notified level */
     RS_ALERT_RETRACTED, /* "sla.retracted": a late stop event shows a fired level was wrong */
     RS_ALERT__COUNT
@@ -226,10 +392,14 @@ struct rs_alert {
     int64_t evaluated_at_ms; /* the watermark that fired it, or the stop event's time */
     int64_t threshold_ms;
     int64_t elapsed_ms;      /* at evaluation; for recovered, the real response time */
-    const char *clock;       /* "24x7" */
-    const char *intent_tier; /* context */
+    const char *clock;       /* "24x7", "business" or "calendar" */
+    const char *calendar_id; /* may be NULL: the 24x7 clock */
+    int64_t elapsed_business_ms; /* on the rule's clock; equals elapsed_ms on 24x7 */
+    int64_t paused_ms;           /* time the instance spent paused */
+    const char *intent_tier; /* context; may be NULL */
     struct rs_str channel;   /* context */
     struct rs_str segment;   /* context */
+    struct rs_str stage;     /* context: the opportunity stage (SLA-03) */
 };
 
 /* "sla.warning", ...; NULL outside the enum. */

@@ -8,6 +8,7 @@
  *   timers       partition(u32) deadline(i64) rule(u8) entity -> payload   (timer.c)
  *   timer_index  partition(u32) rule(u8) entity -> deadline(i64)           (timer.c)
  *   outbox       sequence(u64) -> record not yet acknowledged by Kafka
+ *   aggregates   partition(u32) metric(u16) dims NUL grain(u8) bucket(i64) -> cell  (agg.c)
  *
  * Writes happen inside a batch (one LMDB write transaction) that brackets one slice of the
  * Kafka stream: state, timers, offsets and outbox commit together or not at all. The
@@ -38,6 +39,7 @@ enum rs_db {
     RS_DB_TIMERS,
     RS_DB_TIMER_INDEX,
     RS_DB_OUTBOX,
+    RS_DB_AGGREGATES,
     RS_DB__COUNT
 };
 
@@ -82,7 +84,22 @@ void rs_store_abort(struct rs_store *st);
 bool rs_store_in_batch(const struct rs_store *st);
 
 /*
- * Look up `key` in `db` inside the open batch.
+ * Open an existing environment read-only (`revstream inspect` on the state of a stopped or
+ * running engine): batches are refused, snapshots work. Returns 0 or RS_ESTORE naming the
+ * directory (RS_ENOTFOUND if it holds no state).
+ */
+int rs_store_open_readonly(struct rs_store **out, const char *dir, struct rs_err *err);
+
+/*
+ * Open a read snapshot outside a batch: until rs_store_read_end(), rs_store_get() and
+ * rs_store_seek() read from it (a consistent view of the last commit that never blocks the
+ * writer). Returns 0 or RS_ESTORE. Not while a batch is open.
+ */
+int rs_store_read_begin(struct rs_store *st, struct rs_err *err);
+void rs_store_read_end(struct rs_store *st);
+
+/*
+ * Look up `key` in `db` inside the open batch (or the open read snapshot).
  * Returns 0 and sets *val, RS_ENOTFOUND, or RS_ESTORE.
  * Ownership: *val borrows LMDB memory until the next write in the batch or its end.
  */
@@ -100,7 +117,7 @@ int rs_store_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err);
 
 /*
- * Find the first key >= `from` in `db` inside the open batch, for range scans.
+ * Find the first key >= `from` in `db` inside the open batch (or read snapshot), for scans.
  * Returns 0 and sets *key and *val (borrowed as in rs_store_get), RS_ENOTFOUND past the end,
  * or RS_ESTORE.
  */
