@@ -1,0 +1,159 @@
+/*
+ * slarule.h - the shared SLA instance machine and the SLA declarations it runs:
+ * SLA-02 MQL acceptance, SLA-03 stalled opportunity, SLA-04 sales-to-CS handoff,
+ * SLA-05 onboarding / first value, SLA-07 data freshness (METRICS.md §5).
+ *
+ * An SLA instance (rule, entity, attempt) has a start, a threshold on its rule's clock (24x7,
+ * a business calendar, or calendar time net of pauses), a status (running, paused, met,
+ * breached, breached_then_met, cancelled) and a ladder of levels, each a percentage of the
+ * threshold (§5.2: L0 warning 80%, L1 breach 100%, L2 escalate 200%, L3 critical at
+ * max(10 x T, 24 business hours); SLA-05 warns at 50% and 80%). One timer per instance
+ * (timer.c) holds the next level's deadline; firing publishes that level's alert and arms
+ * the next. A stop event settles every level against its own time exactly as SLA-01 does
+ * (sla.h): levels that happened in event time but had not fired are published, levels that
+ * fired but did not happen are retracted, and every notified level gets its resolution. A
+ * pause cancels the timer and a resume re-arms it with the deadline pushed by the paused
+ * time (on a business clock, by the paused business time).
+ *
+ * Each rule is a declaration (struct rs_sla_rule): its start, stop, pause, resume and cancel
+ * conditions are a table of (event type, predicate) in slarule.c; thresholds, calendars and
+ * ladders come from configuration. Alert ids are sha256(tenant|sla_type|entity|attempt|level)
+ * as for SLA-01, so replays publish the same ids.
+ *
+ * Every settled instance is also reported to an outcome callback (met, breached_then_met,
+ * breached at L1, cancelled; later restated with sign -1 then +1), which the metrics use
+ * (M14 handoff on-time rate, SLA compliance per rule).
+ *
+ * Threads: the loop thread, inside the caller's store batch.
+ */
+#ifndef RS_SLARULE_H
+#define RS_SLARULE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "calendar.h"
+#include "err.h"
+#include "event.h"
+#include "sla.h"
+#include "store.h"
+
+/* Timer rule ids, stored in timer keys: never reuse. SLA-01 is RS_SLA_RULE_SPEED_TO_LEAD. */
+enum rs_rule_id {
+    RS_RULE_MQL_ACCEPTANCE = 2,  /* SLA-02 */
+    RS_RULE_STALLED_OPP = 3,     /* SLA-03 */
+    RS_RULE_HANDOFF = 4,         /* SLA-04 */
+    RS_RULE_ONBOARDING = 5,      /* SLA-05 */
+    RS_RULE_DATA_FRESHNESS = 7,  /* SLA-07 */
+};
+
+#define RS_RULE_LEVELS_MAX 5
+#define RS_RULE_DIMS_MAX   16 /* per-dimension thresholds (stage, segment) */
+
+struct rs_rule_level {
+    uint32_t pct;            /* of the threshold */
+    int64_t min_business_ms; /* L3: at least this much (24 business hours); 0 = none */
+    enum rs_alert_kind kind;
+    const char *name;        /* "L1_breach", ... */
+};
+
+/* Configuration of one rule (from the `sla.<rule>.*` keys). */
+struct rs_rule_config {
+    bool enabled;
+    int64_t threshold_ms; /* default threshold */
+    size_t n_dims;        /* per-dimension overrides: stage for SLA-03, segment for SLA-05 */
+    char *dim_value[RS_RULE_DIMS_MAX];
+    int64_t dim_threshold_ms[RS_RULE_DIMS_MAX];
+    const struct rs_calendar *calendar; /* borrowed; NULL = 24x7 */
+    size_t n_levels;
+    struct rs_rule_level levels[RS_RULE_LEVELS_MAX];
+};
+
+struct rs_rules_config {
+    struct rs_rule_config mql_acceptance; /* SLA-02: 1 business day */
+    struct rs_rule_config stalled_opp;    /* SLA-03: per stage, bootstrap 30d, calendar */
+    struct rs_rule_config handoff;        /* SLA-04: 2 business days, deal_type new */
+    struct rs_rule_config onboarding;     /* SLA-05: smb 30d, mid_market 60d, enterprise 90d */
+    struct rs_rule_config freshness;      /* SLA-07: 60 min silent during business hours */
+    int64_t freshness_lag_p95_ms;         /* SLA-07: ingest lag P95 threshold, 15 min */
+};
+
+/* Defaults of METRICS.md §5.5 (calendars left NULL: the caller sets them). */
+void rs_rules_config_defaults(struct rs_rules_config *cfg);
+
+/* A settled (or restated) instance, for the metrics. Strings borrowed for the call. */
+struct rs_sla_outcome {
+    uint8_t rule;                /* enum rs_rule_id, or RS_SLA_RULE_SPEED_TO_LEAD */
+    const char *sla_type;
+    struct rs_str entity_id;
+    struct rs_str owner_id;      /* may be unset */
+    struct rs_str dim;           /* stage / segment / "" */
+    uint32_t attempt_n;
+    const char *status;          /* "met", "breached", "breached_then_met", "cancelled" */
+    int64_t start_ms;
+    int64_t stop_ms;             /* INT64_MIN for breached (still open) and cancelled */
+    int64_t elapsed_ms;          /* wall, net of pauses for calendar rules */
+    int64_t elapsed_business_ms; /* on the rule's clock */
+    int64_t threshold_ms;
+};
+
+typedef int rs_sla_outcome_cb(void *opaque, uint32_t partition, const struct rs_sla_outcome *o,
+                              int sign, struct rs_err *err);
+
+struct rs_rules_counters {
+    uint64_t started, stopped, paused, resumed, cancelled;
+    uint64_t alerts[RS_ALERT__COUNT];
+    uint64_t open[8]; /* by rule id: instances running or paused (live estimate) */
+};
+
+struct rs_rules {
+    struct rs_rules_config cfg;
+    rs_sla_emit_cb *emit;
+    rs_sla_outcome_cb *outcome; /* may be NULL */
+    void *opaque;
+    struct rs_rules_counters counters;
+};
+
+void rs_rules_init(struct rs_rules *r, const struct rs_rules_config *cfg, rs_sla_emit_cb *emit,
+                   rs_sla_outcome_cb *outcome, void *opaque);
+
+/*
+ * Apply one event of `partition` to every rule it starts, stops, pauses, resumes or cancels.
+ * received_ms is the Kafka message timestamp (SLA-07). *next_deadline_ms is lowered to any
+ * deadline armed. Returns 0 or a negative code (store, emit or outcome callback's).
+ */
+int rs_rules_apply(struct rs_rules *r, struct rs_store *st, uint32_t partition,
+                   const struct rs_event *ev, int64_t received_ms, int64_t *next_deadline_ms,
+                   struct rs_err *err);
+
+/* Fire every level of every rule due at watermark_ms in `partition` (as rs_sla_fire). */
+int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition,
+                  int64_t watermark_ms, int64_t *next_deadline_ms, struct rs_err *err);
+
+/* One open instance, for the HTTP API and inspect. Strings borrowed for the call. */
+struct rs_sla_open {
+    uint32_t partition;
+    uint8_t rule;
+    const char *sla_type;
+    struct rs_str entity_id;
+    struct rs_str owner_id;
+    const char *status; /* running, paused, breached */
+    int64_t start_ms;
+    int64_t target_ms;
+    int64_t next_level_ms; /* INT64_MAX when none */
+};
+
+typedef int rs_sla_open_cb(void *opaque, const struct rs_sla_open *open);
+
+/*
+ * Visit the open instances of `rule` (0: every rule, SLA-01 included) whose owner is `owner`
+ * (unset: any), in the open batch or read snapshot. Returns 0, the callback's code or
+ * RS_ESTORE.
+ */
+int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner,
+                       rs_sla_open_cb *cb, void *opaque, struct rs_err *err);
+
+/* "SLA-02_mql_acceptance", ...; NULL for an unknown id. */
+const char *rs_rule_sla_type(uint8_t rule);
+
+#endif
