@@ -215,8 +215,8 @@ static void fetch_sha256(void)
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-static void alert_id(char out[65], struct rs_str tenant, struct rs_str lead, uint32_t attempt,
-                     const char *level, const char *suffix)
+void rs_sla_alert_id(char out[65], struct rs_str tenant, const char *sla_type, struct rs_str entity,
+                     uint32_t attempt, const char *level, const char *suffix)
 {
     char buf[2 * STR_MAX + 128];
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -224,8 +224,8 @@ static void alert_id(char out[65], struct rs_str tenant, struct rs_str lead, uin
     int n;
 
     n = snprintf(buf, sizeof(buf), "%.*s|%s|%.*s|%u|%s%s", (int)tenant.len,
-                 tenant.ptr != NULL ? tenant.ptr : "", SLA_TYPE, (int)lead.len, lead.ptr, attempt,
-                 level, suffix);
+                 tenant.ptr != NULL ? tenant.ptr : "", sla_type, (int)entity.len,
+                 entity.ptr != NULL ? entity.ptr : "", attempt, level, suffix);
     if (n < 0) {
         n = 0;
     }
@@ -259,10 +259,11 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     memset(&a, 0, sizeof(a));
     a.kind = kind;
     if (kind == RS_ALERT_RETRACTED) {
-        alert_id(a.alert_id, l->tenant, lead_id, l->attempt_n, level_name, "|retracted");
-        alert_id(a.retracts_id, l->tenant, lead_id, l->attempt_n, level_name, "");
+        rs_sla_alert_id(a.alert_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name,
+                        "|retracted");
+        rs_sla_alert_id(a.retracts_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name, "");
     } else {
-        alert_id(a.alert_id, l->tenant, lead_id, l->attempt_n, level_name, "");
+        rs_sla_alert_id(a.alert_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name, "");
     }
     a.sla_type = SLA_TYPE;
     a.level = level_name;
