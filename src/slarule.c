@@ -1202,6 +1202,7 @@ static int run(const struct ctx *c, enum action action, uint8_t rule, const stru
     if (rc == RS_ENOTFOUND) {
         inst_new(&in, rule);
         found = false;
+        rc = 0;
     } else if (rc != 0) {
         return rc;
     } else {
@@ -1530,7 +1531,9 @@ int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition, i
     if (rc != 0) {
         return rc;
     }
-    *next_deadline_ms = left < fc.next_deadline_ms ? left : fc.next_deadline_ms;
+    /* The pass runs until the first timer is after the watermark, so `left` already counts
+     * every level armed while firing (those due fired in the same pass). */
+    *next_deadline_ms = left;
     return fired - (int)fc.n_foreign;
 }
 
