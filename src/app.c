@@ -1,10 +1,17 @@
 #define RS_LOG_MODULE "app"
 #include "app.h"
 
+#include "agg.h"
+#include "calendar.h"
 #include "event.h"
+#include "http.h"
 #include "kafka_io.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
+#include "prom.h"
+#include "query.h"
+#include "slarule.h"
 #include "store.h"
 #include "timer.h"
 
@@ -26,7 +33,8 @@
 #define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
-enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
+enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
+#define ALERT_SERIES_MAX 64 /* (rule, level) pairs counted for /metrics */
 #define OUTBOX_HEADERS_MAX 6
 
 struct part {
@@ -38,6 +46,21 @@ struct part {
     int64_t next_deadline_ms;
 };
 
+/* What /metrics reports beyond the counters; live since start, not state. */
+struct app_stats {
+    uint64_t events_by_type[RS_EV__COUNT];
+    struct rs_histogram batch_events; /* messages per batch */
+    struct rs_histogram commit_ms;    /* LMDB commit latency */
+    struct rs_histogram fire_lag_ms;  /* wall-clock firing: now - the level's deadline */
+    size_t n_alert_series;
+    struct {
+        const char *sla_type;
+        const char *level;
+        uint64_t count;
+    } alerts[ALERT_SERIES_MAX];
+    uint64_t metric_updates;
+};
+
 struct rs_app {
     uv_loop_t *loop;
     const struct rs_config *cfg;
@@ -47,15 +70,27 @@ struct rs_app {
     struct rs_kafka_producer *producer;
     struct rs_event_decoder decoder;
     struct rs_sla sla;
+    struct rs_rules rules;
+    struct rs_metrics metrics;
+    struct rs_agg *agg;
+    struct rs_zone *zone;
+    struct rs_calendar *calendar;
+    struct rs_http *http;
     struct rs_app_counters counters;
+    struct app_stats stats;
+    bool clock_firing;      /* inside body_tick: alerts fired by the wall clock */
+    struct rs_err *batch_err; /* the open batch's error, for callbacks that have none */
 
     struct part *parts;
     size_t n_parts;
     struct part *parts_before; /* copy taken at batch start, restored if the batch reruns */
     struct rs_sla_counters sla_before;
+    struct rs_rules_counters rules_before;
+    struct rs_metrics_counters metrics_before;
 
     struct rs_buf record;  /* scratch: one outbox record */
     struct rs_buf payload; /* scratch: one alert */
+    struct rs_buf mkey;    /* scratch: one metric update's key */
 
     uint64_t outbox_cursor; /* next outbox sequence to hand to the producer */
     uint64_t in_flight;
@@ -192,11 +227,38 @@ static int record_parse(struct rs_bytes raw, struct record *r)
     return 0;
 }
 
+static void count_alert(struct app_stats *stats, const struct rs_alert *alert)
+{
+    size_t i;
+
+    for (i = 0; i < stats->n_alert_series; i++) {
+        if (strcmp(stats->alerts[i].sla_type, alert->sla_type) == 0 &&
+            strcmp(stats->alerts[i].level, alert->level) == 0) {
+            break;
+        }
+    }
+    if (i == stats->n_alert_series) {
+        if (i == ALERT_SERIES_MAX) {
+            return;
+        }
+        /* Rule and level names are static strings of sla.c and slarule.c. */
+        stats->alerts[i].sla_type = alert->sla_type;
+        stats->alerts[i].level = alert->level;
+        stats->n_alert_series++;
+    }
+    stats->alerts[i].count++;
+}
+
 static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err *err)
 {
     struct rs_app *app = opaque;
     uint8_t none = 0;
     uint64_t seq;
+
+    count_alert(&app->stats, alert);
+    if (app->clock_firing && alert->kind <= RS_ALERT_CRITICAL && alert->kind != RS_ALERT_RECOVERED) {
+        rs_histogram_observe(&app->stats.fire_lag_ms, (double)(now_ms(app) - alert->level_at_ms));
+    }
 
     rs_buf_reset(&app->payload);
     rs_alert_encode(alert, &app->payload);
@@ -208,6 +270,38 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
     rs_buf_append(&app->record, app->payload.data, app->payload.len);
     return rs_store_outbox_append(
         app->store, (struct rs_bytes){ app->record.data, app->record.len }, &seq, err);
+}
+
+/* The event-time watermark of a partition, for provisional / final. */
+static int64_t part_watermark(const struct rs_app *app, uint32_t partition)
+{
+    return partition < app->n_parts ? rs_watermark_event(&app->parts[partition].wm) : INT64_MIN;
+}
+
+/* rs_agg_flush() reports each changed cell once per batch: one metrics-topic message. */
+static int emit_metric(void *opaque, const struct rs_agg_key *key, const struct rs_agg_cell *cell)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+    uint8_t none = 0;
+    uint64_t seq;
+    int rc;
+
+    rs_buf_reset(&app->mkey);
+    rs_buf_reset(&app->payload);
+    rs_metric_update_encode(&app->metrics.cfg, key, cell, part_watermark(app, key->partition),
+                            &app->mkey, &app->payload);
+    record_begin(&app->record, DEST_METRICS, 0,
+                 (struct rs_bytes){ app->mkey.data, app->mkey.len });
+    rs_buf_append(&app->record, &none, 1);
+    rs_buf_append(&app->record, app->payload.data, app->payload.len);
+    rc = rs_store_outbox_append(app->store,
+                                (struct rs_bytes){ app->record.data, app->record.len }, &seq,
+                                app->batch_err != NULL ? app->batch_err : &err);
+    if (rc == 0) {
+        app->stats.metric_updates++;
+    }
+    return rc;
 }
 
 static void put_header(struct rs_buf *b, const char *name, const void *value, size_t len)
@@ -288,12 +382,14 @@ static int publish_one(void *opaque, uint64_t seq, struct rs_bytes raw)
     const char *topic;
     int rc;
 
-    if (record_parse(raw, &r) != 0 || r.dest > DEST_DLQ) {
+    if (record_parse(raw, &r) != 0 || r.dest > DEST_METRICS) {
         RS_LOG_ERROR("outbox record seq=%" PRIu64 " is corrupt; dropped", seq);
         app->outbox_cursor = seq + 1;
         return 0;
     }
-    topic = r.dest == DEST_ALERTS ? app->cfg->topic_alerts : app->cfg->topic_dlq;
+    topic = r.dest == DEST_ALERTS ? app->cfg->topic_alerts
+            : r.dest == DEST_DLQ  ? app->cfg->topic_dlq
+                                  : app->cfg->topic_metrics;
     rc = rs_kafka_producer_send(app->producer, topic, r.key, r.payload, r.headers, r.n_headers,
                                 r.ts_ms, seq, &err);
     if (rc == -ENOBUFS) {
@@ -421,6 +517,16 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
                               &p->next_deadline_ms, err);
         }
         if (rc == 0) {
+            rc = rs_rules_apply(&app->rules, app->store, (uint32_t)msg->partition, &ev, msg->ts_ms,
+                                &p->next_deadline_ms, err);
+        }
+        if (rc == 0) {
+            rc = rs_metrics_apply(&app->metrics, app->store, (uint32_t)msg->partition, &ev, err);
+        }
+        if (rc == 0 && ev.type < RS_EV__COUNT) {
+            app->stats.events_by_type[ev.type]++;
+        }
+        if (rc == 0) {
             rc = fire_partition(app, msg->partition, p, wm, err);
         }
     }
@@ -445,8 +551,14 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
     int rc;
 
     for (int attempt = 0;; attempt++) {
+        struct app_stats stats_before = app->stats;
+        uint64_t started;
+
         memcpy(app->parts_before, app->parts, app->n_parts * sizeof(*app->parts));
         app->sla_before = app->sla.counters;
+        app->rules_before = app->rules.counters;
+        app->metrics_before = app->metrics.counters;
+        app->batch_err = err;
         rc = rs_store_begin(app->store, err);
         if (rc == 0) {
             rc = delete_acked(app, err);
@@ -454,17 +566,28 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         if (rc == 0) {
             rc = body(app, arg, err);
         }
+        /* Every cell the batch changed, written once and published once. */
+        if (rc == 0) {
+            rc = rs_agg_flush(app->agg, app->store, emit_metric, app, err);
+        }
+        started = uv_hrtime();
         if (rc == 0) {
             rc = rs_store_commit(app->store, err);
         } else {
+            rs_agg_discard(app->agg);
             rs_store_abort(app->store);
         }
+        app->batch_err = NULL;
         if (rc == 0) {
+            rs_histogram_observe(&app->stats.commit_ms, (double)(uv_hrtime() - started) / 1e6);
             break;
         }
         /* Undone in the store, so undone in memory: watermarks, deadlines, counters. */
         memcpy(app->parts, app->parts_before, app->n_parts * sizeof(*app->parts));
         app->sla.counters = app->sla_before;
+        app->rules.counters = app->rules_before;
+        app->metrics.counters = app->metrics_before;
+        app->stats = stats_before;
         app->counters = counters_before;
         if (rc != RS_ESTORE_FULL || attempt >= 8) {
             return rc;
@@ -518,6 +641,7 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
     int rc;
 
     rs_err_clear(&err);
+    rs_histogram_observe(&app->stats.batch_events, (double)n);
     rc = run_batch(app, body_messages, &m, &err);
     if (rc != 0) {
         fail(app, "batch", &err);
@@ -560,6 +684,7 @@ static void on_tick(uv_timer_t *t)
     int64_t now = now_ms(app);
     bool due = false;
     struct rs_err err;
+    int rc;
 
     for (size_t i = 0; i < app->n_parts && !due; i++) {
         struct part *p = &app->parts[i];
@@ -585,7 +710,10 @@ static void on_tick(uv_timer_t *t)
     /* Delivered entries go now, not with the next event batch: after a crash, what Kafka
      * acknowledged more than a tick ago is not published again. */
     rs_err_clear(&err);
-    if (run_batch(app, body_tick, &now, &err) != 0) {
+    app->clock_firing = true;
+    rc = run_batch(app, body_tick, &now, &err);
+    app->clock_firing = false;
+    if (rc != 0) {
         fail(app, "timer batch", &err);
         return;
     }
@@ -738,6 +866,99 @@ static void on_sync_timer(uv_timer_t *t)
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
+static void init_stats(struct app_stats *stats)
+{
+    static const double batch_bounds[] = { 1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000 };
+    static const double ms_bounds[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000 };
+    static const double lag_bounds[] = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000 };
+
+    memset(stats, 0, sizeof(*stats));
+    rs_histogram_init(&stats->batch_events, batch_bounds,
+                      sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+    rs_histogram_init(&stats->commit_ms, ms_bounds, sizeof(ms_bounds) / sizeof(ms_bounds[0]));
+    rs_histogram_init(&stats->fire_lag_ms, lag_bounds, sizeof(lag_bounds) / sizeof(lag_bounds[0]));
+}
+
+/* The reporting zone and the business calendar; bad ones were refused by the config. */
+static int open_clocks(struct rs_app *app, struct rs_err *err)
+{
+    const struct rs_config *cfg = app->cfg;
+    int rc = rs_zone_new(cfg->time_zone, &app->zone, err);
+
+    if (rc == 0) {
+        rc = rs_calendar_new("business", cfg->calendar_zone, cfg->calendar_hours,
+                             strcmp(cfg->calendar_holidays, "none") == 0 ? ""
+                                                                         : cfg->calendar_holidays,
+                             &app->calendar, err);
+    }
+    return rc;
+}
+
+static void init_metrics(struct rs_app *app)
+{
+    const struct rs_config *cfg = app->cfg;
+    struct rs_metrics_config mc;
+
+    rs_metrics_config_defaults(&mc);
+    mc.zone = app->zone;
+    mc.sales_hours = app->calendar;
+    memcpy(mc.lead_sla_ms, cfg->lead_threshold_ms, sizeof(mc.lead_sla_ms));
+    memcpy(mc.funnel_window_ms, cfg->funnel_window_ms, sizeof(mc.funnel_window_ms));
+    mc.reopen_same_opportunity_ms = cfg->reopen_same_opp_ms;
+    mc.handoff_threshold_ms = cfg->handoff_ms;
+    mc.onboarding_start_at_won = strcmp(cfg->onboarding_start, "opportunity_won") == 0;
+    mc.lateness_ops_ms = cfg->lateness_ops_ms;
+    mc.lateness_sales_ms = cfg->lateness_sales_ms;
+    mc.min_n = cfg->min_n;
+    rs_metrics_init(&app->metrics, &mc, app->agg);
+}
+
+/* Settled SLA instances feed the metrics (M14, compliance per rule). */
+static int app_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o, int sign,
+                       struct rs_err *err)
+{
+    struct rs_app *app = opaque;
+
+    return rs_metrics_sla_outcome(&app->metrics, partition, o, sign, err);
+}
+
+static void init_rules(struct rs_app *app)
+{
+    const struct rs_config *cfg = app->cfg;
+    struct rs_rules_config rc;
+    struct rs_rule_config *stalled = &rc.stalled_opp;
+    struct rs_rule_config *onboarding = &rc.onboarding;
+    static const char *const segments[] = { "smb", "mid_market", "enterprise" };
+
+    rs_rules_config_defaults(&rc);
+    rc.mql_acceptance.enabled = cfg->sla_enabled[RS_RULE_MQL_ACCEPTANCE];
+    rc.mql_acceptance.threshold_ms = cfg->mql_acceptance_ms;
+    rc.mql_acceptance.calendar = app->calendar;
+    stalled->enabled = cfg->sla_enabled[RS_RULE_STALLED_OPP];
+    stalled->threshold_ms = cfg->stalled_opp_ms;
+    stalled->n_dims = 0;
+    for (size_t i = 0; i < cfg->n_stage_thresholds && i < RS_RULE_DIMS_MAX; i++) {
+        stalled->dim_value[i] = cfg->stage_names[i];
+        stalled->dim_threshold_ms[i] = cfg->stage_ms[i];
+        stalled->n_dims++;
+    }
+    rc.handoff.enabled = cfg->sla_enabled[RS_RULE_HANDOFF];
+    rc.handoff.threshold_ms = cfg->handoff_ms;
+    rc.handoff.calendar = app->calendar;
+    onboarding->enabled = cfg->sla_enabled[RS_RULE_ONBOARDING];
+    onboarding->threshold_ms = cfg->onboarding_ms[3];
+    onboarding->n_dims = 3;
+    for (size_t i = 0; i < 3; i++) {
+        onboarding->dim_value[i] = segments[i];
+        onboarding->dim_threshold_ms[i] = cfg->onboarding_ms[i];
+    }
+    rc.freshness.enabled = cfg->sla_enabled[RS_RULE_DATA_FRESHNESS];
+    rc.freshness.threshold_ms = cfg->freshness_silence_ms;
+    rc.freshness.calendar = app->calendar;
+    rc.freshness_lag_p95_ms = cfg->freshness_lag_ms;
+    rs_rules_init(&app->rules, &rc, emit_alert, app_outcome, app);
+}
+
 int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cfg,
                 const struct rs_clock *clock, struct rs_err *err)
 {
@@ -758,7 +979,16 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     sla_cfg.warning_pct = cfg->warning_pct;
     sla_cfg.escalate_pct = cfg->escalate_pct;
     rs_sla_init(&app->sla, &sla_cfg, emit_alert, app);
+    init_stats(&app->stats);
+    rs_buf_init(&app->mkey);
 
+    rc = open_clocks(app, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    app->agg = rs_agg_new();
+    init_metrics(app);
+    init_rules(app);
     rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
     if (rc != 0) {
         goto fail;
@@ -781,6 +1011,10 @@ fail:
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
+    rs_buf_release(&app->mkey);
+    rs_agg_free(app->agg);
+    rs_calendar_free(app->calendar);
+    rs_zone_free(app->zone);
     free(app);
     return rc;
 }
