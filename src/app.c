@@ -864,6 +864,250 @@ static void on_sync_timer(uv_timer_t *t)
     }
 }
 
+/* ---- HTTP: /metrics, /healthz, /readyz, /api/* ------------------------------------ */
+
+static void counter(struct rs_buf *b, const char *name, const char *help, double v)
+{
+    rs_prom_family(b, name, "counter", help);
+    rs_prom_sample(b, name, NULL, 0, v);
+}
+
+/* Open timers per rule: one pass over the timer index (partition, rule, entity). */
+static void count_timers(struct rs_app *app, uint64_t by_rule[256])
+{
+    uint8_t from[RS_TIMER_ENTITY_MAX + 8];
+    size_t from_len = 0;
+    struct rs_bytes key, val;
+    struct rs_err err;
+
+    memset(by_rule, 0, 256 * sizeof(by_rule[0]));
+    while (rs_store_seek(app->store, RS_DB_TIMER_INDEX, (struct rs_bytes){ from, from_len }, &key,
+                         &val, &err) == 0) {
+        if (key.len >= 5) {
+            by_rule[((const uint8_t *)key.ptr)[4]]++;
+        }
+        /* The smallest key after this one. */
+        from_len = key.len < sizeof(from) - 1 ? key.len : sizeof(from) - 1;
+        memcpy(from, key.ptr, from_len);
+        from[from_len++] = 0;
+    }
+}
+
+static void write_prometheus(struct rs_app *app, struct rs_buf *b)
+{
+    const struct rs_app_counters *c = &app->counters;
+    const struct app_stats *s = &app->stats;
+    uint64_t timers[256];
+    uint64_t map_bytes, used_bytes;
+    char part[16];
+
+    rs_prom_family(b, "revstream_events_total", "counter", "Events decoded and applied, by type.");
+    for (int t = 0; t < RS_EV__COUNT; t++) {
+        const char *labels[] = { "type", rs_event_type_name((enum rs_event_type)t) };
+
+        rs_prom_sample(b, "revstream_events_total", labels, 1, (double)s->events_by_type[t]);
+    }
+    rs_prom_family(b, "revstream_dead_letters_total", "counter",
+                   "Messages sent to the dead-letter topic, by reason.");
+    for (int f = 1; f < RS_FAULT__COUNT; f++) {
+        const char *labels[] = { "reason", rs_event_fault_name((enum rs_event_fault)f) };
+
+        rs_prom_sample(b, "revstream_dead_letters_total", labels, 1,
+                       (double)c->dead_letters_by_fault[f]);
+    }
+    counter(b, "revstream_batches_total", "LMDB batches committed.", (double)c->batches);
+    counter(b, "revstream_published_total", "Outbox entries acknowledged by Kafka.",
+            (double)c->published);
+    counter(b, "revstream_publish_failures_total", "Outbox entries dropped as unpublishable.",
+            (double)c->publish_failures);
+    counter(b, "revstream_metric_updates_total", "Metric updates written to the outbox.",
+            (double)s->metric_updates);
+    rs_prom_family(b, "revstream_consumer_lag", "gauge",
+                   "Messages between the partition's high watermark and the next offset to apply.");
+    rs_prom_family(b, "revstream_partition_caught_up", "gauge",
+                   "1 when the assigned partition is at the end of its log.");
+    for (size_t i = 0; i < app->n_parts; i++) {
+        const struct part *p = &app->parts[i];
+        int64_t hi;
+        const char *labels[] = { "partition", part };
+
+        if (!p->assigned) {
+            continue;
+        }
+        (void)snprintf(part, sizeof(part), "%zu", i);
+        hi = app->consumer != NULL ? rs_kafka_consumer_high_watermark(
+                                         app->consumer, app->cfg->topic_events, (int32_t)i)
+                                   : -1;
+        if (hi >= 0) {
+            rs_prom_sample(b, "revstream_consumer_lag", labels, 1,
+                           (double)(hi > p->off.next_offset ? hi - p->off.next_offset : 0));
+        }
+        rs_prom_sample(b, "revstream_partition_caught_up", labels, 1, p->wm.caught_up ? 1 : 0);
+    }
+    rs_prom_family(b, "revstream_batch_events", "histogram", "Messages per batch.");
+    rs_prom_histogram(b, "revstream_batch_events", NULL, 0, &s->batch_events);
+    rs_prom_family(b, "revstream_commit_ms", "histogram", "LMDB batch commit latency (ms).");
+    rs_prom_histogram(b, "revstream_commit_ms", NULL, 0, &s->commit_ms);
+    rs_prom_family(b, "revstream_timer_fire_lag_ms", "histogram",
+                   "Wall-clock firing: ms between a level's deadline and its alert.");
+    rs_prom_histogram(b, "revstream_timer_fire_lag_ms", NULL, 0, &s->fire_lag_ms);
+    rs_prom_family(b, "revstream_alerts_total", "counter", "Alerts written, by rule and level.");
+    for (size_t i = 0; i < s->n_alert_series; i++) {
+        const char *labels[] = { "rule", s->alerts[i].sla_type, "level", s->alerts[i].level };
+
+        rs_prom_sample(b, "revstream_alerts_total", labels, 2, (double)s->alerts[i].count);
+    }
+    rs_prom_family(b, "revstream_open_timers", "gauge", "Armed SLA timers, by rule.");
+    if (rs_store_read_begin(app->store, NULL) == 0) {
+        count_timers(app, timers);
+        rs_store_read_end(app->store);
+        for (unsigned r = 1; r < 8; r++) {
+            const char *type = r == RS_SLA_RULE_SPEED_TO_LEAD ? "SLA-01_speed_to_lead"
+                                                              : rs_rule_sla_type((uint8_t)r);
+            const char *labels[] = { "rule", type };
+
+            if (type != NULL) {
+                rs_prom_sample(b, "revstream_open_timers", labels, 1, (double)timers[r]);
+            }
+        }
+    }
+    rs_store_usage(app->store, &map_bytes, &used_bytes);
+    rs_prom_family(b, "revstream_lmdb_map_bytes", "gauge", "LMDB map size.");
+    rs_prom_sample(b, "revstream_lmdb_map_bytes", NULL, 0, (double)map_bytes);
+    rs_prom_family(b, "revstream_lmdb_used_bytes", "gauge", "LMDB pages in use.");
+    rs_prom_sample(b, "revstream_lmdb_used_bytes", NULL, 0, (double)used_bytes);
+    rs_prom_family(b, "revstream_outbox_pending", "gauge", "Outbox entries not yet acknowledged.");
+    rs_prom_sample(b, "revstream_outbox_pending", NULL, 0,
+                   (double)rs_store_count(app->store, RS_DB_OUTBOX));
+}
+
+static const char *http_param(void *opaque, const char *name)
+{
+    return rs_http_query(opaque, name);
+}
+
+/* The assigned partitions and their slowest event-time watermark. */
+static size_t assigned_parts(const struct rs_app *app, uint32_t *ids, size_t cap, int64_t *wm)
+{
+    size_t n = 0;
+
+    *wm = INT64_MAX;
+    for (size_t i = 0; i < app->n_parts && n < cap; i++) {
+        if (app->parts[i].assigned) {
+            int64_t w = rs_watermark_event(&app->parts[i].wm);
+
+            ids[n++] = (uint32_t)i;
+            *wm = w < *wm ? w : *wm;
+        }
+    }
+    if (n == 0) {
+        *wm = INT64_MIN;
+    }
+    return n;
+}
+
+static void json_body(struct rs_http_response *resp, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (text != NULL) {
+        rs_buf_append(&resp->body, text, strlen(text));
+        rs_buf_append(&resp->body, "\n", 1);
+        free(text);
+    }
+    json_decref(body);
+}
+
+static void json_error(struct rs_http_response *resp, unsigned status, const char *msg)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "error", json_string(msg));
+    json_body(resp, status, o);
+}
+
+static void serve_api(struct rs_app *app, const char *path, const struct rs_http_request *req,
+                      struct rs_http_response *resp)
+{
+    uint32_t ids[1024];
+    struct rs_query_ctx ctx = { app->store, &app->metrics.cfg, ids, 0, 0 };
+    struct rs_query_params params = { http_param, (void *)(uintptr_t)req };
+    struct rs_err err;
+    json_t *out = NULL;
+    int rc;
+
+    if (strcmp(path, "/api/metrics") == 0) {
+        json_body(resp, 200, rs_query_list());
+        return;
+    }
+    ctx.n_partitions = assigned_parts(app, ids, sizeof(ids) / sizeof(ids[0]), &ctx.watermark_ms);
+    if (ctx.n_partitions == 0) {
+        json_error(resp, 503, "no partitions assigned yet");
+        return;
+    }
+    rs_err_clear(&err);
+    rc = rs_store_read_begin(app->store, &err);
+    if (rc == 0) {
+        if (strcmp(path, "/api/metric") == 0) {
+            rc = rs_query_metric(&ctx, &params, &out, &err);
+        } else if (strcmp(path, "/api/series") == 0) {
+            rc = rs_query_series(&ctx, &params, &out, &err);
+        } else if (strcmp(path, "/api/sla/open") == 0) {
+            rc = rs_query_open(&ctx, &params, &out, &err);
+        } else {
+            rc = rs_err_set(&err, RS_ENOTFOUND, "no such endpoint: %s", path);
+        }
+        rs_store_read_end(app->store);
+    }
+    if (rc == 0) {
+        json_body(resp, 200, out);
+    } else {
+        json_error(resp, rc == RS_EINVAL ? 400 : rc == RS_ENOTFOUND ? 404 : 500, err.msg);
+    }
+}
+
+static void serve_http(void *opaque, const struct rs_http_request *req,
+                       struct rs_http_response *resp)
+{
+    struct rs_app *app = opaque;
+    const char *path = rs_http_path(req);
+
+    if (strcmp(path, "/metrics") == 0) {
+        resp->content_type = "text/plain; version=0.0.4";
+        write_prometheus(app, &resp->body);
+    } else if (strcmp(path, "/healthz") == 0) {
+        bool ok = app->status == 0 && !app->stopping;
+
+        resp->status = ok ? 200 : 503;
+        resp->content_type = "text/plain";
+        rs_buf_append(&resp->body, ok ? "ok\n" : "stopping\n", ok ? 3 : 9);
+    } else if (strcmp(path, "/readyz") == 0) {
+        json_t *o = json_object();
+        json_t *lagging = json_array();
+        bool any = false;
+
+        for (size_t i = 0; i < app->n_parts; i++) {
+            if (app->parts[i].assigned) {
+                any = true;
+                if (!app->parts[i].wm.caught_up) {
+                    json_array_append_new(lagging, json_integer((json_int_t)i));
+                }
+            }
+        }
+        json_object_set_new(o, "ready", json_boolean(any && json_array_size(lagging) == 0));
+        json_object_set_new(o, "assigned", json_boolean(any));
+        json_object_set_new(o, "catching_up", lagging);
+        json_body(resp, any && json_array_size(json_object_get(o, "catching_up")) == 0 ? 200 : 503,
+                  o);
+    } else if (strncmp(path, "/api/", 5) == 0) {
+        serve_api(app, path, req, resp);
+    } else {
+        json_error(resp, 404, "not found; try /metrics, /healthz, /readyz or /api/metrics");
+    }
+}
+
 /* ---- lifecycle --------------------------------------------------------------------- */
 
 static void init_stats(struct app_stats *stats)
@@ -1019,6 +1263,22 @@ fail:
     return rc;
 }
 
+static int start_http(struct rs_app *app, struct rs_err *err)
+{
+    char host[256];
+    uint16_t port;
+
+    if (rs_config_http_bind(app->cfg, host, sizeof(host), &port) != 0) {
+        return 0; /* "off" */
+    }
+    return rs_http_start(app->loop, host, port, serve_http, app, &app->http, err);
+}
+
+uint16_t rs_app_http_port(const struct rs_app *app)
+{
+    return app->http != NULL ? rs_http_port(app->http) : 0;
+}
+
 int rs_app_start(struct rs_app *app, struct rs_err *err)
 {
     static const struct rs_kafka_consumer_handlers handlers = {
@@ -1039,12 +1299,17 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
     if (rc != 0) {
         return rc;
     }
+    rc = start_http(app, err);
+    if (rc != 0) {
+        return rc;
+    }
     (void)uv_timer_start(&app->tick, on_tick, (uint64_t)app->cfg->tick_ms,
                          (uint64_t)app->cfg->tick_ms);
     (void)uv_timer_start(&app->sync_timer, on_sync_timer, (uint64_t)app->cfg->state_sync_ms,
                          (uint64_t)app->cfg->state_sync_ms);
-    RS_LOG_INFO("consuming topic=%s alerts=%s dlq=%s state=%s", app->cfg->topic_events,
-                app->cfg->topic_alerts, app->cfg->topic_dlq, app->cfg->state_dir);
+    RS_LOG_INFO("consuming topic=%s alerts=%s metrics=%s dlq=%s state=%s http=%s",
+                app->cfg->topic_events, app->cfg->topic_alerts, app->cfg->topic_metrics,
+                app->cfg->topic_dlq, app->cfg->state_dir, app->cfg->http_bind);
     return 0;
 }
 
@@ -1065,6 +1330,8 @@ static void producer_closed(void *opaque)
     if (rs_store_sync(app->store, &err) != 0) {
         RS_LOG_WARN("%s", err.msg);
     }
+    rs_http_stop(app->http);
+    app->http = NULL;
     uv_close((uv_handle_t *)&app->tick, handle_closed);
     uv_close((uv_handle_t *)&app->sync_timer, handle_closed);
     uv_close((uv_handle_t *)&app->drain_timer, handle_closed);
@@ -1189,6 +1456,10 @@ void rs_app_free(struct rs_app *app)
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
+    rs_buf_release(&app->mkey);
+    rs_agg_free(app->agg);
+    rs_calendar_free(app->calendar);
+    rs_zone_free(app->zone);
     free(app->parts);
     free(app->parts_before);
     free(app->acked);

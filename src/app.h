@@ -77,6 +77,9 @@ uint64_t rs_app_outbox_pending(const struct rs_app *app);
 /* What the state store says about leads (see rs_sla_stats); not inside a batch. */
 int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_err *err);
 
+/* The HTTP endpoint's bound port (http.bind with port 0 picks one), or 0 when off. */
+uint16_t rs_app_http_port(const struct rs_app *app);
+
 /* Free after the loop finished. NULL allowed. */
 void rs_app_free(struct rs_app *app);
 
