@@ -1123,38 +1123,39 @@ static void init_stats(struct app_stats *stats)
     rs_histogram_init(&stats->fire_lag_ms, lag_bounds, sizeof(lag_bounds) / sizeof(lag_bounds[0]));
 }
 
-/* The reporting zone and the business calendar; bad ones were refused by the config. */
-static int open_clocks(struct rs_app *app, struct rs_err *err)
+int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
+                       struct rs_calendar **calendar, struct rs_err *err)
 {
-    const struct rs_config *cfg = app->cfg;
-    int rc = rs_zone_new(cfg->time_zone, &app->zone, err);
+    int rc = rs_zone_new(cfg->time_zone, zone, err);
 
+    *calendar = NULL;
     if (rc == 0) {
         rc = rs_calendar_new("business", cfg->calendar_zone, cfg->calendar_hours,
                              strcmp(cfg->calendar_holidays, "none") == 0 ? ""
                                                                          : cfg->calendar_holidays,
-                             &app->calendar, err);
+                             calendar, err);
+    }
+    if (rc != 0) {
+        rs_zone_free(*zone);
+        *zone = NULL;
     }
     return rc;
 }
 
-static void init_metrics(struct rs_app *app)
+void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
+                           const struct rs_calendar *calendar, struct rs_metrics_config *mc)
 {
-    const struct rs_config *cfg = app->cfg;
-    struct rs_metrics_config mc;
-
-    rs_metrics_config_defaults(&mc);
-    mc.zone = app->zone;
-    mc.sales_hours = app->calendar;
-    memcpy(mc.lead_sla_ms, cfg->lead_threshold_ms, sizeof(mc.lead_sla_ms));
-    memcpy(mc.funnel_window_ms, cfg->funnel_window_ms, sizeof(mc.funnel_window_ms));
-    mc.reopen_same_opportunity_ms = cfg->reopen_same_opp_ms;
-    mc.handoff_threshold_ms = cfg->handoff_ms;
-    mc.onboarding_start_at_won = strcmp(cfg->onboarding_start, "opportunity_won") == 0;
-    mc.lateness_ops_ms = cfg->lateness_ops_ms;
-    mc.lateness_sales_ms = cfg->lateness_sales_ms;
-    mc.min_n = cfg->min_n;
-    rs_metrics_init(&app->metrics, &mc, app->agg);
+    rs_metrics_config_defaults(mc);
+    mc->zone = zone;
+    mc->sales_hours = calendar;
+    memcpy(mc->lead_sla_ms, cfg->lead_threshold_ms, sizeof(mc->lead_sla_ms));
+    memcpy(mc->funnel_window_ms, cfg->funnel_window_ms, sizeof(mc->funnel_window_ms));
+    mc->reopen_same_opportunity_ms = cfg->reopen_same_opp_ms;
+    mc->handoff_threshold_ms = cfg->handoff_ms;
+    mc->onboarding_start_at_won = strcmp(cfg->onboarding_start, "opportunity_won") == 0;
+    mc->lateness_ops_ms = cfg->lateness_ops_ms;
+    mc->lateness_sales_ms = cfg->lateness_sales_ms;
+    mc->min_n = cfg->min_n;
 }
 
 /* Settled SLA instances feed the metrics (M14, compliance per rule). */
@@ -1208,6 +1209,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
 {
     struct rs_app *app = rs_xcalloc(1, sizeof(*app));
     struct rs_sla_config sla_cfg;
+    struct rs_metrics_config mc;
     int rc;
 
     app->loop = loop;
@@ -1226,12 +1228,13 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     init_stats(&app->stats);
     rs_buf_init(&app->mkey);
 
-    rc = open_clocks(app, err);
+    rc = rs_app_clocks_open(cfg, &app->zone, &app->calendar, err);
     if (rc != 0) {
         goto fail;
     }
     app->agg = rs_agg_new();
-    init_metrics(app);
+    rs_app_metrics_config(cfg, app->zone, app->calendar, &mc);
+    rs_metrics_init(&app->metrics, &mc, app->agg);
     init_rules(app);
     rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
     if (rc != 0) {
