@@ -452,6 +452,38 @@ static void test_http_keep_alive_serves_two_requests_on_one_connection(void **st
     assert_int_equal(f->n_handled, 2);
 }
 
+static void script_get_with_body(struct fixture *f)
+{
+    int fd = client_connect(f->port);
+
+    if (fd < 0) {
+        f->got[0].rc = fd;
+        return;
+    }
+    f->got[0].rc = client_send(fd, "GET /hello HTTP/1.1\r\nHost: localhost\r\n"
+                                   "Content-Length: 4\r\n\r\njunk");
+    if (f->got[0].rc == 0) {
+        client_read(fd, &f->got[0], 0);
+    }
+    f->got[1].rc = client_send(fd, GET_KEEP("/hello"));
+    if (f->got[1].rc == 0) {
+        client_read(fd, &f->got[1], 0);
+    }
+    close(fd);
+}
+
+static void test_http_get_body_is_dropped_and_the_connection_kept(void **state)
+{
+    struct fixture *f = *state;
+
+    run_client(f, script_get_with_body);
+    assert_status(&f->got[0], "HTTP/1.1 200 OK");
+    assert_string_equal(body_of(&f->got[0]), "hello\n");
+    assert_status(&f->got[1], "HTTP/1.1 200 OK");
+    assert_string_equal(body_of(&f->got[1]), "hello\n");
+    assert_int_equal(f->n_handled, 2);
+}
+
 static void script_idle_then_other(struct fixture *f)
 {
     int idle = client_connect(f->port); /* connects first and never sends a byte */
@@ -541,6 +573,7 @@ int main(void)
         T(test_http_post_gets_405_with_allow_before_the_handler),
         T(test_http_serves_two_sequential_connections),
         T(test_http_keep_alive_serves_two_requests_on_one_connection),
+        T(test_http_get_body_is_dropped_and_the_connection_kept),
         T(test_http_silent_client_does_not_block_another),
         T(test_http_stop_closes_open_connections_and_leaves_the_loop_clean),
         T(test_http_start_on_a_port_in_use_fails_with_eio),
