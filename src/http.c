@@ -86,10 +86,9 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, const char *type,
                              struct rs_buf *body, const char *allow)
 {
+    static char empty[1]; /* never read (size 0), but a real address for MHD */
     struct MHD_Response *resp;
     enum MHD_Result rc;
-
-    static char empty[1];
 
     if (body->len == 0) {
         rs_buf_release(body);
