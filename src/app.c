@@ -1443,6 +1443,30 @@ int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_
     return rs_sla_stats(app->store, stats, err);
 }
 
+int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum rs_grain grain,
+                  int64_t t_ms, struct rs_metric_value *out, struct rs_err *err)
+{
+    const struct rs_metric_def *def = rs_metric_by_name(name, strlen(name));
+    uint32_t ids[1024];
+    int64_t wm;
+    size_t n = assigned_parts(app, ids, sizeof(ids) / sizeof(ids[0]), &wm);
+    int rc;
+
+    if (def == NULL) {
+        return rs_err_set(err, RS_EINVAL, "no metric named '%s'", name);
+    }
+    rc = rs_store_read_begin(app->store, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = rs_metrics_read(&app->metrics.cfg, app->store, def,
+                         (struct rs_str){ dims != NULL ? dims : "", dims != NULL ? strlen(dims) : 0 },
+                         grain, rs_bucket_start(app->zone, grain, t_ms), n > 0 ? ids : NULL, n,
+                         wm, out, err);
+    rs_store_read_end(app->store);
+    return rc;
+}
+
 uint64_t rs_app_outbox_pending(const struct rs_app *app)
 {
     return rs_store_count(app->store, RS_DB_OUTBOX);

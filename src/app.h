@@ -79,6 +79,14 @@ uint64_t rs_app_outbox_pending(const struct rs_app *app);
 /* What the state store says about leads (see rs_sla_stats); not inside a batch. */
 int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_err *err);
 
+/*
+ * One metric of the bucket of `grain` holding t_ms, summed over the assigned partitions (or
+ * every stored one when none is assigned), with canonical dims ("" for none). Not inside a
+ * batch. Returns 0, RS_EINVAL for an unknown name, or RS_ESTORE.
+ */
+int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum rs_grain grain,
+                  int64_t t_ms, struct rs_metric_value *out, struct rs_err *err);
+
 /* The HTTP endpoint's bound port (http.bind with port 0 picks one), or 0 when off. */
 uint16_t rs_app_http_port(const struct rs_app *app);
 
