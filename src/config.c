@@ -1,6 +1,8 @@
 #define RS_LOG_MODULE "config"
 #include "config.h"
 
+#include "calendar.h"
+
 #include "mem.h"
 
 #include <assert.h>
@@ -891,6 +893,20 @@ int rs_config_http_bind(const struct rs_config *cfg, char *host, size_t host_siz
     return 0;
 }
 
+static int check_zone(const struct rs_config *cfg, const char *key, const char *tzid,
+                      struct rs_err *err)
+{
+    struct rs_zone *zone;
+    struct rs_err zerr;
+
+    rs_err_clear(&zerr);
+    if (rs_zone_new(tzid, &zone, &zerr) != 0) {
+        return rs_err_set(err, RS_ECONFIG, "%s: key '%s': %s", origin_of(cfg, key), key, zerr.msg);
+    }
+    rs_zone_free(zone);
+    return 0;
+}
+
 static int validate_words(const struct rs_config *cfg, struct rs_err *err)
 {
     char host[256];
@@ -902,6 +918,25 @@ static int validate_words(const struct rs_config *cfg, struct rs_err *err)
                           "%s: key 'http.bind': expected HOST:PORT such as 127.0.0.1:9464, or "
                           "off, got '%s'",
                           origin_of(cfg, "http.bind"), cfg->http_bind);
+    }
+    if (check_zone(cfg, "time.zone", cfg->time_zone, err) != 0 ||
+        check_zone(cfg, "calendar.zone", cfg->calendar_zone, err) != 0) {
+        return RS_ECONFIG;
+    }
+    {
+        struct rs_calendar *cal;
+        struct rs_err cerr;
+        const char *holidays =
+            strcmp(cfg->calendar_holidays, "none") == 0 ? "" : cfg->calendar_holidays;
+
+        rs_err_clear(&cerr);
+        if (rs_calendar_new("business", cfg->calendar_zone, cfg->calendar_hours, holidays, &cal,
+                            &cerr) != 0) {
+            /* The calendar's message names the bad part; say which keys hold it. */
+            return rs_err_set(err, RS_ECONFIG, "%s: key 'calendar.hours' / 'calendar.holidays': %s",
+                              origin_of(cfg, "calendar.hours"), cerr.msg);
+        }
+        rs_calendar_free(cal);
     }
     if (strcmp(cfg->onboarding_start, "handoff_completed") != 0 &&
         strcmp(cfg->onboarding_start, "opportunity_won") != 0) {
@@ -1320,6 +1355,10 @@ void rs_config_print(const struct rs_config *cfg, void *out)
 
     for (size_t i = 0; i < KEY_COUNT; i++) {
         print_pair(fp, "", key_specs[i].name, format_value(cfg, &key_specs[i], buf, sizeof(buf)));
+    }
+    for (size_t i = 0; i < cfg->n_stage_thresholds; i++) {
+        print_pair(fp, STAGE_PREFIX, cfg->stage_names[i],
+                   format_duration(buf, sizeof(buf), cfg->stage_ms[i]));
     }
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const struct rs_kafka_prop *prop = &cfg->kafka[i];
