@@ -22,6 +22,8 @@
 #define T_MIN_MS   ((JULIAN_MIN - EPOCH_JULIAN) * DAY_MS)
 #define T_MAX_MS   ((JULIAN_MAX - EPOCH_JULIAN) * DAY_MS)
 #define LABEL_ECHO 40 /* bytes of a bad label or token quoted back in a message */
+/* Longest stretch (weeks) a walk tries to step over at once; halved until it fits. */
+#define QUIET_WEEKS_MAX INT64_C(1024)
 
 struct rs_zone {
     GTimeZone *tz;
@@ -46,7 +48,8 @@ struct rs_calendar {
     bool is_24x7;
     uint8_t n_spans[7]; /* index 0 is Monday */
     struct span spans[7][DAY_SPANS_MAX];
-    int64_t *holidays; /* julian days, sorted, unique */
+    int64_t week_open_ms; /* open time of a week of 24-hour days without holidays */
+    int64_t *holidays;    /* julian days, sorted, unique */
     size_t n_holidays;
 };
 
@@ -125,7 +128,7 @@ static int64_t local_day(GTimeZone *tz, int64_t t_ms)
     return floor_div(t_s + offset_s(tz, t_s), DAY_S) + EPOCH_JULIAN;
 }
 
-/* The first instant (ms) of local day `julian` plus `sec` seconds of wall-clock time. */
+/* The first instant (ms) at which the clock reads `sec` seconds past local day `julian`. */
 static int64_t local_instant_ms(GTimeZone *tz, int64_t julian, int64_t sec)
 {
     return first_instant_s(tz, (julian - EPOCH_JULIAN) * DAY_S + sec) * 1000;
@@ -579,6 +582,18 @@ static int parse_hours(struct rs_calendar *cal, const char *hours, bool *all_wee
     return 0;
 }
 
+static int64_t week_open_ms(const struct rs_calendar *cal)
+{
+    int64_t total = 0;
+
+    for (int wd = 0; wd < 7; wd++) {
+        for (int i = 0; i < cal->n_spans[wd]; i++) {
+            total += (cal->spans[wd][i].close_s - cal->spans[wd][i].open_s) * INT64_C(1000);
+        }
+    }
+    return total;
+}
+
 static int compare_days(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -657,6 +672,7 @@ int rs_calendar_new(const char *id, const char *tzid, const char *hours, const c
     }
     /* "24x7" with holidays is open all day except on those dates: it takes the slow path. */
     cal->is_24x7 = all_week && cal->n_holidays == 0;
+    cal->week_open_ms = week_open_ms(cal); /* > 0: parse_hours wants at least one interval */
     *out = cal;
     return 0;
 
@@ -686,10 +702,54 @@ bool rs_calendar_is_24x7(const struct rs_calendar *cal)
     return cal->is_24x7;
 }
 
+/* Index of the first holiday on or after `julian` (n_holidays if none). */
+static size_t next_holiday(const struct rs_calendar *cal, int64_t julian)
+{
+    size_t lo = 0, hi = cal->n_holidays;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (cal->holidays[mid] < julian) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 static bool is_holiday(const struct rs_calendar *cal, int64_t julian)
 {
-    return cal->n_holidays > 0 && bsearch(&julian, cal->holidays, cal->n_holidays,
-                                          sizeof(*cal->holidays), compare_days) != NULL;
+    size_t i = next_holiday(cal, julian);
+
+    return i < cal->n_holidays && cal->holidays[i] == julian;
+}
+
+/*
+ * The most whole weeks from local day `day` (at most max_weeks) that hold no holiday and no
+ * change of UTC offset, or 0. Each day of such a stretch lasts 24 h and opens at fixed
+ * distances from its midnight, so the stretch holds exactly weeks * week_open_ms of open time
+ * and a long walk steps over it instead of converting every day: a walk from 1970 to 9999
+ * then costs a few lookups per DST change, not per day. GLib numbers its intervals in time
+ * order, so one index at both ends of the stretch proves there is no transition inside.
+ */
+static int64_t quiet_weeks(const struct rs_calendar *cal, int64_t day, int64_t max_weeks)
+{
+    GTimeZone *tz = cal->zone->tz;
+    int64_t start_s = local_instant_ms(tz, day, 0) / 1000;
+    int first = g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, start_s);
+    size_t holiday = next_holiday(cal, day);
+
+    for (int64_t w = max_weeks < QUIET_WEEKS_MAX ? max_weeks : QUIET_WEEKS_MAX; w > 0; w /= 2) {
+        int64_t end_s = local_instant_ms(tz, day + 7 * w, 0) / 1000;
+
+        if ((holiday == cal->n_holidays || cal->holidays[holiday] >= day + 7 * w) &&
+            g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, end_s - 1) == first) {
+            return w;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -737,6 +797,7 @@ int64_t rs_calendar_add(const struct rs_calendar *cal, int64_t start_ms, int64_t
 {
     struct open_ms open[DAY_SPANS_MAX];
     int64_t left = business_ms > 0 ? business_ms : 0;
+    int64_t first, retry = 0;
 
     if (cal->is_24x7) {
         return start_ms > INT64_MAX - left ? INT64_MAX : start_ms + left;
@@ -746,8 +807,22 @@ int64_t rs_calendar_add(const struct rs_calendar *cal, int64_t start_ms, int64_t
     if (left > T_MAX_MS - start_ms) {
         return INT64_MAX;
     }
-    for (int64_t day = local_day(cal->zone->tz, start_ms); day <= JULIAN_MAX; day++) {
-        int n = day_open(cal, day, open);
+    first = local_day(cal->zone->tz, start_ms);
+    for (int64_t day = first; day <= JULIAN_MAX; day++) {
+        int64_t weeks = (left - 1) / cal->week_open_ms; /* leaves some open time after them */
+        int n;
+
+        if (day > first && day >= retry && weeks >= 2) {
+            weeks = quiet_weeks(cal, day,
+                                weeks < (JULIAN_MAX - day) / 7 ? weeks : (JULIAN_MAX - day) / 7);
+            if (weeks > 0) {
+                left -= weeks * cal->week_open_ms;
+                day += 7 * weeks - 1;
+                continue;
+            }
+            retry = day + 7; /* the coming week is not quiet: walk it day by day */
+        }
+        n = day_open(cal, day, open);
 
         for (int i = 0; i < n; i++) {
             int64_t from = open[i].from_ms > start_ms ? open[i].from_ms : start_ms;
@@ -767,7 +842,7 @@ int64_t rs_calendar_add(const struct rs_calendar *cal, int64_t start_ms, int64_t
 int64_t rs_calendar_elapsed(const struct rs_calendar *cal, int64_t from_ms, int64_t to_ms)
 {
     struct open_ms open[DAY_SPANS_MAX];
-    int64_t total = 0, last;
+    int64_t total = 0, first, last, retry = 0;
 
     from_ms = clamp_ms(from_ms);
     to_ms = clamp_ms(to_ms);
@@ -777,9 +852,23 @@ int64_t rs_calendar_elapsed(const struct rs_calendar *cal, int64_t from_ms, int6
     if (cal->is_24x7) {
         return to_ms - from_ms;
     }
+    first = local_day(cal->zone->tz, from_ms);
     last = local_day(cal->zone->tz, to_ms);
-    for (int64_t day = local_day(cal->zone->tz, from_ms); day <= last; day++) {
-        int n = day_open(cal, day, open);
+    for (int64_t day = first; day <= last; day++) {
+        int n;
+
+        /* Whole weeks strictly inside (first, last) lie wholly inside [from_ms, to_ms). */
+        if (day > first && day >= retry && last - day >= 14) {
+            int64_t weeks = quiet_weeks(cal, day, (last - day) / 7);
+
+            if (weeks > 0) {
+                total += weeks * cal->week_open_ms;
+                day += 7 * weeks - 1;
+                continue;
+            }
+            retry = day + 7;
+        }
+        n = day_open(cal, day, open);
 
         for (int i = 0; i < n; i++) {
             int64_t a = open[i].from_ms > from_ms ? open[i].from_ms : from_ms;

@@ -407,6 +407,7 @@ static void test_calendar_dst_days_keep_local_hours(void **state)
     struct rs_calendar *sun = calendar("America/New_York", "sun 00:00-24:00", NULL);
     struct rs_calendar *gap = calendar("America/New_York", "sun 02:30-04:00", NULL);
     struct rs_calendar *twice = calendar("America/New_York", "sun 01:00-02:00", NULL);
+    struct rs_calendar *dublin = calendar("Europe/Dublin", "sun 01:30-03:00", NULL);
 
     (void)state;
     /* Spring Sunday: 05:00Z to 04:00Z next day, 23 h of open time; fall Sunday 25 h. */
@@ -427,6 +428,15 @@ static void test_calendar_dst_days_keep_local_hours(void **state)
                      2 * HOUR);
     assert_true(rs_calendar_is_open(twice, utc(2026, 11, 1, 6, 30)));
     assert_false(rs_calendar_is_open(twice, utc(2026, 11, 1, 7, 0)));
+    /*
+     * Dublin's tz data marks winter time as the DST one (negative save), so the first 01:30
+     * of 2026-10-25 is "standard" IST (00:30Z); the second is GMT (01:30Z). Close: 03:00Z.
+     */
+    assert_int_equal(rs_calendar_add(dublin, utc(2026, 10, 24, 12, 0), 0),
+                     utc(2026, 10, 25, 0, 30));
+    assert_int_equal(rs_calendar_elapsed(dublin, utc(2026, 10, 24, 0, 0), utc(2026, 10, 26, 0, 0)),
+                     2 * HOUR + 30 * MIN);
+    rs_calendar_free(dublin);
     rs_calendar_free(sun);
     rs_calendar_free(gap);
     rs_calendar_free(twice);
@@ -588,6 +598,72 @@ static void test_calendar_add_then_elapsed_gives_back_the_amount(void **state)
     rs_calendar_free(cal);
 }
 
+/* Weekday counts below come from counting dates one by one outside this code. */
+static void test_calendar_long_spans_count_every_business_day(void **state)
+{
+    struct rs_calendar *ny = calendar("America/New_York", "mon-fri 09:00-18:00", "2026-12-25");
+    struct rs_calendar *plain = calendar("America/New_York", "mon-fri 09:00-18:00", NULL);
+    struct rs_calendar *u = calendar("UTC", "mon-fri 09:00-18:00", NULL);
+
+    (void)state;
+    /* 2026 has 261 weekdays; one holiday. Local midnight is 05:00Z (EST) at both ends. */
+    assert_int_equal(rs_calendar_elapsed(ny, utc(2026, 1, 1, 5, 0), utc(2027, 1, 1, 5, 0)),
+                     260 * 9 * HOUR);
+    assert_int_equal(rs_calendar_add(ny, utc(2026, 1, 1, 5, 0), 260 * 9 * HOUR),
+                     utc(2026, 12, 31, 23, 0)); /* 18:00 EST on the last weekday */
+    /* 2000-01-01 to 2100-01-01: 26089 weekdays, across 200 DST changes. */
+    assert_int_equal(rs_calendar_elapsed(plain, utc(2000, 1, 1, 5, 0), utc(2100, 1, 1, 5, 0)),
+                     26089 * 9 * HOUR);
+    /* The 20000th weekday from Mon 2000-01-03 is Fri 2076-08-28: 18:00 EDT is 22:00Z. */
+    assert_int_equal(rs_calendar_add(plain, utc(2000, 1, 3, 14, 0), 20000 * 9 * HOUR),
+                     utc(2076, 8, 28, 22, 0));
+    /* 6 h on Mon 03-02, then 10 business days: ends at closing time on Mon 03-16. */
+    assert_int_equal(rs_calendar_add(u, utc(2026, 3, 2, 12, 0), 96 * HOUR),
+                     utc(2026, 3, 16, 18, 0));
+    /* The whole supported range must stay cheap: 2094904 weekdays from 1970 to 9999-12-01. */
+    assert_int_equal(rs_calendar_elapsed(u, 0, INT64_MAX), 2094904 * 9 * HOUR);
+    rs_calendar_free(ny);
+    rs_calendar_free(plain);
+    rs_calendar_free(u);
+}
+
+static void test_calendar_long_spans_follow_dst_changes(void **state)
+{
+    /* A holiday outside the range keeps this off the 24x7 fast path. */
+    struct rs_calendar *cal = calendar("America/New_York", "24x7", "2027-12-25");
+
+    (void)state;
+    assert_false(rs_calendar_is_24x7(cal));
+    /* 181 local days, one of them 23 h: 2026-01-01 05:00Z to 2026-07-01 04:00Z. */
+    assert_int_equal(rs_calendar_elapsed(cal, utc(2026, 1, 1, 5, 0), utc(2026, 7, 1, 4, 0)),
+                     181 * DAY - HOUR);
+    assert_int_equal(rs_calendar_add(cal, utc(2026, 1, 1, 5, 0), 181 * DAY - HOUR),
+                     utc(2026, 7, 1, 4, 0));
+    /* 2027-12-25 is closed: 2027-12-20 05:00Z to 2027-12-30 05:00Z holds 9 open days. */
+    assert_int_equal(rs_calendar_elapsed(cal, utc(2027, 12, 20, 5, 0), utc(2027, 12, 30, 5, 0)),
+                     9 * DAY);
+    rs_calendar_free(cal);
+}
+
+static void test_calendar_long_add_then_elapsed_gives_back_the_amount(void **state)
+{
+    struct rs_calendar *cal =
+        calendar("Europe/Paris", "mon-thu 09:00-12:00 14:00-18:00 sat 10:00-12:00",
+                 "2026-05-01,2026-05-08,2026-07-14,2026-12-25,2027-05-01");
+
+    (void)state;
+    for (int64_t start = utc(2026, 1, 1, 0, 0); start < utc(2027, 1, 1, 0, 0);
+         start += 9 * DAY + 5 * HOUR + 11 * MIN) {
+        for (int64_t amount = 0; amount <= 3000 * HOUR; amount += 197 * HOUR + 13 * MIN) {
+            int64_t end = rs_calendar_add(cal, start, amount);
+
+            assert_int_equal(rs_calendar_elapsed(cal, start, end), amount);
+            assert_int_equal(rs_calendar_elapsed(cal, start, end - 1), amount > 0 ? amount - 1 : 0);
+        }
+    }
+    rs_calendar_free(cal);
+}
+
 static void test_calendar_add_beyond_the_last_day_saturates(void **state)
 {
     struct rs_calendar *cal = calendar("UTC", "mon-fri 09:00-18:00", NULL);
@@ -675,6 +751,9 @@ int main(void)
         cmocka_unit_test(test_calendar_split_and_short_days),
         cmocka_unit_test(test_calendar_24x7),
         cmocka_unit_test(test_calendar_add_then_elapsed_gives_back_the_amount),
+        cmocka_unit_test(test_calendar_long_spans_count_every_business_day),
+        cmocka_unit_test(test_calendar_long_spans_follow_dst_changes),
+        cmocka_unit_test(test_calendar_long_add_then_elapsed_gives_back_the_amount),
         cmocka_unit_test(test_calendar_add_beyond_the_last_day_saturates),
         cmocka_unit_test(test_calendar_rejects_bad_specs_naming_the_token),
     };
