@@ -512,7 +512,8 @@ static void test_agg_dims_are_sorted_and_escaped(void **state)
     assert_string_equal(out, "channel=web,segment=smb");
     assert_int_equal(rs_agg_dims(out, 23, ab, 2), 0);
     assert_string_equal(out, "");
-    assert_int_equal(rs_agg_dims(out, 3, tricky, 3), 0); /* room for the k, not for an escaped '=' */
+    /* Room for the k, not for the escaped '=' after it. */
+    assert_int_equal(rs_agg_dims(out, 3, tricky, 3), 0);
     assert_string_equal(out, "");
 
     /* More pairs than fit on the stack, given in reverse. */
