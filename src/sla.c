@@ -663,7 +663,7 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
     int rc;
 
     memset(stats, 0, sizeof(*stats));
-    rc = rs_store_begin(st, err);
+    rc = rs_store_read_begin(st, err);
     if (rc != 0) {
         return rc;
     }
@@ -724,7 +724,7 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
                 l.touched_ms > l.created_ms ? l.touched_ms - l.created_ms : 0;
         }
     }
-    rs_store_abort(st);
+    rs_store_read_end(st);
     if (rc == 0 && stats->responded > 0) {
         qsort(resp, stats->responded, sizeof(*resp), cmp_i64);
         stats->p50_response_ms = rs_sla_percentile(resp, stats->responded, 0.5);

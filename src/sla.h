@@ -101,7 +101,7 @@ struct rs_sla_stats {
     double p90_response_ms;
 };
 
-/* Scan the entities database inside a batch of its own (aborted, nothing is written). */
+/* Scan the entities database in a read snapshot (not inside a batch). */
 int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err *err);
 
 /*

@@ -62,7 +62,7 @@ struct rs_rule_config {
     bool enabled;
     int64_t threshold_ms; /* default threshold */
     size_t n_dims;        /* per-dimension overrides: stage for SLA-03, segment for SLA-05 */
-    char *dim_value[RS_RULE_DIMS_MAX];
+    const char *dim_value[RS_RULE_DIMS_MAX]; /* borrowed */
     int64_t dim_threshold_ms[RS_RULE_DIMS_MAX];
     const struct rs_calendar *calendar; /* borrowed; NULL = 24x7 */
     size_t n_levels;
