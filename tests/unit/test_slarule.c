@@ -728,7 +728,12 @@ static void test_freshness_silence_alerts_then_recovers(void **state)
     from_source(f, 0, "crm", T0 - MIN, T0);
     assert_int_equal(f->next_deadline, T0 + 60 * MIN + 1);
     from_source(f, 0, "crm", T0 + 29 * MIN, T0 + 30 * MIN); /* moves the window */
+    /* The timer stays at the old window's end and moves when it fires there. */
+    assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "crm"), T0 + 60 * MIN + 1);
+    assert_int_equal(fire(f, T0 + 61 * MIN), 1);
+    assert_int_equal(f->n, 0);
     assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "crm"), T0 + 90 * MIN + 1);
+    assert_int_equal(f->next_deadline, T0 + 90 * MIN + 1);
     assert_int_equal(fire(f, T0 + 90 * MIN), 0);
     assert_int_equal(fire(f, T0 + 90 * MIN + 1), 1);
     assert_int_equal(f->n, 1);
