@@ -8,10 +8,13 @@
 #include "event.h"
 #include "msgpack_build.h"
 
+#include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 /* Larger than any payload here except the too-large ones. */
@@ -2912,6 +2915,338 @@ static void test_alert_view_decode_rejects_bad_input_without_allocating(void **s
         RS_EDECODE);
 }
 
+/* ---- schemas/ ---- */
+
+/* JSON -> msgpack as `revstream send` writes it, leaving out the top-level key `drop`. */
+static void json_to_msgpack(json_t *v, struct rs_buf *out, const char *drop)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v);
+
+        if (drop != NULL && json_object_get(v, drop) != NULL) {
+            n--;
+        }
+        rs_event_write_map(out, (uint32_t)n);
+        json_object_foreach(v, key, item)
+        {
+            if (drop != NULL && strcmp(key, drop) == 0) {
+                continue;
+            }
+            rs_event_write_str(out, key, strlen(key));
+            json_to_msgpack(item, out, NULL);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        rs_event_write_array(out, (uint32_t)json_array_size(v));
+        json_array_foreach(v, i, item)
+        {
+            json_to_msgpack(item, out, NULL);
+        }
+        break;
+    case JSON_STRING:
+        rs_event_write_str(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        rs_event_write_int(out, (int64_t)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        rs_event_write_double(out, json_real_value(v));
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        rs_event_write_bool(out, json_is_true(v));
+        break;
+    case JSON_NULL:
+        rs_event_write_nil(out);
+        break;
+    }
+}
+
+/* Decode `example` without `drop`, or with `key` set to `value` when value is not NULL. */
+static int decode_json(struct fx *fx, json_t *example, const char *drop, const char *key,
+                       json_t *value)
+{
+    json_t *copy = json_copy(example);
+    struct rs_buf buf;
+    int rc;
+
+    assert_non_null(copy);
+    if (value != NULL) {
+        assert_int_equal(json_object_set(copy, key, value), 0);
+    }
+    rs_buf_init(&buf);
+    json_to_msgpack(copy, &buf, drop);
+    memset(&fx->err, 0, sizeof(fx->err));
+    rc = rs_event_decode(&fx->dec, buf.data, buf.len, &fx->ev, &fx->fault, &fx->err);
+    rs_buf_release(&buf);
+    json_decref(copy);
+    return rc;
+}
+
+/* A string member of `o`, or "" when there is none, so that a comparison fails readably. */
+static const char *json_str_at(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "";
+}
+
+static bool json_array_has(json_t *array, const char *s)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(array, i, item)
+    {
+        if (strcmp(json_string_value(item), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static json_t *load_schema(const char *file)
+{
+    const char *src = getenv("RS_SOURCE_DIR"); /* set by tests/CMakeLists.txt */
+    char path[4096];
+    json_error_t jerr;
+    json_t *root;
+
+    assert_non_null(src);
+    (void)snprintf(path, sizeof(path), "%s/schemas/%s", src, file);
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        print_error("%s: %s (line %d)\n", path, jerr.text, jerr.line);
+        fail();
+    }
+    return root;
+}
+
+/*
+ * The schema of `type` against the decoder: its examples decode; dropping a key in `required`
+ * is missing_field and dropping any other is fine; and the decoder reads every property, which
+ * shows as wrong_type when the property is given an object.
+ */
+static void check_event_schema(struct fx *fx, const char *file, const char *type, int t)
+{
+    json_t *root = load_schema(file);
+    json_t *props = json_object_get(root, "properties");
+    json_t *required = json_object_get(root, "required");
+    json_t *examples = json_object_get(root, "examples");
+    json_t *example = json_array_get(examples, 0);
+    char id[300];
+    const char *key;
+    json_t *value;
+    size_t i;
+
+    (void)snprintf(id, sizeof(id), "urn:revstream:schemas:%s", type);
+    assert_string_equal(json_str_at(root, "$id"), id);
+    assert_string_equal(json_str_at(root, "title"), type);
+    assert_string_equal(json_str_at(json_object_get(props, "type"), "const"), type);
+    assert_true(json_is_array(required));
+    assert_true(json_array_size(examples) >= 1);
+
+    json_array_foreach(examples, i, value)
+    {
+        if (decode_json(fx, value, NULL, NULL, NULL) != 0) {
+            print_error("%s: example %zu: %s\n", file, i, fx->err.msg);
+            fail();
+        }
+        assert_int_equal(fx->ev.type, t);
+    }
+    json_array_foreach(required, i, value)
+    {
+        const char *field = json_string_value(value);
+
+        if (strcmp(field, "type") == 0) {
+            continue;
+        }
+        assert_non_null(json_object_get(props, field));
+        if (decode_json(fx, example, field, NULL, NULL) != RS_EDECODE ||
+            fx->fault != RS_FAULT_MISSING_FIELD || strstr(fx->err.msg, field) == NULL) {
+            print_error("%s: without required '%s': fault=%s msg='%s'\n", file, field,
+                        rs_event_fault_name(fx->fault), fx->err.msg);
+            fail();
+        }
+    }
+    json_object_foreach(props, key, value)
+    {
+        json_t *object = json_object();
+        char want[128];
+
+        if (strcmp(key, "type") == 0) {
+            continue;
+        }
+        /* The example sets every field, so that each of these checks tests something. */
+        if (json_object_get(example, key) == NULL) {
+            print_error("%s: the first example lacks '%s'\n", file, key);
+            fail();
+        }
+        if (!json_array_has(required, key) && decode_json(fx, example, key, NULL, NULL) != 0) {
+            print_error("%s: without optional '%s': %s\n", file, key, fx->err.msg);
+            fail();
+        }
+        (void)snprintf(want, sizeof(want), "field '%s': expected ", key);
+        if (decode_json(fx, example, NULL, key, object) != RS_EDECODE ||
+            fx->fault != RS_FAULT_WRONG_TYPE || strstr(fx->err.msg, want) == NULL) {
+            print_error("%s: '%s' as a map: fault=%s msg='%s'\n", file, key,
+                        rs_event_fault_name(fx->fault), fx->err.msg);
+            fail();
+        }
+        json_decref(object);
+    }
+    json_decref(root);
+}
+
+static void test_schemas_describe_exactly_the_types_the_decoder_knows(void **state)
+{
+    struct fx *fx = *state;
+    const char *src = getenv("RS_SOURCE_DIR");
+    bool seen[RS_EV__COUNT] = { false };
+    char dir[4096];
+    struct dirent *e;
+    DIR *d;
+
+    assert_non_null(src);
+    (void)snprintf(dir, sizeof(dir), "%s/schemas", src);
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char type[256];
+        int t;
+
+        if (len <= 5 || len - 5 >= sizeof(type) || strcmp(e->d_name + len - 5, ".json") != 0 ||
+            strcmp(e->d_name, "envelope.json") == 0 || strcmp(e->d_name, "alert.json") == 0) {
+            continue;
+        }
+        memcpy(type, e->d_name, len - 5);
+        type[len - 5] = '\0';
+        for (t = 0; t < RS_EV__COUNT; t++) {
+            if (strcmp(rs_event_type_name((enum rs_event_type)t), type) == 0) {
+                break;
+            }
+        }
+        if (t == RS_EV__COUNT) {
+            print_error("schemas/%s names a type the decoder does not know\n", e->d_name);
+            fail();
+        }
+        assert_false(seen[t]);
+        seen[t] = true;
+        check_event_schema(fx, e->d_name, type, t);
+    }
+    assert_int_equal(closedir(d), 0);
+    for (int t = 0; t < RS_EV__COUNT; t++) {
+        if (!seen[t]) {
+            print_error("no schemas/%s.json\n", rs_event_type_name((enum rs_event_type)t));
+            fail();
+        }
+    }
+}
+
+/* The value of `key` in msgpack map `map`; NULL if absent. */
+static const msgpack_object *map_value(const msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
+            return &kv->val;
+        }
+    }
+    return NULL;
+}
+
+/* The keys of msgpack map `map`, in order, against the JSON array `names`. */
+static void assert_keys_are(const msgpack_object *map, json_t *names, const char *where)
+{
+    size_t i;
+    json_t *name;
+
+    assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
+    if (map->via.map.size != json_array_size(names)) {
+        print_error("%s: %u keys written, %zu in the schema\n", where, map->via.map.size,
+                    json_array_size(names));
+        fail();
+    }
+    json_array_foreach(names, i, name)
+    {
+        (void)at(map, (uint32_t)i, json_string_value(name));
+    }
+}
+
+static void test_alert_schema_lists_what_alert_encode_writes(void **state)
+{
+    json_t *root = load_schema("alert.json");
+    json_t *props = json_object_get(root, "properties");
+    json_t *kinds = json_object_get(json_object_get(props, "type"), "enum");
+    json_t *required = json_array();
+    static const char *const sub[] = { "entity", "start_event", "threshold", "elapsed", "context" };
+    struct rs_alert a = sample_alert(RS_ALERT_RETRACTED);
+    struct rs_buf buf;
+    struct decoded d;
+
+    (void)state;
+    assert_int_equal(json_array_size(kinds), RS_ALERT__COUNT);
+    for (int k = 0; k < RS_ALERT__COUNT; k++) {
+        assert_string_equal(json_string_value(json_array_get(kinds, (size_t)k)),
+                            rs_alert_kind_name((enum rs_alert_kind)k));
+    }
+
+    /* A retracted alert writes every key: the required ones in order, then retracts. */
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    decode_alert(&d, &buf, 0);
+    assert_int_equal(json_array_extend(required, json_object_get(root, "required")), 0);
+    assert_int_equal(json_array_append_new(required, json_string("retracts")), 0);
+    assert_keys_are(&d.root, required, "alert");
+    for (size_t i = 0; i < MPB_COUNT(sub); i++) {
+        const msgpack_object *o = map_value(&d.root, sub[i]);
+
+        assert_non_null(o);
+        assert_keys_are(o, json_object_get(json_object_get(props, sub[i]), "required"), sub[i]);
+    }
+    msgpack_zone_destroy(&d.zone);
+    rs_buf_release(&buf);
+    json_decref(required);
+    json_decref(root);
+}
+
+static void test_alert_schema_level_pattern_takes_every_ladder_name(void **state)
+{
+    json_t *root = load_schema("alert.json");
+    const char *pattern =
+        json_str_at(json_object_get(json_object_get(root, "properties"), "level"), "pattern");
+    static const char *const good[] = { "L0_warning",  "L1_breach",     "L2_escalate",
+                                        "L3_critical", "L0_warning_50", "resolved" };
+    static const char *const bad[] = { "", "L1", "warning", "l1_breach", "L1_Breach", "resolved2" };
+    regex_t re;
+
+    (void)state;
+    assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+    for (size_t i = 0; i < MPB_COUNT(good); i++) {
+        if (regexec(&re, good[i], 0, NULL, 0) != 0) {
+            print_error("'%s' does not match %s\n", good[i], pattern);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < MPB_COUNT(bad); i++) {
+        if (regexec(&re, bad[i], 0, NULL, 0) == 0) {
+            print_error("'%s' matches %s\n", bad[i], pattern);
+            fail();
+        }
+    }
+    regfree(&re);
+    json_decref(root);
+}
+
 #define FX_TEST(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
@@ -2994,6 +3329,9 @@ int main(void)
         FX_TEST(test_event_encode_round_trips_every_type),
         FX_TEST(test_alert_view_decode_reads_what_alert_encode_wrote),
         FX_TEST(test_alert_view_decode_rejects_bad_input_without_allocating),
+        FX_TEST(test_schemas_describe_exactly_the_types_the_decoder_knows),
+        cmocka_unit_test(test_alert_schema_lists_what_alert_encode_writes),
+        cmocka_unit_test(test_alert_schema_level_pattern_takes_every_ladder_name),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
