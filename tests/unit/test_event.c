@@ -3077,7 +3077,7 @@ static void check_event_schema(struct fx *fx, const char *file, const char *type
     }
     json_object_foreach(props, key, value)
     {
-        json_t *object = json_object();
+        json_t *object;
         char want[128];
 
         if (strcmp(key, "type") == 0) {
@@ -3093,6 +3093,7 @@ static void check_event_schema(struct fx *fx, const char *file, const char *type
             fail();
         }
         (void)snprintf(want, sizeof(want), "field '%s': expected ", key);
+        object = json_object();
         if (decode_json(fx, example, NULL, key, object) != RS_EDECODE ||
             fx->fault != RS_FAULT_WRONG_TYPE || strstr(fx->err.msg, want) == NULL) {
             print_error("%s: '%s' as a map: fault=%s msg='%s'\n", file, key,
