@@ -442,8 +442,9 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
 
 /*
  * Append `ev` to `out` as the msgpack map a producer would send (envelope plus the type's
- * fields; unset optional strings are left out). The inverse of rs_event_decode(), used by the
- * demo generator and the tests. Cannot fail.
+ * fields; unset optional strings and numbers whose has_* flag is false are left out, while
+ * close_date and start_date are always written). The inverse of rs_event_decode(), used by the
+ * demo generator and the tests; the same event always gives the same bytes. Cannot fail.
  */
 void rs_event_encode(const struct rs_event *ev, struct rs_buf *out);
 
