@@ -557,6 +557,22 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
         return cancel_lead(sla, st, partition, ev->u.lead_converted.lead_id, &l, err);
     case RS_EV_LEAD_MERGED:
         return on_merged(sla, st, partition, ev, next_deadline_ms, err);
+    case RS_EV_LEAD_ASSIGNED: /* SLA-01 does not act on these yet (lead.reopened: §5.5) */
+    case RS_EV_LEAD_QUALIFIED:
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+    case RS_EV_OPP_CREATED:
+    case RS_EV_OPP_STAGE_CHANGED:
+    case RS_EV_OPP_CLOSED:
+    case RS_EV_OPP_REOPENED:
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+    case RS_EV_ONBOARDING_MILESTONE:
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+    case RS_EV_REP_ONBOARDED:
+    case RS_EV_REP_QUOTA_SET:
+    case RS_EV_REP_TERMINATED:
     case RS_EV__COUNT:
         break;
     }
