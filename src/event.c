@@ -1052,7 +1052,8 @@ static int get_period(struct decode *d, enum field f, struct rs_str *out, int64_
                   field_names[f].ptr, quote(quoted, out->ptr, out->len));
 }
 
-/* `ramp_schedule`: percent of the full quota for tenure months 1..n; [] means no ramp. */
+/* `ramp_schedule`: percent of the full quota for tenure months 1..n; absent or [] means no
+ * ramp (a rep hired at full quota). */
 static int get_ramp(struct decode *d, enum field f, uint16_t pct[RS_RAMP_MAX], uint32_t *n)
 {
     const msgpack_object *o = present(d, f);
@@ -1060,7 +1061,7 @@ static int get_ramp(struct decode *d, enum field f, uint16_t pct[RS_RAMP_MAX], u
 
     *n = 0;
     if (o == NULL) {
-        return reject_missing(d, f);
+        return 0;
     }
     if (o->type != MSGPACK_OBJECT_ARRAY) {
         return reject_wrong_type(d, f, "an array of integers", o);

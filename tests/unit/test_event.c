@@ -351,7 +351,7 @@ static const struct mpb_kv quota_set_min[] = {
     MPB_S("type", "rep.quota_set"), MPB_S("id", "ev-20"),
     MPB_I("ts", 1704067200000),     MPB_S("rep_id", "rep_42"),
     MPB_S("period", "2024-01"),     MPB_I("quota_minor", 1),
-    MPB_S("currency", "USD"),       { "ramp_schedule", { .kind = MPB_EMPTY_ARRAY } },
+    MPB_S("currency", "USD"),
 };
 
 static const struct mpb_kv rep_terminated_min[] = {
@@ -1738,7 +1738,7 @@ static void test_decode_new_types_absent_optional_fields_take_their_defaults(voi
     assert_unset(fx->ev.u.rep_onboarded.team_id);
 
     assert_int_equal(decode_event(fx, quota_set_min, MPB_COUNT(quota_set_min), NULL, NULL), 0);
-    assert_int_equal(fx->ev.u.rep_quota_set.ramp_n, 0); /* [] is no ramp */
+    assert_int_equal(fx->ev.u.rep_quota_set.ramp_n, 0); /* absent is no ramp */
     assert_int_equal(fx->ev.u.rep_quota_set.quota_minor, 1);
     assert_int_equal(
         decode_event(fx, rep_terminated_min, MPB_COUNT(rep_terminated_min), NULL, NULL), 0);
