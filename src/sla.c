@@ -279,6 +279,7 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     a.evaluated_at_ms = evaluated_at_ms;
     a.threshold_ms = l->threshold_ms;
     a.elapsed_ms = elapsed_ms;
+    a.elapsed_business_ms = elapsed_ms; /* a 24x7 clock */
     a.clock = "24x7";
     a.intent_tier = rs_intent_tier_name((enum rs_intent_tier)l->tier);
     a.channel = l->channel;
