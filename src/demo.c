@@ -709,54 +709,6 @@ static void remove_state_dir(const char *dir)
     (void)rmdir(dir);
 }
 
-static void print_summary(struct demo *d, const struct rs_sla_stats *st,
-                          const struct rs_metric_value *v, double wall_s)
-{
-    const struct rs_app_counters *c = rs_app_counters(d->app);
-    /* Leads, from the store: breached = ever breached; recovered = breached, then met. */
-    uint64_t breached = st->breached + st->breached_then_met;
-
-    if (d->opts->json) {
-        printf("{\"events\":%" PRIu64 ",\"leads\":%" PRIu64 ",\"breached\":%" PRIu64
-               ",\"recovered\":%" PRIu64 ",\"dead_letters\":%" PRIu64
-               ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f,\"met\":%" PRIu64
-               ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
-               ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
-               ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"resolutions\":%" PRIu64
-               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f",
-               c->events, st->leads, breached, st->breached_then_met, c->dead_letters,
-               st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
-               st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
-               d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
-               d->seen_by_kind[RS_ALERT_RECOVERED], d->alerts_seen, d->opts->seed, wall_s);
-        printf(",\"metric_updates\":%" PRIu64, d->metric_updates_seen);
-        json_headlines(v);
-        printf("}\n");
-        return;
-    }
-    {
-        char p50[32], p90[32];
-
-        format_duration(p50, sizeof(p50), (int64_t)st->p50_response_ms);
-        format_duration(p90, sizeof(p90), (int64_t)st->p90_response_ms);
-        printf("\nsummary (seed %" PRIu64 ", %.1f s):\n", d->opts->seed, wall_s);
-        printf("  events applied   %" PRIu64 " (dead letters %" PRIu64 ")\n", c->events,
-               c->dead_letters);
-        printf("  leads            %" PRIu64 ": met %" PRIu64 ", breached %" PRIu64
-               " (recovered %" PRIu64 ", never contacted %" PRIu64 "), cancelled %" PRIu64 "\n",
-               st->leads, st->met, breached, st->breached_then_met, st->breached, st->cancelled);
-        printf("  alerts           %" PRIu64 ": warnings %" PRIu64 ", breaches %" PRIu64
-               ", escalations %" PRIu64 ", resolved %" PRIu64 ", retracted %" PRIu64 "\n",
-               d->alerts_seen, d->seen_by_kind[RS_ALERT_WARNING],
-               d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
-               d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
-        printf("  response time    p50 %s, p90 %s (first human outbound touch)\n", p50, p90);
-        printf("  metric updates   %" PRIu64 " on '%s'\n", d->metric_updates_seen,
-               d->cfg.topic_metrics);
-        print_headlines(v);
-    }
-}
-
 /* The headline metrics of the demo's month, read back from the state store. */
 static const struct headline {
     const char *label; /* summary line and JSON key */
@@ -827,6 +779,54 @@ static void json_headlines(const struct rs_metric_value *v)
                v[i].numerator, v[i].denominator, v[i].count, v[i].p50, v[i].p90);
     }
     printf("}");
+}
+
+static void print_summary(struct demo *d, const struct rs_sla_stats *st,
+                          const struct rs_metric_value *v, double wall_s)
+{
+    const struct rs_app_counters *c = rs_app_counters(d->app);
+    /* Leads, from the store: breached = ever breached; recovered = breached, then met. */
+    uint64_t breached = st->breached + st->breached_then_met;
+
+    if (d->opts->json) {
+        printf("{\"events\":%" PRIu64 ",\"leads\":%" PRIu64 ",\"breached\":%" PRIu64
+               ",\"recovered\":%" PRIu64 ",\"dead_letters\":%" PRIu64
+               ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f,\"met\":%" PRIu64
+               ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
+               ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
+               ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"resolutions\":%" PRIu64
+               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f",
+               c->events, st->leads, breached, st->breached_then_met, c->dead_letters,
+               st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
+               st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
+               d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
+               d->seen_by_kind[RS_ALERT_RECOVERED], d->alerts_seen, d->opts->seed, wall_s);
+        printf(",\"metric_updates\":%" PRIu64, d->metric_updates_seen);
+        json_headlines(v);
+        printf("}\n");
+        return;
+    }
+    {
+        char p50[32], p90[32];
+
+        format_duration(p50, sizeof(p50), (int64_t)st->p50_response_ms);
+        format_duration(p90, sizeof(p90), (int64_t)st->p90_response_ms);
+        printf("\nsummary (seed %" PRIu64 ", %.1f s):\n", d->opts->seed, wall_s);
+        printf("  events applied   %" PRIu64 " (dead letters %" PRIu64 ")\n", c->events,
+               c->dead_letters);
+        printf("  leads            %" PRIu64 ": met %" PRIu64 ", breached %" PRIu64
+               " (recovered %" PRIu64 ", never contacted %" PRIu64 "), cancelled %" PRIu64 "\n",
+               st->leads, st->met, breached, st->breached_then_met, st->breached, st->cancelled);
+        printf("  alerts           %" PRIu64 ": warnings %" PRIu64 ", breaches %" PRIu64
+               ", escalations %" PRIu64 ", resolved %" PRIu64 ", retracted %" PRIu64 "\n",
+               d->alerts_seen, d->seen_by_kind[RS_ALERT_WARNING],
+               d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
+               d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
+        printf("  response time    p50 %s, p90 %s (first human outbound touch)\n", p50, p90);
+        printf("  metric updates   %" PRIu64 " on '%s'\n", d->metric_updates_seen,
+               d->cfg.topic_metrics);
+        print_headlines(v);
+    }
 }
 
 static int set(struct demo *d, const char *key, const char *value)
