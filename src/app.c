@@ -864,7 +864,7 @@ static void on_sync_timer(uv_timer_t *t)
     }
 }
 
-/* ---- HTTP: /metrics, /healthz, /readyz, /api/* ------------------------------------ */
+/* ---- HTTP: /metrics, /healthz, /readyz and the JSON API ----------------------------- */
 
 static void counter(struct rs_buf *b, const char *name, const char *help, double v)
 {
@@ -899,7 +899,7 @@ static void write_prometheus(struct rs_app *app, struct rs_buf *b)
     const struct app_stats *s = &app->stats;
     uint64_t timers[256];
     uint64_t map_bytes, used_bytes;
-    char part[16];
+    char part[24];
 
     rs_prom_family(b, "revstream_events_total", "counter", "Events decoded and applied, by type.");
     for (int t = 0; t < RS_EV__COUNT; t++) {

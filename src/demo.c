@@ -709,7 +709,80 @@ static void remove_state_dir(const char *dir)
     (void)rmdir(dir);
 }
 
-static void print_summary(struct demo *d, const struct rs_sla_stats *st, double wall_s)
+/* The headline metrics of the demo's month, read back from the state store. */
+static const struct headline {
+    const char *label; /* summary line and JSON key */
+    const char *metric;
+    const char *dims;
+} headlines[] = {
+    { "speed_to_lead", "speed_to_lead", "" },
+    { "lead_to_mql", "funnel_conversion", "from=lead,to=mql" },
+    { "mql_to_sql", "funnel_conversion", "from=mql,to=sql" },
+    { "sql_to_opp", "funnel_conversion", "from=sql,to=opp" },
+    { "opp_to_won", "funnel_conversion", "from=opp,to=won" },
+    { "win_rate", "win_rate", "" },
+    { "sales_cycle_won", "sales_cycle", "outcome=won" },
+    { "handoff_on_time", "handoff_completion", "" },
+    { "quota_attainment", "quota_attainment", "" },
+    { "time_to_value", "time_to_onboard", "milestone=first_value" },
+};
+
+#define N_HEADLINES (sizeof(headlines) / sizeof(headlines[0]))
+
+static void read_headlines(struct demo *d, struct rs_metric_value *v)
+{
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        struct rs_err err;
+
+        if (rs_app_metric(d->app, headlines[i].metric, headlines[i].dims, RS_GRAIN_MONTH,
+                          SIM_START_MS, &v[i], &err) != 0) {
+            RS_LOG_ERROR("%s", err.msg);
+            memset(&v[i], 0, sizeof(v[i]));
+            v[i].is_null = true;
+            v[i].null_reason = "unreadable";
+        }
+    }
+}
+
+static void print_headlines(const struct rs_metric_value *v)
+{
+    printf("  metrics (March, the demo's month; cohorts younger than their window are "
+           "immature):
+");
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        char value[48];
+
+        if (v[i].is_null) {
+            (void)snprintf(value, sizeof(value), "- (%s)", v[i].null_reason);
+        } else {
+            (void)snprintf(value, sizeof(value), "%.4g", v[i].value);
+        }
+        printf("    %-18s %-26s inputs %" PRId64 "/%" PRId64 ", count %" PRId64
+               ", p50 %.4g, p90 %.4g\n",
+               headlines[i].label, value, v[i].numerator, v[i].denominator, v[i].count,
+               v[i].p50, v[i].p90);
+    }
+}
+
+static void json_headlines(const struct rs_metric_value *v)
+{
+    printf(",\"metrics\":{");
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        printf("%s\"%s\":{\"value\":", i > 0 ? "," : "", headlines[i].label);
+        if (v[i].is_null) {
+            printf("null,\"null_reason\":\"%s\"", v[i].null_reason);
+        } else {
+            printf("%.6g", v[i].value);
+        }
+        printf(",\"numerator\":%" PRId64 ",\"denominator\":%" PRId64 ",\"count\":%" PRId64
+               ",\"p50\":%.6g,\"p90\":%.6g}",
+               v[i].numerator, v[i].denominator, v[i].count, v[i].p50, v[i].p90);
+    }
+    printf("}");
+}
+
+static void print_summary(struct demo *d, const struct rs_sla_stats *st,
+                          const struct rs_metric_value *v, double wall_s)
 {
     const struct rs_app_counters *c = rs_app_counters(d->app);
     /* Leads, from the store: breached = ever breached; recovered = breached, then met. */
@@ -722,12 +795,15 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
                ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
                ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"resolutions\":%" PRIu64
-               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
+               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f",
                c->events, st->leads, breached, st->breached_then_met, c->dead_letters,
                st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
                st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
                d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
                d->seen_by_kind[RS_ALERT_RECOVERED], d->alerts_seen, d->opts->seed, wall_s);
+        printf(",\"metric_updates\":%" PRIu64, d->metric_updates_seen);
+        json_headlines(v);
+        printf("}\n");
         return;
     }
     {
@@ -747,6 +823,9 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
                d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
         printf("  response time    p50 %s, p90 %s (first human outbound touch)\n", p50, p90);
+        printf("  metric updates   %" PRIu64 " on '%s'\n", d->metric_updates_seen,
+               d->cfg.topic_metrics);
+        print_headlines(v);
     }
 }
 
@@ -837,7 +916,10 @@ int rs_demo_run(const struct rs_demo_options *opts)
             RS_LOG_ERROR("%s", err.msg);
             d->status = 1;
         } else {
-            print_summary(d, &stats, (double)(uv_hrtime() - d->wall_started_ns) / 1e9);
+            struct rs_metric_value v[N_HEADLINES];
+
+            read_headlines(d, v);
+            print_summary(d, &stats, v, (double)(uv_hrtime() - d->wall_started_ns) / 1e9);
             status = 0;
         }
     }

@@ -280,6 +280,7 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     a.evaluated_at_ms = evaluated_at_ms;
     a.threshold_ms = l->threshold_ms;
     a.elapsed_ms = elapsed_ms;
+    a.elapsed_business_ms = elapsed_ms; /* a 24x7 clock */
     a.clock = "24x7";
     a.intent_tier = rs_intent_tier_name((enum rs_intent_tier)l->tier);
     a.channel = l->channel;
@@ -558,6 +559,22 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
         return cancel_lead(sla, st, partition, ev->u.lead_converted.lead_id, &l, err);
     case RS_EV_LEAD_MERGED:
         return on_merged(sla, st, partition, ev, next_deadline_ms, err);
+    case RS_EV_LEAD_ASSIGNED: /* SLA-01 does not act on these yet (lead.reopened: §5.5) */
+    case RS_EV_LEAD_QUALIFIED:
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+    case RS_EV_OPP_CREATED:
+    case RS_EV_OPP_STAGE_CHANGED:
+    case RS_EV_OPP_CLOSED:
+    case RS_EV_OPP_REOPENED:
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+    case RS_EV_ONBOARDING_MILESTONE:
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+    case RS_EV_REP_ONBOARDED:
+    case RS_EV_REP_QUOTA_SET:
+    case RS_EV_REP_TERMINATED:
     case RS_EV__COUNT:
         break;
     }
