@@ -151,12 +151,6 @@ static void set_ladder(struct rs_rule_config *c, bool early_warning, bool warnin
     c->n_levels = n;
 }
 
-/* Default segment names live in static storage: a loader that frees its own strings must
- * replace these pointers, not free them. */
-static char seg_smb[] = "smb";
-static char seg_mid[] = "mid_market";
-static char seg_ent[] = "enterprise";
-
 void rs_rules_config_defaults(struct rs_rules_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -177,11 +171,11 @@ void rs_rules_config_defaults(struct rs_rules_config *cfg)
     cfg->onboarding.enabled = true;
     cfg->onboarding.threshold_ms = 60 * DAY_MS; /* unknown or absent segment */
     cfg->onboarding.n_dims = 3;
-    cfg->onboarding.dim_value[0] = seg_smb;
+    cfg->onboarding.dim_value[0] = "smb";
     cfg->onboarding.dim_threshold_ms[0] = 30 * DAY_MS;
-    cfg->onboarding.dim_value[1] = seg_mid;
+    cfg->onboarding.dim_value[1] = "mid_market";
     cfg->onboarding.dim_threshold_ms[1] = 60 * DAY_MS;
-    cfg->onboarding.dim_value[2] = seg_ent;
+    cfg->onboarding.dim_value[2] = "enterprise";
     cfg->onboarding.dim_threshold_ms[2] = 90 * DAY_MS;
     set_ladder(&cfg->onboarding, true, true);
 

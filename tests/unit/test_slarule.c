@@ -542,18 +542,15 @@ static void test_merged_lead_cancels_and_never_fires(void **state)
 
 /* ---- SLA-03 ------------------------------------------------------------------------------ */
 
-static char stage_discovery[] = "discovery";
-static char stage_proposal[] = "proposal";
-
 static void test_stalled_opportunity_per_stage_thresholds_and_restarts(void **state)
 {
     struct fixture *f = *state;
     struct rs_rule_config *c = &f->r.cfg.stalled_opp;
 
     c->n_dims = 2;
-    c->dim_value[0] = stage_discovery;
+    c->dim_value[0] = "discovery";
     c->dim_threshold_ms[0] = 10 * DAY;
-    c->dim_value[1] = stage_proposal;
+    c->dim_value[1] = "proposal";
     c->dim_threshold_ms[1] = 20 * DAY;
 
     opp_created(f, "O-1", "discovery", RS_DEAL_NEW, T0);
