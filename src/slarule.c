@@ -1,4 +1,3 @@
-#define RS_LOG_MODULE "slarule"
 #include "slarule.h"
 
 #include "mem.h"
@@ -1408,7 +1407,7 @@ struct foreign {
 struct fire_ctx {
     struct ctx c;
     int64_t watermark_ms;
-    int64_t next_deadline_ms;
+    int64_t next_deadline_ms; /* arms note their deadlines here; the pass's `left` supersedes */
     struct foreign *foreign;
     size_t n_foreign, cap_foreign;
 };
