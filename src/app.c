@@ -472,7 +472,14 @@ static int fire_partition(struct rs_app *app, int32_t id, struct part *p, int64_
     if (watermark < p->next_deadline_ms) {
         return 0;
     }
-    rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
+    /* The rules first: their pass puts SLA-01's due timers back, and SLA-01's pass (which
+     * takes every due timer) then finds only its own and leaves the next deadline of all. */
+    rc = rs_rules_fire(&app->rules, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
+                       err);
+    if (rc >= 0) {
+        rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
+                         err);
+    }
     return rc < 0 ? rc : 0;
 }
 

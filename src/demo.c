@@ -747,8 +747,7 @@ static void read_headlines(struct demo *d, struct rs_metric_value *v)
 static void print_headlines(const struct rs_metric_value *v)
 {
     printf("  metrics (March, the demo's month; cohorts younger than their window are "
-           "immature):
-");
+           "immature):\n");
     for (size_t i = 0; i < N_HEADLINES; i++) {
         char value[48];
 
