@@ -45,16 +45,16 @@ enum rs_metric_id {
 };
 
 struct rs_metrics_config {
-    const struct rs_zone *zone;             /* reporting time zone (borrowed) */
-    const struct rs_calendar *sales_hours;  /* business clock of M11 (borrowed) */
-    int64_t lead_sla_ms[RS_TIER__COUNT];    /* M11 "within SLA" (same as SLA-01) */
-    int64_t funnel_window_ms[4];            /* lead->MQL, MQL->SQL, SQL->Opp, Opp->Won */
-    int64_t reopen_same_opportunity_ms;     /* 30 d */
-    int64_t handoff_threshold_ms;           /* M14 on-time (SLA-04's) */
-    bool onboarding_start_at_won;           /* M20 start: won close (true) or handoff.completed */
-    int64_t lateness_ops_ms;                /* allowed lateness, daily operational (2 d) */
-    int64_t lateness_sales_ms;              /* monthly sales metrics (7 d) */
-    uint32_t min_n;                         /* low_confidence below (10) */
+    const struct rs_zone *zone;            /* reporting time zone (borrowed) */
+    const struct rs_calendar *sales_hours; /* business clock of M11 (borrowed) */
+    int64_t lead_sla_ms[RS_TIER__COUNT];   /* M11 "within SLA" (same as SLA-01) */
+    int64_t funnel_window_ms[4];           /* lead->MQL, MQL->SQL, SQL->Opp, Opp->Won */
+    int64_t reopen_same_opportunity_ms;    /* 30 d */
+    int64_t handoff_threshold_ms;          /* M14 on-time (SLA-04's) */
+    bool onboarding_start_at_won;          /* M20 start: won close (true) or handoff.completed */
+    int64_t lateness_ops_ms;               /* allowed lateness, daily operational (2 d) */
+    int64_t lateness_sales_ms;             /* monthly sales metrics (7 d) */
+    uint32_t min_n;                        /* low_confidence below (10) */
 };
 
 void rs_metrics_config_defaults(struct rs_metrics_config *cfg);
@@ -69,11 +69,13 @@ struct rs_metrics_counters {
 struct rs_metrics {
     struct rs_metrics_config cfg;
     struct rs_agg *agg; /* borrowed: the batch cache, flushed by the caller */
+    /* Borrowed: the store rs_metrics_sla_outcome() writes in (the callback has no store
+     * argument). Set it once the store is open; rs_metrics_apply() also sets it. */
+    struct rs_store *st;
     struct rs_metrics_counters counters;
 };
 
-void rs_metrics_init(struct rs_metrics *m, const struct rs_metrics_config *cfg,
-                     struct rs_agg *agg);
+void rs_metrics_init(struct rs_metrics *m, const struct rs_metrics_config *cfg, struct rs_agg *agg);
 
 /* Apply one event of `partition` inside the caller's batch. Returns 0 or a negative code. */
 int rs_metrics_apply(struct rs_metrics *m, struct rs_store *st, uint32_t partition,
@@ -86,11 +88,11 @@ int rs_metrics_sla_outcome(void *opaque, uint32_t partition, const struct rs_sla
 /* The metrics by name, for the API, the topic and inspect. */
 struct rs_metric_def {
     uint16_t id;
-    const char *name;        /* "speed_to_lead", "funnel_conversion", ... */
-    const char *unit;        /* "ms", "ratio", "days", "minor" */
-    const char *dims;        /* allowed dimension keys, comma separated ("tier") */
-    unsigned grains;         /* bit per enum rs_grain */
-    bool cohort;             /* buckets are cohorts with a maturity window */
+    const char *name; /* "speed_to_lead", "funnel_conversion", ... */
+    const char *unit; /* "ms", "ratio", "days", "minor" */
+    const char *dims; /* allowed dimension keys, comma separated ("tier") */
+    unsigned grains;  /* bit per enum rs_grain */
+    bool cohort;      /* buckets are cohorts with a maturity window */
 };
 
 const struct rs_metric_def *rs_metric_by_name(const char *name, size_t len);
@@ -101,13 +103,20 @@ const struct rs_metric_def *rs_metric_defs(size_t *n);
 /* A metric's value as published and served. */
 struct rs_metric_value {
     bool is_null;
-    const char *null_reason; /* "no_base", "insufficient_sample", "window_not_mature" */
-    double value;            /* the headline (a rate in [0,1], a P50, ...) */
+    /* "no_base", "insufficient_sample", "window_not_mature"; M15 "not_yet_ramped",
+     * "failed_to_ramp"; "computed_on_read" for a stored part that only the read side can
+     * evaluate (M15 cells, M16 rate). */
+    const char *null_reason;
+    double value; /* the headline (a rate in [0,1], a P50, ...) */
     int64_t numerator, denominator, count;
     double mean, p50, p75, p90; /* durations in the metric's unit; 0 when not applicable */
     double pct_within;          /* M11 % within SLA, M14 on-time, M20 % within 30 d, ... */
-    bool provisional;           /* bucket end + allowed lateness not yet passed */
-    bool low_confidence;        /* fewer than min_n units */
+    /* The second headline: M11 % never touched, M12 win rate by value, M14 completion any
+     * time, M15 tenure of an unramped rep / the cohort's failed-to-ramp share, M16 rate
+     * over all reps (value: ramped reps only), M20 % reached, SLA % breached. */
+    double value2;
+    bool provisional;    /* bucket end + allowed lateness not yet passed */
+    bool low_confidence; /* fewer than min_n units */
 };
 
 /*
