@@ -153,15 +153,16 @@ static void generate_reps(struct demo *d)
 
         (void)snprintf(rep, sizeof(rep), "rep-%02u", r);
         (void)snprintf(team, sizeof(team), "team-%c", r % 2 ? 'a' : 'b');
-        envelope(&ev, RS_EV_REP_ONBOARDED, id, sizeof(id), rep, "onboarded",
-                 SIM_START_MS - (new_rep ? 30 : 400) * DAY_MS, NULL);
+        /* Told to the engine just before the demo starts; the start dates lie further back. */
+        envelope(&ev, RS_EV_REP_ONBOARDED, id, sizeof(id), rep, "onboarded", SIM_START_MS - 60000,
+                 NULL);
         ev.u.rep_onboarded.rep_id = S(rep);
-        ev.u.rep_onboarded.start_date_ms = ev.ts_ms;
+        ev.u.rep_onboarded.start_date_ms = SIM_START_MS - (new_rep ? 30 : 400) * DAY_MS;
         ev.u.rep_onboarded.role = S("ae");
         ev.u.rep_onboarded.segment = S("mid_market");
         ev.u.rep_onboarded.team_id = S(team);
         add_event(d, &ev, rep);
-        envelope(&ev, RS_EV_REP_QUOTA_SET, id, sizeof(id), rep, "quota", SIM_START_MS - DAY_MS,
+        envelope(&ev, RS_EV_REP_QUOTA_SET, id, sizeof(id), rep, "quota", SIM_START_MS - 30000,
                  NULL);
         ev.u.rep_quota_set.rep_id = S(rep);
         ev.u.rep_quota_set.period = S("2026-03");
@@ -169,8 +170,10 @@ static void generate_reps(struct demo *d)
         ev.u.rep_quota_set.quota_minor = USD(40000);
         ev.u.rep_quota_set.currency = S("USD");
         if (new_rep) {
-            ev.u.rep_quota_set.ramp_n = sizeof(ramp);
-            memcpy(ev.u.rep_quota_set.ramp_pct, ramp, sizeof(ramp));
+            ev.u.rep_quota_set.ramp_n = sizeof(ramp) / sizeof(ramp[0]);
+            for (size_t k = 0; k < sizeof(ramp) / sizeof(ramp[0]); k++) {
+                ev.u.rep_quota_set.ramp_pct[k] = ramp[k];
+            }
         }
         add_event(d, &ev, rep);
     }
@@ -535,11 +538,13 @@ static int on_tail_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         at = a.evaluated_at_ms - SIM_START_MS;
         format_duration(elapsed, sizeof(elapsed), a.elapsed_ms);
         format_duration(threshold, sizeof(threshold), a.threshold_ms);
-        printf("  day %" PRId64 " %02" PRId64 ":%02" PRId64 "  %-14s %-12.*s lead %-8.*s %-4.*s "
-               "owner %-7.*s threshold %-6s elapsed %s\n",
+        printf("  day %2" PRId64 " %02" PRId64 ":%02" PRId64 "  %.*s %-14s %-13.*s %-11.*s "
+               "%-10.*s owner %-7.*s threshold %-6s elapsed %s\n",
                at / DAY_MS + 1, at % DAY_MS / 3600000, at % 3600000 / 60000,
-               rs_alert_kind_name(a.kind), (int)a.level.len, a.level.ptr, (int)a.entity_id.len,
-               a.entity_id.ptr, (int)a.intent_tier.len, a.intent_tier.ptr, (int)a.owner_id.len,
+               a.sla_type.ptr != NULL ? (int)(a.sla_type.len < 6 ? a.sla_type.len : 6) : 6,
+               a.sla_type.ptr != NULL ? a.sla_type.ptr : "SLA-??", rs_alert_kind_name(a.kind),
+               (int)a.level.len, a.level.ptr, (int)a.entity_type.len, a.entity_type.ptr,
+               (int)a.entity_id.len, a.entity_id.ptr, (int)a.owner_id.len,
                a.owner_id.ptr != NULL ? a.owner_id.ptr : "-", threshold, elapsed);
     }
     (void)fflush(stdout);
@@ -751,15 +756,21 @@ static void print_headlines(const struct rs_metric_value *v)
     for (size_t i = 0; i < N_HEADLINES; i++) {
         char value[48];
 
+        const struct rs_metric_def *def =
+            rs_metric_by_name(headlines[i].metric, strlen(headlines[i].metric));
+
         if (v[i].is_null) {
             (void)snprintf(value, sizeof(value), "- (%s)", v[i].null_reason);
+        } else if (strcmp(def->unit, "ratio") == 0) {
+            (void)snprintf(value, sizeof(value), "%.1f%%", 100 * v[i].value);
+        } else if (strcmp(def->unit, "ms") == 0) {
+            format_duration(value, sizeof(value), (int64_t)v[i].value);
+            strncat(value, " (P50)", sizeof(value) - strlen(value) - 1);
         } else {
-            (void)snprintf(value, sizeof(value), "%.4g", v[i].value);
+            (void)snprintf(value, sizeof(value), "%.1f %s (P50)", v[i].value, def->unit);
         }
-        printf("    %-18s %-26s inputs %" PRId64 "/%" PRId64 ", count %" PRId64
-               ", p50 %.4g, p90 %.4g\n",
-               headlines[i].label, value, v[i].numerator, v[i].denominator, v[i].count,
-               v[i].p50, v[i].p90);
+        printf("    %-18s %-26s of %" PRId64 " (%" PRId64 "/%" PRId64 ")\n", headlines[i].label,
+               value, v[i].count, v[i].numerator, v[i].denominator);
     }
 }
 
@@ -882,7 +893,7 @@ int rs_demo_run(const struct rs_demo_options *opts)
         /* The pipeline runs in days, not months: thresholds to match. */
         set(d, "sla.stalled_opportunity.threshold", "5d") || set(d, "sla.onboarding.smb", "6d") ||
         set(d, "sla.onboarding.mid_market", "9d") || set(d, "sla.onboarding.enterprise", "12d") ||
-        set(d, "http.bind", "off")) {
+        set(d, "sla.freshness.silence", "12h") || set(d, "http.bind", "off")) {
         goto out_mock;
     }
     generate(d);

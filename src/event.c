@@ -2096,6 +2096,8 @@ int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t 
     view->level = view_str(map_get(&root, "level"));
     view->status = view_str(map_get(&root, "status"));
     view->entity_id = view_str(map_get(map_get(&root, "entity"), "id"));
+    view->entity_type = view_str(map_get(map_get(&root, "entity"), "type"));
+    view->sla_type = view_str(map_get(&root, "sla_type"));
     view->owner_id = view_str(map_get(&root, "owner_id"));
     view->intent_tier = view_str(map_get(map_get(&root, "context"), "intent_tier"));
     view->start_at_ms = view_int(map_get(map_get(&root, "start_event"), "occurred_at"));

@@ -455,6 +455,8 @@ struct rs_alert_view {
     struct rs_str retracts_id; /* unset unless kind is RS_ALERT_RETRACTED */
     struct rs_str level;
     struct rs_str status;
+    struct rs_str sla_type; /* "SLA-01_speed_to_lead", ... */
+    struct rs_str entity_type;
     struct rs_str entity_id;
     struct rs_str owner_id;
     struct rs_str intent_tier;
