@@ -54,9 +54,10 @@ struct rs_agg_key {
 
 /*
  * Build a canonical dimensions string from n (key, value) pairs into out (size bytes), sorted
- * by key; values are written as they are, except that ',' '=' and '\' are escaped with '\'.
- * Returns the length, or 0 with out = "" if it does not fit (the fact is then kept under no
- * dimensions: better a coarser cell than a lost fact).
+ * by key (a repeated key by value); keys and values are written as they are, except that ','
+ * '=' and '\' are escaped with '\'. Returns the length, or 0 with out = "" if it does not fit
+ * in size - 1 or RS_AGG_DIMS_MAX bytes (the fact is then kept under no dimensions: better a
+ * coarser cell than a lost fact).
  */
 size_t rs_agg_dims(char *out, size_t size, const struct rs_str (*pairs)[2], size_t n);
 
@@ -75,8 +76,12 @@ void rs_agg_free(struct rs_agg *agg); /* NULL allowed */
 
 /*
  * Add `sign` x fact to the cell at key, for every grain in grains_mask (bit per enum
- * rs_grain; key->grain and key->bucket are ignored then, buckets computed from t_ms in zone).
- * Inside the caller's batch. Returns 0, RS_ESTORE or RS_ESTORE_FULL.
+ * rs_grain; key->grain and key->bucket are ignored then, buckets computed from t_ms in zone
+ * with rs_bucket_start()). grains_mask == 0: the one cell at key->grain, key->bucket (zone
+ * and t_ms unused). A retracted value the sketch does not hold is ignored. Inside the caller's
+ * batch. Returns 0, RS_EINVAL (dims longer than RS_AGG_DIMS_MAX), RS_ESTORE (also a corrupt
+ * stored cell) or RS_ESTORE_FULL; after a failure some grains may be applied in the cache:
+ * abort the batch and rs_agg_discard().
  */
 int rs_agg_add(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zone,
                const struct rs_agg_key *key, unsigned grains_mask, int64_t t_ms, int sign,
@@ -89,7 +94,9 @@ typedef int rs_agg_changed_cb(void *opaque, const struct rs_agg_key *key,
 /*
  * Write every changed cell of the batch in key order and call cb (may be NULL) for each;
  * a cell whose counters all returned to 0 and whose sketch is empty is deleted (and still
- * reported). Then forget the batch. Returns 0, the callback's code, RS_ESTORE or
+ * reported). A cell whose changes cancelled out within the batch (it encodes as it was
+ * loaded, or was absent and is zero) is neither written nor reported. Then forget the batch,
+ * also after a failure. Returns 0, the callback's code (the flush stops there), RS_ESTORE or
  * RS_ESTORE_FULL.
  */
 int rs_agg_flush(struct rs_agg *agg, struct rs_store *st, rs_agg_changed_cb *cb, void *opaque,
@@ -100,9 +107,12 @@ void rs_agg_discard(struct rs_agg *agg);
 
 /*
  * Read the cell at key (key->partition ignored) summed over the partitions in
- * partitions[0..n) (n == 0: every partition that has it) from a read snapshot, or from the
- * open batch if called inside one. *cell must be initialised; it is overwritten. Returns 0
- * (an absent cell reads as zero), or RS_ESTORE.
+ * partitions[0..n) (n == 0: every partition that has it, found with one seek per partition
+ * that has state) from a read snapshot, or from the open batch if called inside one on its
+ * thread (then it sees the cells flushed so far, not an rs_agg's unflushed changes). Outside
+ * a batch it joins the thread's open snapshot or takes its own. Any thread. *cell must be
+ * initialised; it is overwritten (zero on failure). Returns 0 (an absent cell reads as zero),
+ * or RS_ESTORE.
  */
 int rs_agg_read(struct rs_store *st, const struct rs_agg_key *key, const uint32_t *partitions,
                 size_t n, struct rs_agg_cell *cell, struct rs_err *err);
@@ -113,7 +123,8 @@ typedef int rs_agg_scan_cb(void *opaque, const struct rs_agg_key *key,
 
 /*
  * Visit the stored cells of `metric` (every metric when metric == 0) of every partition, in
- * key order, from a read snapshot. Returns 0, the callback's code or RS_ESTORE.
+ * key order, from a read snapshot (as rs_agg_read: the batch inside one). Any thread. Returns
+ * 0, the callback's non-zero code (the scan stops there) or RS_ESTORE.
  */
 int rs_agg_scan(struct rs_store *st, uint16_t metric, rs_agg_scan_cb *cb, void *opaque,
                 struct rs_err *err);

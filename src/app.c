@@ -1,10 +1,17 @@
 #define RS_LOG_MODULE "app"
 #include "app.h"
 
+#include "agg.h"
+#include "calendar.h"
 #include "event.h"
+#include "http.h"
 #include "kafka_io.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
+#include "prom.h"
+#include "query.h"
+#include "slarule.h"
 #include "store.h"
 #include "timer.h"
 
@@ -26,7 +33,8 @@
 #define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
-enum { DEST_ALERTS = 0, DEST_DLQ = 1 };
+enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
+#define ALERT_SERIES_MAX 64 /* (rule, level) pairs counted for /metrics */
 #define OUTBOX_HEADERS_MAX 6
 
 struct part {
@@ -38,6 +46,21 @@ struct part {
     int64_t next_deadline_ms;
 };
 
+/* What /metrics reports beyond the counters; live since start, not state. */
+struct app_stats {
+    uint64_t events_by_type[RS_EV__COUNT];
+    struct rs_histogram batch_events; /* messages per batch */
+    struct rs_histogram commit_ms;    /* LMDB commit latency */
+    struct rs_histogram fire_lag_ms;  /* wall-clock firing: now - the level's deadline */
+    size_t n_alert_series;
+    struct {
+        const char *sla_type;
+        const char *level;
+        uint64_t count;
+    } alerts[ALERT_SERIES_MAX];
+    uint64_t metric_updates;
+};
+
 struct rs_app {
     uv_loop_t *loop;
     const struct rs_config *cfg;
@@ -47,15 +70,27 @@ struct rs_app {
     struct rs_kafka_producer *producer;
     struct rs_event_decoder decoder;
     struct rs_sla sla;
+    struct rs_rules rules;
+    struct rs_metrics metrics;
+    struct rs_agg *agg;
+    struct rs_zone *zone;
+    struct rs_calendar *calendar;
+    struct rs_http *http;
     struct rs_app_counters counters;
+    struct app_stats stats;
+    bool clock_firing;      /* inside body_tick: alerts fired by the wall clock */
+    struct rs_err *batch_err; /* the open batch's error, for callbacks that have none */
 
     struct part *parts;
     size_t n_parts;
     struct part *parts_before; /* copy taken at batch start, restored if the batch reruns */
     struct rs_sla_counters sla_before;
+    struct rs_rules_counters rules_before;
+    struct rs_metrics_counters metrics_before;
 
     struct rs_buf record;  /* scratch: one outbox record */
     struct rs_buf payload; /* scratch: one alert */
+    struct rs_buf mkey;    /* scratch: one metric update's key */
 
     uint64_t outbox_cursor; /* next outbox sequence to hand to the producer */
     uint64_t in_flight;
@@ -192,11 +227,38 @@ static int record_parse(struct rs_bytes raw, struct record *r)
     return 0;
 }
 
+static void count_alert(struct app_stats *stats, const struct rs_alert *alert)
+{
+    size_t i;
+
+    for (i = 0; i < stats->n_alert_series; i++) {
+        if (strcmp(stats->alerts[i].sla_type, alert->sla_type) == 0 &&
+            strcmp(stats->alerts[i].level, alert->level) == 0) {
+            break;
+        }
+    }
+    if (i == stats->n_alert_series) {
+        if (i == ALERT_SERIES_MAX) {
+            return;
+        }
+        /* Rule and level names are static strings of sla.c and slarule.c. */
+        stats->alerts[i].sla_type = alert->sla_type;
+        stats->alerts[i].level = alert->level;
+        stats->n_alert_series++;
+    }
+    stats->alerts[i].count++;
+}
+
 static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err *err)
 {
     struct rs_app *app = opaque;
     uint8_t none = 0;
     uint64_t seq;
+
+    count_alert(&app->stats, alert);
+    if (app->clock_firing && alert->kind <= RS_ALERT_CRITICAL && alert->kind != RS_ALERT_RECOVERED) {
+        rs_histogram_observe(&app->stats.fire_lag_ms, (double)(now_ms(app) - alert->level_at_ms));
+    }
 
     rs_buf_reset(&app->payload);
     rs_alert_encode(alert, &app->payload);
@@ -208,6 +270,38 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
     rs_buf_append(&app->record, app->payload.data, app->payload.len);
     return rs_store_outbox_append(
         app->store, (struct rs_bytes){ app->record.data, app->record.len }, &seq, err);
+}
+
+/* The event-time watermark of a partition, for provisional / final. */
+static int64_t part_watermark(const struct rs_app *app, uint32_t partition)
+{
+    return partition < app->n_parts ? rs_watermark_event(&app->parts[partition].wm) : INT64_MIN;
+}
+
+/* rs_agg_flush() reports each changed cell once per batch: one metrics-topic message. */
+static int emit_metric(void *opaque, const struct rs_agg_key *key, const struct rs_agg_cell *cell)
+{
+    struct rs_app *app = opaque;
+    struct rs_err err;
+    uint8_t none = 0;
+    uint64_t seq;
+    int rc;
+
+    rs_buf_reset(&app->mkey);
+    rs_buf_reset(&app->payload);
+    rs_metric_update_encode(&app->metrics.cfg, key, cell, part_watermark(app, key->partition),
+                            &app->mkey, &app->payload);
+    record_begin(&app->record, DEST_METRICS, 0,
+                 (struct rs_bytes){ app->mkey.data, app->mkey.len });
+    rs_buf_append(&app->record, &none, 1);
+    rs_buf_append(&app->record, app->payload.data, app->payload.len);
+    rc = rs_store_outbox_append(app->store,
+                                (struct rs_bytes){ app->record.data, app->record.len }, &seq,
+                                app->batch_err != NULL ? app->batch_err : &err);
+    if (rc == 0) {
+        app->stats.metric_updates++;
+    }
+    return rc;
 }
 
 static void put_header(struct rs_buf *b, const char *name, const void *value, size_t len)
@@ -288,12 +382,14 @@ static int publish_one(void *opaque, uint64_t seq, struct rs_bytes raw)
     const char *topic;
     int rc;
 
-    if (record_parse(raw, &r) != 0 || r.dest > DEST_DLQ) {
+    if (record_parse(raw, &r) != 0 || r.dest > DEST_METRICS) {
         RS_LOG_ERROR("outbox record seq=%" PRIu64 " is corrupt; dropped", seq);
         app->outbox_cursor = seq + 1;
         return 0;
     }
-    topic = r.dest == DEST_ALERTS ? app->cfg->topic_alerts : app->cfg->topic_dlq;
+    topic = r.dest == DEST_ALERTS ? app->cfg->topic_alerts
+            : r.dest == DEST_DLQ  ? app->cfg->topic_dlq
+                                  : app->cfg->topic_metrics;
     rc = rs_kafka_producer_send(app->producer, topic, r.key, r.payload, r.headers, r.n_headers,
                                 r.ts_ms, seq, &err);
     if (rc == -ENOBUFS) {
@@ -376,7 +472,14 @@ static int fire_partition(struct rs_app *app, int32_t id, struct part *p, int64_
     if (watermark < p->next_deadline_ms) {
         return 0;
     }
-    rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
+    /* The rules first: their pass puts SLA-01's due timers back, and SLA-01's pass (which
+     * takes every due timer) then finds only its own and leaves the next deadline of all. */
+    rc = rs_rules_fire(&app->rules, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
+                       err);
+    if (rc >= 0) {
+        rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
+                         err);
+    }
     return rc < 0 ? rc : 0;
 }
 
@@ -421,6 +524,16 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
                               &p->next_deadline_ms, err);
         }
         if (rc == 0) {
+            rc = rs_rules_apply(&app->rules, app->store, (uint32_t)msg->partition, &ev, msg->ts_ms,
+                                &p->next_deadline_ms, err);
+        }
+        if (rc == 0) {
+            rc = rs_metrics_apply(&app->metrics, app->store, (uint32_t)msg->partition, &ev, err);
+        }
+        if (rc == 0 && ev.type < RS_EV__COUNT) {
+            app->stats.events_by_type[ev.type]++;
+        }
+        if (rc == 0) {
             rc = fire_partition(app, msg->partition, p, wm, err);
         }
     }
@@ -445,8 +558,14 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
     int rc;
 
     for (int attempt = 0;; attempt++) {
+        struct app_stats stats_before = app->stats;
+        uint64_t started;
+
         memcpy(app->parts_before, app->parts, app->n_parts * sizeof(*app->parts));
         app->sla_before = app->sla.counters;
+        app->rules_before = app->rules.counters;
+        app->metrics_before = app->metrics.counters;
+        app->batch_err = err;
         rc = rs_store_begin(app->store, err);
         if (rc == 0) {
             rc = delete_acked(app, err);
@@ -454,17 +573,28 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         if (rc == 0) {
             rc = body(app, arg, err);
         }
+        /* Every cell the batch changed, written once and published once. */
+        if (rc == 0) {
+            rc = rs_agg_flush(app->agg, app->store, emit_metric, app, err);
+        }
+        started = uv_hrtime();
         if (rc == 0) {
             rc = rs_store_commit(app->store, err);
         } else {
+            rs_agg_discard(app->agg);
             rs_store_abort(app->store);
         }
+        app->batch_err = NULL;
         if (rc == 0) {
+            rs_histogram_observe(&app->stats.commit_ms, (double)(uv_hrtime() - started) / 1e6);
             break;
         }
         /* Undone in the store, so undone in memory: watermarks, deadlines, counters. */
         memcpy(app->parts, app->parts_before, app->n_parts * sizeof(*app->parts));
         app->sla.counters = app->sla_before;
+        app->rules.counters = app->rules_before;
+        app->metrics.counters = app->metrics_before;
+        app->stats = stats_before;
         app->counters = counters_before;
         if (rc != RS_ESTORE_FULL || attempt >= 8) {
             return rc;
@@ -518,6 +648,7 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
     int rc;
 
     rs_err_clear(&err);
+    rs_histogram_observe(&app->stats.batch_events, (double)n);
     rc = run_batch(app, body_messages, &m, &err);
     if (rc != 0) {
         fail(app, "batch", &err);
@@ -560,6 +691,7 @@ static void on_tick(uv_timer_t *t)
     int64_t now = now_ms(app);
     bool due = false;
     struct rs_err err;
+    int rc;
 
     for (size_t i = 0; i < app->n_parts && !due; i++) {
         struct part *p = &app->parts[i];
@@ -585,7 +717,10 @@ static void on_tick(uv_timer_t *t)
     /* Delivered entries go now, not with the next event batch: after a crash, what Kafka
      * acknowledged more than a tick ago is not published again. */
     rs_err_clear(&err);
-    if (run_batch(app, body_tick, &now, &err) != 0) {
+    app->clock_firing = true;
+    rc = run_batch(app, body_tick, &now, &err);
+    app->clock_firing = false;
+    if (rc != 0) {
         fail(app, "timer batch", &err);
         return;
     }
@@ -736,13 +871,352 @@ static void on_sync_timer(uv_timer_t *t)
     }
 }
 
+/* ---- HTTP: /metrics, /healthz, /readyz and the JSON API ----------------------------- */
+
+static void counter(struct rs_buf *b, const char *name, const char *help, double v)
+{
+    rs_prom_family(b, name, "counter", help);
+    rs_prom_sample(b, name, NULL, 0, v);
+}
+
+/* Open timers per rule: one pass over the timer index (partition, rule, entity). */
+static void count_timers(struct rs_app *app, uint64_t by_rule[256])
+{
+    uint8_t from[RS_TIMER_ENTITY_MAX + 8];
+    size_t from_len = 0;
+    struct rs_bytes key, val;
+    struct rs_err err;
+
+    memset(by_rule, 0, 256 * sizeof(by_rule[0]));
+    while (rs_store_seek(app->store, RS_DB_TIMER_INDEX, (struct rs_bytes){ from, from_len }, &key,
+                         &val, &err) == 0) {
+        if (key.len >= 5) {
+            by_rule[((const uint8_t *)key.ptr)[4]]++;
+        }
+        /* The smallest key after this one. */
+        from_len = key.len < sizeof(from) - 1 ? key.len : sizeof(from) - 1;
+        memcpy(from, key.ptr, from_len);
+        from[from_len++] = 0;
+    }
+}
+
+static void write_prometheus(struct rs_app *app, struct rs_buf *b)
+{
+    const struct rs_app_counters *c = &app->counters;
+    const struct app_stats *s = &app->stats;
+    uint64_t timers[256];
+    uint64_t map_bytes, used_bytes;
+    char part[24];
+
+    rs_prom_family(b, "revstream_events_total", "counter", "Events decoded and applied, by type.");
+    for (int t = 0; t < RS_EV__COUNT; t++) {
+        const char *labels[] = { "type", rs_event_type_name((enum rs_event_type)t) };
+
+        rs_prom_sample(b, "revstream_events_total", labels, 1, (double)s->events_by_type[t]);
+    }
+    rs_prom_family(b, "revstream_dead_letters_total", "counter",
+                   "Messages sent to the dead-letter topic, by reason.");
+    for (int f = 1; f < RS_FAULT__COUNT; f++) {
+        const char *labels[] = { "reason", rs_event_fault_name((enum rs_event_fault)f) };
+
+        rs_prom_sample(b, "revstream_dead_letters_total", labels, 1,
+                       (double)c->dead_letters_by_fault[f]);
+    }
+    counter(b, "revstream_batches_total", "LMDB batches committed.", (double)c->batches);
+    counter(b, "revstream_published_total", "Outbox entries acknowledged by Kafka.",
+            (double)c->published);
+    counter(b, "revstream_publish_failures_total", "Outbox entries dropped as unpublishable.",
+            (double)c->publish_failures);
+    counter(b, "revstream_metric_updates_total", "Metric updates written to the outbox.",
+            (double)s->metric_updates);
+    rs_prom_family(b, "revstream_consumer_lag", "gauge",
+                   "Messages between the partition's high watermark and the next offset to apply.");
+    rs_prom_family(b, "revstream_partition_caught_up", "gauge",
+                   "1 when the assigned partition is at the end of its log.");
+    for (size_t i = 0; i < app->n_parts; i++) {
+        const struct part *p = &app->parts[i];
+        int64_t hi;
+        const char *labels[] = { "partition", part };
+
+        if (!p->assigned) {
+            continue;
+        }
+        (void)snprintf(part, sizeof(part), "%zu", i);
+        hi = app->consumer != NULL ? rs_kafka_consumer_high_watermark(
+                                         app->consumer, app->cfg->topic_events, (int32_t)i)
+                                   : -1;
+        if (hi >= 0) {
+            rs_prom_sample(b, "revstream_consumer_lag", labels, 1,
+                           (double)(hi > p->off.next_offset ? hi - p->off.next_offset : 0));
+        }
+        rs_prom_sample(b, "revstream_partition_caught_up", labels, 1, p->wm.caught_up ? 1 : 0);
+    }
+    rs_prom_family(b, "revstream_batch_events", "histogram", "Messages per batch.");
+    rs_prom_histogram(b, "revstream_batch_events", NULL, 0, &s->batch_events);
+    rs_prom_family(b, "revstream_commit_ms", "histogram", "LMDB batch commit latency (ms).");
+    rs_prom_histogram(b, "revstream_commit_ms", NULL, 0, &s->commit_ms);
+    rs_prom_family(b, "revstream_timer_fire_lag_ms", "histogram",
+                   "Wall-clock firing: ms between a level's deadline and its alert.");
+    rs_prom_histogram(b, "revstream_timer_fire_lag_ms", NULL, 0, &s->fire_lag_ms);
+    rs_prom_family(b, "revstream_alerts_total", "counter", "Alerts written, by rule and level.");
+    for (size_t i = 0; i < s->n_alert_series; i++) {
+        const char *labels[] = { "rule", s->alerts[i].sla_type, "level", s->alerts[i].level };
+
+        rs_prom_sample(b, "revstream_alerts_total", labels, 2, (double)s->alerts[i].count);
+    }
+    rs_prom_family(b, "revstream_open_timers", "gauge", "Armed SLA timers, by rule.");
+    if (rs_store_read_begin(app->store, NULL) == 0) {
+        count_timers(app, timers);
+        rs_store_read_end(app->store);
+        for (unsigned r = 1; r < 8; r++) {
+            const char *type = r == RS_SLA_RULE_SPEED_TO_LEAD ? "SLA-01_speed_to_lead"
+                                                              : rs_rule_sla_type((uint8_t)r);
+            const char *labels[] = { "rule", type };
+
+            if (type != NULL) {
+                rs_prom_sample(b, "revstream_open_timers", labels, 1, (double)timers[r]);
+            }
+        }
+    }
+    rs_store_usage(app->store, &map_bytes, &used_bytes);
+    rs_prom_family(b, "revstream_lmdb_map_bytes", "gauge", "LMDB map size.");
+    rs_prom_sample(b, "revstream_lmdb_map_bytes", NULL, 0, (double)map_bytes);
+    rs_prom_family(b, "revstream_lmdb_used_bytes", "gauge", "LMDB pages in use.");
+    rs_prom_sample(b, "revstream_lmdb_used_bytes", NULL, 0, (double)used_bytes);
+    rs_prom_family(b, "revstream_outbox_pending", "gauge", "Outbox entries not yet acknowledged.");
+    rs_prom_sample(b, "revstream_outbox_pending", NULL, 0,
+                   (double)rs_store_count(app->store, RS_DB_OUTBOX));
+}
+
+static const char *http_param(void *opaque, const char *name)
+{
+    return rs_http_query(opaque, name);
+}
+
+/* The assigned partitions and their slowest event-time watermark. */
+static size_t assigned_parts(const struct rs_app *app, uint32_t *ids, size_t cap, int64_t *wm)
+{
+    size_t n = 0;
+
+    *wm = INT64_MAX;
+    for (size_t i = 0; i < app->n_parts && n < cap; i++) {
+        if (app->parts[i].assigned) {
+            int64_t w = rs_watermark_event(&app->parts[i].wm);
+
+            ids[n++] = (uint32_t)i;
+            *wm = w < *wm ? w : *wm;
+        }
+    }
+    if (n == 0) {
+        *wm = INT64_MIN;
+    }
+    return n;
+}
+
+static void json_body(struct rs_http_response *resp, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (text != NULL) {
+        rs_buf_append(&resp->body, text, strlen(text));
+        rs_buf_append(&resp->body, "\n", 1);
+        free(text);
+    }
+    json_decref(body);
+}
+
+static void json_error(struct rs_http_response *resp, unsigned status, const char *msg)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "error", json_string(msg));
+    json_body(resp, status, o);
+}
+
+static void serve_api(struct rs_app *app, const char *path, const struct rs_http_request *req,
+                      struct rs_http_response *resp)
+{
+    uint32_t ids[1024];
+    struct rs_query_ctx ctx = { app->store, &app->metrics.cfg, ids, 0, 0 };
+    struct rs_query_params params = { http_param, (void *)(uintptr_t)req };
+    struct rs_err err;
+    json_t *out = NULL;
+    int rc;
+
+    if (strcmp(path, "/api/metrics") == 0) {
+        json_body(resp, 200, rs_query_list());
+        return;
+    }
+    ctx.n_partitions = assigned_parts(app, ids, sizeof(ids) / sizeof(ids[0]), &ctx.watermark_ms);
+    if (ctx.n_partitions == 0) {
+        json_error(resp, 503, "no partitions assigned yet");
+        return;
+    }
+    rs_err_clear(&err);
+    rc = rs_store_read_begin(app->store, &err);
+    if (rc == 0) {
+        if (strcmp(path, "/api/metric") == 0) {
+            rc = rs_query_metric(&ctx, &params, &out, &err);
+        } else if (strcmp(path, "/api/series") == 0) {
+            rc = rs_query_series(&ctx, &params, &out, &err);
+        } else if (strcmp(path, "/api/sla/open") == 0) {
+            rc = rs_query_open(&ctx, &params, &out, &err);
+        } else {
+            rc = rs_err_set(&err, RS_ENOTFOUND, "no such endpoint: %s", path);
+        }
+        rs_store_read_end(app->store);
+    }
+    if (rc == 0) {
+        json_body(resp, 200, out);
+    } else {
+        json_error(resp, rc == RS_EINVAL ? 400 : rc == RS_ENOTFOUND ? 404 : 500, err.msg);
+    }
+}
+
+static void serve_http(void *opaque, const struct rs_http_request *req,
+                       struct rs_http_response *resp)
+{
+    struct rs_app *app = opaque;
+    const char *path = rs_http_path(req);
+
+    if (strcmp(path, "/metrics") == 0) {
+        resp->content_type = "text/plain; version=0.0.4";
+        write_prometheus(app, &resp->body);
+    } else if (strcmp(path, "/healthz") == 0) {
+        bool ok = app->status == 0 && !app->stopping;
+
+        resp->status = ok ? 200 : 503;
+        resp->content_type = "text/plain";
+        rs_buf_append(&resp->body, ok ? "ok\n" : "stopping\n", ok ? 3 : 9);
+    } else if (strcmp(path, "/readyz") == 0) {
+        json_t *o = json_object();
+        json_t *lagging = json_array();
+        bool any = false;
+
+        for (size_t i = 0; i < app->n_parts; i++) {
+            if (app->parts[i].assigned) {
+                any = true;
+                if (!app->parts[i].wm.caught_up) {
+                    json_array_append_new(lagging, json_integer((json_int_t)i));
+                }
+            }
+        }
+        json_object_set_new(o, "ready", json_boolean(any && json_array_size(lagging) == 0));
+        json_object_set_new(o, "assigned", json_boolean(any));
+        json_object_set_new(o, "catching_up", lagging);
+        json_body(resp, any && json_array_size(json_object_get(o, "catching_up")) == 0 ? 200 : 503,
+                  o);
+    } else if (strncmp(path, "/api/", 5) == 0) {
+        serve_api(app, path, req, resp);
+    } else {
+        json_error(resp, 404, "not found; try /metrics, /healthz, /readyz or /api/metrics");
+    }
+}
+
 /* ---- lifecycle --------------------------------------------------------------------- */
+
+static void init_stats(struct app_stats *stats)
+{
+    static const double batch_bounds[] = { 1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000 };
+    static const double ms_bounds[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000 };
+    static const double lag_bounds[] = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000 };
+
+    memset(stats, 0, sizeof(*stats));
+    rs_histogram_init(&stats->batch_events, batch_bounds,
+                      sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+    rs_histogram_init(&stats->commit_ms, ms_bounds, sizeof(ms_bounds) / sizeof(ms_bounds[0]));
+    rs_histogram_init(&stats->fire_lag_ms, lag_bounds, sizeof(lag_bounds) / sizeof(lag_bounds[0]));
+}
+
+int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
+                       struct rs_calendar **calendar, struct rs_err *err)
+{
+    int rc = rs_zone_new(cfg->time_zone, zone, err);
+
+    *calendar = NULL;
+    if (rc == 0) {
+        rc = rs_calendar_new("business", cfg->calendar_zone, cfg->calendar_hours,
+                             strcmp(cfg->calendar_holidays, "none") == 0 ? ""
+                                                                         : cfg->calendar_holidays,
+                             calendar, err);
+    }
+    if (rc != 0) {
+        rs_zone_free(*zone);
+        *zone = NULL;
+    }
+    return rc;
+}
+
+void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
+                           const struct rs_calendar *calendar, struct rs_metrics_config *mc)
+{
+    rs_metrics_config_defaults(mc);
+    mc->zone = zone;
+    mc->sales_hours = calendar;
+    memcpy(mc->lead_sla_ms, cfg->lead_threshold_ms, sizeof(mc->lead_sla_ms));
+    memcpy(mc->funnel_window_ms, cfg->funnel_window_ms, sizeof(mc->funnel_window_ms));
+    mc->reopen_same_opportunity_ms = cfg->reopen_same_opp_ms;
+    mc->handoff_threshold_ms = cfg->handoff_ms;
+    mc->onboarding_start_at_won = strcmp(cfg->onboarding_start, "opportunity_won") == 0;
+    mc->lateness_ops_ms = cfg->lateness_ops_ms;
+    mc->lateness_sales_ms = cfg->lateness_sales_ms;
+    mc->min_n = cfg->min_n;
+}
+
+/* Settled SLA instances feed the metrics (M14, compliance per rule). */
+static int app_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o, int sign,
+                       struct rs_err *err)
+{
+    struct rs_app *app = opaque;
+
+    return rs_metrics_sla_outcome(&app->metrics, partition, o, sign, err);
+}
+
+static void init_rules(struct rs_app *app)
+{
+    const struct rs_config *cfg = app->cfg;
+    struct rs_rules_config rc;
+    struct rs_rule_config *stalled = &rc.stalled_opp;
+    struct rs_rule_config *onboarding = &rc.onboarding;
+    static const char *const segments[] = { "smb", "mid_market", "enterprise" };
+
+    rs_rules_config_defaults(&rc);
+    rc.mql_acceptance.enabled = cfg->sla_enabled[RS_RULE_MQL_ACCEPTANCE];
+    rc.mql_acceptance.threshold_ms = cfg->mql_acceptance_ms;
+    rc.mql_acceptance.calendar = app->calendar;
+    stalled->enabled = cfg->sla_enabled[RS_RULE_STALLED_OPP];
+    stalled->threshold_ms = cfg->stalled_opp_ms;
+    stalled->n_dims = 0;
+    for (size_t i = 0; i < cfg->n_stage_thresholds && i < RS_RULE_DIMS_MAX; i++) {
+        stalled->dim_value[i] = cfg->stage_names[i];
+        stalled->dim_threshold_ms[i] = cfg->stage_ms[i];
+        stalled->n_dims++;
+    }
+    rc.handoff.enabled = cfg->sla_enabled[RS_RULE_HANDOFF];
+    rc.handoff.threshold_ms = cfg->handoff_ms;
+    rc.handoff.calendar = app->calendar;
+    onboarding->enabled = cfg->sla_enabled[RS_RULE_ONBOARDING];
+    onboarding->threshold_ms = cfg->onboarding_ms[3];
+    onboarding->n_dims = 3;
+    for (size_t i = 0; i < 3; i++) {
+        onboarding->dim_value[i] = segments[i];
+        onboarding->dim_threshold_ms[i] = cfg->onboarding_ms[i];
+    }
+    rc.freshness.enabled = cfg->sla_enabled[RS_RULE_DATA_FRESHNESS];
+    rc.freshness.threshold_ms = cfg->freshness_silence_ms;
+    rc.freshness.calendar = app->calendar;
+    rc.freshness_lag_p95_ms = cfg->freshness_lag_ms;
+    rs_rules_init(&app->rules, &rc, emit_alert, app_outcome, app);
+}
 
 int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cfg,
                 const struct rs_clock *clock, struct rs_err *err)
 {
     struct rs_app *app = rs_xcalloc(1, sizeof(*app));
     struct rs_sla_config sla_cfg;
+    struct rs_metrics_config mc;
     int rc;
 
     app->loop = loop;
@@ -758,7 +1232,17 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     sla_cfg.warning_pct = cfg->warning_pct;
     sla_cfg.escalate_pct = cfg->escalate_pct;
     rs_sla_init(&app->sla, &sla_cfg, emit_alert, app);
+    init_stats(&app->stats);
+    rs_buf_init(&app->mkey);
 
+    rc = rs_app_clocks_open(cfg, &app->zone, &app->calendar, err);
+    if (rc != 0) {
+        goto fail;
+    }
+    app->agg = rs_agg_new();
+    rs_app_metrics_config(cfg, app->zone, app->calendar, &mc);
+    rs_metrics_init(&app->metrics, &mc, app->agg);
+    init_rules(app);
     rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
     if (rc != 0) {
         goto fail;
@@ -781,8 +1265,28 @@ fail:
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
+    rs_buf_release(&app->mkey);
+    rs_agg_free(app->agg);
+    rs_calendar_free(app->calendar);
+    rs_zone_free(app->zone);
     free(app);
     return rc;
+}
+
+static int start_http(struct rs_app *app, struct rs_err *err)
+{
+    char host[256];
+    uint16_t port;
+
+    if (rs_config_http_bind(app->cfg, host, sizeof(host), &port) != 0) {
+        return 0; /* "off" */
+    }
+    return rs_http_start(app->loop, host, port, serve_http, app, &app->http, err);
+}
+
+uint16_t rs_app_http_port(const struct rs_app *app)
+{
+    return app->http != NULL ? rs_http_port(app->http) : 0;
 }
 
 int rs_app_start(struct rs_app *app, struct rs_err *err)
@@ -805,12 +1309,17 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
     if (rc != 0) {
         return rc;
     }
+    rc = start_http(app, err);
+    if (rc != 0) {
+        return rc;
+    }
     (void)uv_timer_start(&app->tick, on_tick, (uint64_t)app->cfg->tick_ms,
                          (uint64_t)app->cfg->tick_ms);
     (void)uv_timer_start(&app->sync_timer, on_sync_timer, (uint64_t)app->cfg->state_sync_ms,
                          (uint64_t)app->cfg->state_sync_ms);
-    RS_LOG_INFO("consuming topic=%s alerts=%s dlq=%s state=%s", app->cfg->topic_events,
-                app->cfg->topic_alerts, app->cfg->topic_dlq, app->cfg->state_dir);
+    RS_LOG_INFO("consuming topic=%s alerts=%s metrics=%s dlq=%s state=%s http=%s",
+                app->cfg->topic_events, app->cfg->topic_alerts, app->cfg->topic_metrics,
+                app->cfg->topic_dlq, app->cfg->state_dir, app->cfg->http_bind);
     return 0;
 }
 
@@ -831,6 +1340,8 @@ static void producer_closed(void *opaque)
     if (rs_store_sync(app->store, &err) != 0) {
         RS_LOG_WARN("%s", err.msg);
     }
+    rs_http_stop(app->http);
+    app->http = NULL;
     uv_close((uv_handle_t *)&app->tick, handle_closed);
     uv_close((uv_handle_t *)&app->sync_timer, handle_closed);
     uv_close((uv_handle_t *)&app->drain_timer, handle_closed);
@@ -939,6 +1450,30 @@ int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_
     return rs_sla_stats(app->store, stats, err);
 }
 
+int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum rs_grain grain,
+                  int64_t t_ms, struct rs_metric_value *out, struct rs_err *err)
+{
+    const struct rs_metric_def *def = rs_metric_by_name(name, strlen(name));
+    uint32_t ids[1024];
+    int64_t wm;
+    size_t n = assigned_parts(app, ids, sizeof(ids) / sizeof(ids[0]), &wm);
+    int rc;
+
+    if (def == NULL) {
+        return rs_err_set(err, RS_EINVAL, "no metric named '%s'", name);
+    }
+    rc = rs_store_read_begin(app->store, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = rs_metrics_read(&app->metrics.cfg, app->store, def,
+                         (struct rs_str){ dims != NULL ? dims : "", dims != NULL ? strlen(dims) : 0 },
+                         grain, rs_bucket_start(app->zone, grain, t_ms), n > 0 ? ids : NULL, n,
+                         wm, out, err);
+    rs_store_read_end(app->store);
+    return rc;
+}
+
 uint64_t rs_app_outbox_pending(const struct rs_app *app)
 {
     return rs_store_count(app->store, RS_DB_OUTBOX);
@@ -955,6 +1490,10 @@ void rs_app_free(struct rs_app *app)
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
+    rs_buf_release(&app->mkey);
+    rs_agg_free(app->agg);
+    rs_calendar_free(app->calendar);
+    rs_zone_free(app->zone);
     free(app->parts);
     free(app->parts_before);
     free(app->acked);

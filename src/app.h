@@ -22,9 +22,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "calendar.h"
 #include "config.h"
 #include "err.h"
 #include "event.h"
+#include "metrics.h"
 #include "sla.h"
 
 struct rs_app;
@@ -76,6 +78,28 @@ uint64_t rs_app_outbox_pending(const struct rs_app *app);
 
 /* What the state store says about leads (see rs_sla_stats); not inside a batch. */
 int rs_app_lead_stats(struct rs_app *app, struct rs_sla_stats *stats, struct rs_err *err);
+
+/*
+ * One metric of the bucket of `grain` holding t_ms, summed over the assigned partitions (or
+ * every stored one when none is assigned), with canonical dims ("" for none). Not inside a
+ * batch. Returns 0, RS_EINVAL for an unknown name, or RS_ESTORE.
+ */
+int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum rs_grain grain,
+                  int64_t t_ms, struct rs_metric_value *out, struct rs_err *err);
+
+/* The HTTP endpoint's bound port (http.bind with port 0 picks one), or 0 when off. */
+uint16_t rs_app_http_port(const struct rs_app *app);
+
+/*
+ * The reporting zone and business calendar the configuration names (Returns new: free both).
+ * Returns 0 or RS_ECONFIG naming the key.
+ */
+int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
+                       struct rs_calendar **calendar, struct rs_err *err);
+
+/* The metric options of `cfg`, over the zone and calendar (borrowed). */
+void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
+                           const struct rs_calendar *calendar, struct rs_metrics_config *mc);
 
 /* Free after the loop finished. NULL allowed. */
 void rs_app_free(struct rs_app *app);

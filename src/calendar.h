@@ -11,7 +11,8 @@
  * dates. rs_calendar_add() walks forward through open time; a start outside hours begins at
  * the next opening. A day of 23 or 25 hours (DST) keeps its open interval in local time. An
  * interval whose local start or end does not exist that day (in the DST gap) begins or ends
- * at the first instant after the gap.
+ * at the first instant after the gap; a local time that occurs twice (fall back) means its
+ * first occurrence. Instants are taken within 0001-01-08 .. 9999-12-01 (clamped outside).
  *
  * Threads: zones and calendars are immutable once made; any thread may use them.
  */
@@ -51,14 +52,18 @@ int64_t rs_bucket_end(const struct rs_zone *zone, enum rs_grain grain, int64_t b
 size_t rs_bucket_label(const struct rs_zone *zone, enum rs_grain grain, int64_t bucket_start,
                        char *out, size_t size);
 /* Parse a label of `grain` (len bytes) into its bucket start. Returns 0 or RS_EINVAL. */
-int rs_bucket_parse(const struct rs_zone *zone, enum rs_grain grain, const char *label,
-                    size_t len, int64_t *bucket_start, struct rs_err *err);
+int rs_bucket_parse(const struct rs_zone *zone, enum rs_grain grain, const char *label, size_t len,
+                    int64_t *bucket_start, struct rs_err *err);
 
 /*
  * A calendar. `hours` is a weekly spec of local open intervals, days and ranges separated by
  * spaces or commas: "mon-fri 09:00-18:00", "mon-thu 09:00-17:00 fri 09:00-13:00",
- * "24x7". `holidays`: local dates "YYYY-MM-DD" separated by commas (may be NULL or "").
- * `id` names it in alerts. Returns 0 or RS_ECONFIG with err naming the bad part.
+ * "24x7". Times are HH:MM, 24:00 may end an interval, and the intervals of a day must not
+ * overlap. `holidays`: local dates "YYYY-MM-DD" separated by commas (may be NULL or ""),
+ * closed all day; "24x7" with holidays is open all day on every other date and is not
+ * rs_calendar_is_24x7(). `id` names it in alerts. Returns 0 or RS_ECONFIG with err naming
+ * the bad part. Cost of add/elapsed: a few tz lookups per local day walked; whole weeks
+ * without a holiday or DST change are stepped over at once.
  */
 int rs_calendar_new(const char *id, const char *tzid, const char *hours, const char *holidays,
                     struct rs_calendar **out, struct rs_err *err);
@@ -71,8 +76,8 @@ bool rs_calendar_is_open(const struct rs_calendar *cal, int64_t t_ms);
 
 /*
  * The instant at which `business_ms` of open time has elapsed since start_ms (§5.3
- * add_business_time). business_ms == 0 gives the next opening at or after start_ms. A
- * calendar with no open time at all gives INT64_MAX.
+ * add_business_time). business_ms <= 0 gives the next opening at or after start_ms. A
+ * calendar with no open time at all, or an answer after 9999-12-01, gives INT64_MAX.
  */
 int64_t rs_calendar_add(const struct rs_calendar *cal, int64_t start_ms, int64_t business_ms);
 

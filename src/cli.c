@@ -18,7 +18,7 @@ static const char usage_main[] =
     "  run -c FILE          run the service against the Kafka cluster in FILE\n"
     "  demo                 the whole pipeline on an in-process Kafka cluster, no broker needed\n"
     "  check-config FILE    validate FILE and print the effective configuration\n"
-    "  inspect -c FILE      print what the state store holds (leads, offsets, outbox) as JSON\n"
+    "  inspect -c FILE      print state, metrics and open SLAs from the state store\n"
     "  send -c FILE [IN]    turn JSON lines (one event each) into msgpack events on the topic\n"
     "  version              print the versions of revstream and its libraries\n"
     "\n"
@@ -55,11 +55,22 @@ static const char usage_check[] =
     "view of every kafka.* key, then print the effective configuration with secrets masked.\n";
 
 static const char usage_inspect[] =
-    "usage: revstream inspect -c FILE\n"
+    "usage: revstream inspect -c FILE [--table] [WHAT] [--PARAM VALUE ...]\n"
     "\n"
-    "Open the state directory named in FILE read-mostly and print, as JSON: lead counts by SLA\n"
-    "status, response-time percentiles, per-partition offsets and messages applied, open timers\n"
-    "and the outbox backlog. Safe to run next to a live service (LMDB readers never block).\n";
+    "Read the state directory named in FILE in a read-only snapshot (safe next to a running\n"
+    "engine: LMDB readers never block it) and print, as JSON or with --table as a table:\n"
+    "\n"
+    "  summary              lead counts by SLA status, offsets, open timers, outbox (default)\n"
+    "  metrics              the metric definitions\n"
+    "  metric --name N [--grain G] [--bucket B] [--dims K=V,...]\n"
+    "                       one metric's value and inputs, summed over every stored partition\n"
+    "  series --name N --from B [--to B] [--grain G] [--dims K=V,...]\n"
+    "                       a metric over a range of buckets\n"
+    "  open [--rule SLA-0N] [--owner ID] [--limit N]\n"
+    "                       open SLA instances\n"
+    "\n"
+    "The same queries as the HTTP API (/api/metric, /api/series, /api/sla/open); buckets are\n"
+    "labels such as 2026-03-02, 2026-W10, 2026-03 or 2026-Q1.\n";
 
 static const char usage_send[] =
     "usage: revstream send -c FILE [--topic TOPIC] [INPUT]\n"
@@ -104,6 +115,19 @@ static int parse_u64(const char *text, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+static bool is_inspect_param(const char *a)
+{
+    static const char *const names[] = { "--name", "--grain", "--bucket", "--from", "--to",
+                                         "--dims", "--rule",  "--owner",  "--limit" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(a, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
@@ -196,6 +220,28 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
             i++;
         } else if (cli->command == RS_CMD_CHECK_CONFIG && a[0] != '-' && cli->config_path == NULL) {
             cli->config_path = a;
+        } else if (cli->command == RS_CMD_INSPECT && strcmp(a, "--table") == 0) {
+            cli->table = true;
+        } else if (cli->command == RS_CMD_INSPECT && a[0] != '-' && cli->what == NULL) {
+            static const char *const whats[] = { "summary", "metrics", "metric", "series",
+                                                 "open" };
+            size_t w;
+
+            for (w = 0; w < sizeof(whats) / sizeof(whats[0]) && strcmp(a, whats[w]) != 0; w++) {
+            }
+            if (w == sizeof(whats) / sizeof(whats[0])) {
+                return usage_error(usage, "unknown inspect query '%s'", a);
+            }
+            cli->what = a;
+        } else if (cli->command == RS_CMD_INSPECT && is_inspect_param(a)) {
+            if (!has_value) {
+                return usage_error(usage, "option '%s' needs a value", a);
+            }
+            if (cli->n_params == RS_CLI_PARAMS_MAX) {
+                return usage_error(usage, "too many query options");
+            }
+            cli->param_names[cli->n_params] = a + 2;
+            cli->param_values[cli->n_params++] = argv[++i];
         } else if (cli->command == RS_CMD_SEND && strcmp(a, "--topic") == 0) {
             if (!has_value) {
                 return usage_error(usage, "option '%s' needs a topic", a);
@@ -213,6 +259,9 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
     }
     if (cli->command == RS_CMD_SEND && cli->input == NULL) {
         cli->input = "-";
+    }
+    if (cli->command == RS_CMD_INSPECT && cli->what == NULL) {
+        cli->what = "summary";
     }
     if ((cli->command == RS_CMD_RUN || cli->command == RS_CMD_INSPECT ||
          cli->command == RS_CMD_SEND) &&

@@ -18,7 +18,8 @@ enum rs_cli_command {
     RS_CMD_VERSION,
 };
 
-#define RS_CLI_SETS_MAX 64 /* --set key=value overrides on one command line */
+#define RS_CLI_SETS_MAX   64 /* --set key=value overrides on one command line */
+#define RS_CLI_PARAMS_MAX 16 /* inspect query parameters */
 
 struct rs_cli {
     enum rs_cli_command command;
@@ -28,6 +29,12 @@ struct rs_cli {
     const char *topic;       /* send --topic, or NULL */
     const char *sets[RS_CLI_SETS_MAX];
     int n_sets;
+    /* inspect */
+    const char *what; /* summary (default), metrics, metric, series, open */
+    bool table;       /* --table instead of JSON */
+    const char *param_names[RS_CLI_PARAMS_MAX];
+    const char *param_values[RS_CLI_PARAMS_MAX];
+    int n_params;
     /* demo */
     bool json;
     uint64_t seed;

@@ -1,6 +1,8 @@
 #define RS_LOG_MODULE "config"
 #include "config.h"
 
+#include "calendar.h"
+
 #include "mem.h"
 
 #include <assert.h>
@@ -34,6 +36,7 @@
 #define ENV_PREFIX       "REVSTREAM_"
 #define ENV_KAFKA_PREFIX "REVSTREAM_KAFKA_"
 #define KAFKA_PREFIX     "kafka." /* the keys handed to librdkafka */
+#define STAGE_PREFIX     "sla.stalled_opportunity.stage." /* per-stage SLA-03 thresholds */
 
 /* Duration units; int64_t from the start so that 365 * MS_PER_D cannot overflow an int. */
 #define MS_PER_S   INT64_C(1000)
@@ -49,6 +52,7 @@ enum key_type {
     KEY_U64,       /* uint64_t in [min, max] */
     KEY_SIZE,      /* size_t in [min, max] */
     KEY_DURATION,  /* int64_t milliseconds in [min, max], written with a unit */
+    KEY_BOOL,      /* bool: true or false */
 };
 
 /* One key outside kafka.: its name, its field in struct rs_config, its range and default. */
@@ -65,6 +69,11 @@ struct key_spec {
 #define FIELD(f) offsetof(struct rs_config, f)
 #define TIER_FIELD(tier) \
     (offsetof(struct rs_config, lead_threshold_ms) + (size_t)(tier) * sizeof(int64_t))
+
+#define ENABLED_FIELD(rule) (offsetof(struct rs_config, sla_enabled) + (size_t)(rule) * sizeof(bool))
+#define ONBOARD_FIELD(i) (offsetof(struct rs_config, onboarding_ms) + (size_t)(i) * sizeof(int64_t))
+#define WINDOW_FIELD(i) \
+    (offsetof(struct rs_config, funnel_window_ms) + (size_t)(i) * sizeof(int64_t))
 
 _Static_assert(RS_TIER__COUNT == 3, "one sla.speed_to_lead key per intent tier in key_specs");
 
@@ -94,6 +103,42 @@ static const struct key_spec key_specs[] = {
     /* Warning strictly before the breach (100%), escalation strictly after it. */
     { "sla.warning_pct", KEY_U32, FIELD(warning_pct), 1, 99, "80" },
     { "sla.escalate_pct", KEY_U32, FIELD(escalate_pct), 101, 10000, "200" },
+    { "topic.metrics", KEY_TOPIC, FIELD(topic_metrics), 0, 0, "revops.metrics" },
+    { "http.bind", KEY_STRING, FIELD(http_bind), 0, 0, "127.0.0.1:9464" },
+    { "time.zone", KEY_STRING, FIELD(time_zone), 0, 0, "UTC" },
+    { "calendar.zone", KEY_STRING, FIELD(calendar_zone), 0, 0, "UTC" },
+    { "calendar.hours", KEY_STRING, FIELD(calendar_hours), 0, 0, "mon-fri 09:00-18:00" },
+    { "calendar.holidays", KEY_STRING, FIELD(calendar_holidays), 0, 0, "none" },
+    { "sla.mql_acceptance.enabled", KEY_BOOL, ENABLED_FIELD(2), 0, 0, "true" },
+    /* One business day of the default calendar (09:00-18:00). */
+    { "sla.mql_acceptance.threshold", KEY_DURATION, FIELD(mql_acceptance_ms), 1, 365 * MS_PER_D,
+      "9h" },
+    { "sla.stalled_opportunity.enabled", KEY_BOOL, ENABLED_FIELD(3), 0, 0, "true" },
+    { "sla.stalled_opportunity.threshold", KEY_DURATION, FIELD(stalled_opp_ms), 1,
+      365 * MS_PER_D, "30d" },
+    { "sla.handoff.enabled", KEY_BOOL, ENABLED_FIELD(4), 0, 0, "true" },
+    { "sla.handoff.threshold", KEY_DURATION, FIELD(handoff_ms), 1, 365 * MS_PER_D, "18h" },
+    { "sla.onboarding.enabled", KEY_BOOL, ENABLED_FIELD(5), 0, 0, "true" },
+    { "sla.onboarding.smb", KEY_DURATION, ONBOARD_FIELD(0), 1, 730 * MS_PER_D, "30d" },
+    { "sla.onboarding.mid_market", KEY_DURATION, ONBOARD_FIELD(1), 1, 730 * MS_PER_D, "60d" },
+    { "sla.onboarding.enterprise", KEY_DURATION, ONBOARD_FIELD(2), 1, 730 * MS_PER_D, "90d" },
+    { "sla.onboarding.default", KEY_DURATION, ONBOARD_FIELD(3), 1, 730 * MS_PER_D, "60d" },
+    { "sla.freshness.enabled", KEY_BOOL, ENABLED_FIELD(7), 0, 0, "true" },
+    { "sla.freshness.silence", KEY_DURATION, FIELD(freshness_silence_ms), 1, 30 * MS_PER_D,
+      "60m" },
+    { "sla.freshness.lag_p95", KEY_DURATION, FIELD(freshness_lag_ms), 1, 30 * MS_PER_D, "15m" },
+    { "metrics.funnel_window.lead_mql", KEY_DURATION, WINDOW_FIELD(0), 1, 730 * MS_PER_D, "30d" },
+    { "metrics.funnel_window.mql_sql", KEY_DURATION, WINDOW_FIELD(1), 1, 730 * MS_PER_D, "30d" },
+    { "metrics.funnel_window.sql_opp", KEY_DURATION, WINDOW_FIELD(2), 1, 730 * MS_PER_D, "30d" },
+    { "metrics.funnel_window.opp_won", KEY_DURATION, WINDOW_FIELD(3), 1, 730 * MS_PER_D,
+      "180d" },
+    { "metrics.reopen_same_opportunity", KEY_DURATION, FIELD(reopen_same_opp_ms), 0,
+      365 * MS_PER_D, "30d" },
+    { "metrics.lateness.ops", KEY_DURATION, FIELD(lateness_ops_ms), 0, 365 * MS_PER_D, "2d" },
+    { "metrics.lateness.sales", KEY_DURATION, FIELD(lateness_sales_ms), 0, 365 * MS_PER_D, "7d" },
+    { "metrics.min_n", KEY_U32, FIELD(min_n), 1, 1000000, "10" },
+    { "metrics.onboarding_start", KEY_STRING, FIELD(onboarding_start), 0, 0,
+      "handoff_completed" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */
@@ -115,6 +160,7 @@ static const char *const kafka_hints[] = {
 
 /* The parsed form of one value outside kafka., before it is stored. */
 union parsed {
+    bool b;
     enum rs_log_level level;
     uint64_t u;
     int64_t ms;
@@ -491,6 +537,13 @@ static int check_value(const struct key_spec *spec, const char *value, const cha
         }
         out->ms = ms;
         return 0;
+    case KEY_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            return rs_err_set(err, RS_ECONFIG, "%s: key '%s': expected true or false, got '%s'%s",
+                              origin, spec->name, shown, hash_hint);
+        }
+        out->b = value[0] == 't';
+        return 0;
     }
     assert(0 && "key_type not handled");
     return RS_ECONFIG;
@@ -527,6 +580,9 @@ static void store_value(struct rs_config *cfg, const struct key_spec *spec, cons
         break;
     case KEY_DURATION:
         *(int64_t *)(void *)field = parsed->ms;
+        break;
+    case KEY_BOOL:
+        *(bool *)(void *)field = parsed->b;
         break;
     }
 }
@@ -574,6 +630,8 @@ static const char *format_value(const struct rs_config *cfg, const struct key_sp
         return buf;
     case KEY_DURATION:
         return format_duration(buf, cap, *(const int64_t *)(const void *)field);
+    case KEY_BOOL:
+        return *(const bool *)(const void *)field ? "true" : "false";
     }
     assert(0 && "key_type not handled");
     return "";
@@ -729,8 +787,46 @@ void rs_config_release(struct rs_config *cfg)
         free(cfg->kafka[i].origin);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->n_stage_thresholds; i++) {
+        free(cfg->stage_names[i]);
+    }
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* sla.stalled_opportunity.stage.<stage> = duration: the stall threshold of one stage. */
+static int set_stage(struct rs_config *cfg, const char *key, const char *value, const char *origin,
+                     struct rs_err *err)
+{
+    const char *stage = key + strlen(STAGE_PREFIX);
+    char shown[EXCERPT_MAX + 4];
+    size_t i;
+    int64_t ms;
+
+    if (stage[0] == '\0') {
+        return rs_err_set(err, RS_ECONFIG, "%s: key '%s': no stage name after it", origin, key);
+    }
+    if (rs_config_parse_duration(value, &ms) != 0 || ms < 1 || ms > 365 * MS_PER_D) {
+        return rs_err_set(err, RS_ECONFIG,
+                          "%s: key '%s': expected a duration from 1ms to 365d such as 14d, got "
+                          "'%s'",
+                          origin, excerpt(shown, sizeof(shown), key), value);
+    }
+    for (i = 0; i < cfg->n_stage_thresholds; i++) {
+        if (strcmp(cfg->stage_names[i], stage) == 0) {
+            break;
+        }
+    }
+    if (i == cfg->n_stage_thresholds) {
+        if (i == RS_CONFIG_STAGES_MAX) {
+            return rs_err_set(err, RS_ECONFIG, "%s: key '%s': at most %d stages have thresholds",
+                              origin, excerpt(shown, sizeof(shown), key), RS_CONFIG_STAGES_MAX);
+        }
+        cfg->stage_names[i] = rs_xstrdup(stage);
+        cfg->n_stage_thresholds++;
+    }
+    cfg->stage_ms[i] = ms;
+    return 0;
 }
 
 int rs_config_set(struct rs_config *cfg, const char *key, const char *value, const char *origin,
@@ -741,6 +837,9 @@ int rs_config_set(struct rs_config *cfg, const char *key, const char *value, con
     assert(origin != NULL);
     if (starts_with(key, KAFKA_PREFIX)) {
         return set_kafka(cfg, key, value, origin, err);
+    }
+    if (starts_with(key, STAGE_PREFIX)) {
+        return set_stage(cfg, key, value, origin, err);
     }
     index = find_key(key);
     if (index < 0) {
@@ -767,10 +866,92 @@ const char *rs_config_origin(const struct rs_config *cfg, const char *key)
     return index >= 0 ? cfg->origins[index] : NULL;
 }
 
+/* The origin of a known key, for messages. */
+static const char *origin_of(const struct rs_config *cfg, const char *key)
+{
+    int index = find_key(key);
+
+    return index >= 0 && cfg->origins[index] != NULL ? cfg->origins[index] : "default";
+}
+
+/* http.bind is "off" or HOST:PORT with a numeric port; the host is checked when binding. */
+int rs_config_http_bind(const struct rs_config *cfg, char *host, size_t host_size, uint16_t *port)
+{
+    const char *colon = strrchr(cfg->http_bind, ':');
+    uint64_t p;
+
+    if (strcmp(cfg->http_bind, "off") == 0) {
+        return RS_ENOTFOUND;
+    }
+    if (colon == NULL || colon == cfg->http_bind || (size_t)(colon - cfg->http_bind) >= host_size ||
+        !parse_u64(colon + 1, &p) || p > 65535) {
+        return RS_ECONFIG;
+    }
+    memcpy(host, cfg->http_bind, (size_t)(colon - cfg->http_bind));
+    host[colon - cfg->http_bind] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int check_zone(const struct rs_config *cfg, const char *key, const char *tzid,
+                      struct rs_err *err)
+{
+    struct rs_zone *zone;
+    struct rs_err zerr;
+
+    rs_err_clear(&zerr);
+    if (rs_zone_new(tzid, &zone, &zerr) != 0) {
+        return rs_err_set(err, RS_ECONFIG, "%s: key '%s': %s", origin_of(cfg, key), key, zerr.msg);
+    }
+    rs_zone_free(zone);
+    return 0;
+}
+
+static int validate_words(const struct rs_config *cfg, struct rs_err *err)
+{
+    char host[256];
+    uint16_t port;
+    int rc = rs_config_http_bind(cfg, host, sizeof(host), &port);
+
+    if (rc == RS_ECONFIG) {
+        return rs_err_set(err, RS_ECONFIG,
+                          "%s: key 'http.bind': expected HOST:PORT such as 127.0.0.1:9464, or "
+                          "off, got '%s'",
+                          origin_of(cfg, "http.bind"), cfg->http_bind);
+    }
+    if (check_zone(cfg, "time.zone", cfg->time_zone, err) != 0 ||
+        check_zone(cfg, "calendar.zone", cfg->calendar_zone, err) != 0) {
+        return RS_ECONFIG;
+    }
+    {
+        struct rs_calendar *cal;
+        struct rs_err cerr;
+        const char *holidays =
+            strcmp(cfg->calendar_holidays, "none") == 0 ? "" : cfg->calendar_holidays;
+
+        rs_err_clear(&cerr);
+        if (rs_calendar_new("business", cfg->calendar_zone, cfg->calendar_hours, holidays, &cal,
+                            &cerr) != 0) {
+            /* The calendar's message names the bad part; say which keys hold it. */
+            return rs_err_set(err, RS_ECONFIG, "%s: key 'calendar.hours' / 'calendar.holidays': %s",
+                              origin_of(cfg, "calendar.hours"), cerr.msg);
+        }
+        rs_calendar_free(cal);
+    }
+    if (strcmp(cfg->onboarding_start, "handoff_completed") != 0 &&
+        strcmp(cfg->onboarding_start, "opportunity_won") != 0) {
+        return rs_err_set(err, RS_ECONFIG,
+                          "%s: key 'metrics.onboarding_start': expected one of handoff_completed, "
+                          "opportunity_won, got '%s'",
+                          origin_of(cfg, "metrics.onboarding_start"), cfg->onboarding_start);
+    }
+    return 0;
+}
+
 int rs_config_validate(const struct rs_config *cfg, struct rs_err *err)
 {
     char buf[32];
-    size_t topics[3];
+    size_t topics[4];
     size_t topic_count = 0;
     union parsed parsed;
     int rc;
@@ -812,12 +993,12 @@ int rs_config_validate(const struct rs_config *cfg, struct rs_err *err)
             }
             return rs_err_set(err, RS_ECONFIG,
                               "%s: key '%s': topic '%s' is already used by key '%s' (%s); "
-                              "topic.events, topic.alerts and topic.dlq must differ",
+                              "topic.events, topic.alerts, topic.dlq and topic.metrics must differ",
                               second_origin != NULL ? second_origin : "default", second->name, name,
                               first->name, first_origin != NULL ? first_origin : "default");
         }
     }
-    return 0;
+    return validate_words(cfg, err);
 }
 
 /* ---- public: load ---- */
@@ -1174,6 +1355,10 @@ void rs_config_print(const struct rs_config *cfg, void *out)
 
     for (size_t i = 0; i < KEY_COUNT; i++) {
         print_pair(fp, "", key_specs[i].name, format_value(cfg, &key_specs[i], buf, sizeof(buf)));
+    }
+    for (size_t i = 0; i < cfg->n_stage_thresholds; i++) {
+        print_pair(fp, STAGE_PREFIX, cfg->stage_names[i],
+                   format_duration(buf, sizeof(buf), cfg->stage_ms[i]));
     }
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const struct rs_kafka_prop *prop = &cfg->kafka[i];

@@ -23,6 +23,10 @@
 #define GEN_TICK_MS   2
 #define DONE_CHECK_MS 50
 #define GIVE_UP_MS    120000 /* a demo that has not finished in two minutes has failed */
+#define FAST_AFTER_MS (30 * 3600 * INT64_C(1000)) /* past the leads' day, the clock runs faster */
+#define FAST_FACTOR   25.0 /* days of pipeline in seconds: stalls, handoffs, onboarding */
+#define HOUR_MS       (3600 * INT64_C(1000))
+#define USD(x)        ((int64_t)(x) * 100) /* minor units */
 
 /* One generated message, encoded. */
 struct gen_msg {
@@ -40,6 +44,7 @@ struct demo {
     struct rs_app *app;
     struct rs_kafka_producer *gen;
     struct rs_kafka_consumer *tail;
+    struct rs_kafka_consumer *metrics_tail;
     struct rs_event_decoder alert_decoder;
     uv_timer_t gen_timer;
     uv_timer_t done_timer;
@@ -49,7 +54,9 @@ struct demo {
     uint64_t good_events, bad_events;
     int64_t sim_end_ms;
 
-    bool tail_assigned, sim_started, stopping, tail_closed, app_closed;
+    bool tail_assigned, metrics_assigned, sim_started, stopping, tail_closed, app_closed;
+    bool metrics_closed;
+    uint64_t metric_updates_seen;
     uint64_t sim_started_ns, wall_started_ns;
     uint64_t alerts_seen;
     uint64_t seen_by_kind[RS_ALERT__COUNT];
@@ -79,8 +86,16 @@ static int64_t sim_now(void *opaque)
     if (!d->sim_started) {
         return SIM_START_MS;
     }
-    return SIM_START_MS +
-           (int64_t)((double)(uv_hrtime() - d->sim_started_ns) / 1e6 * d->opts->speed);
+    {
+        double wall_ms = (double)(uv_hrtime() - d->sim_started_ns) / 1e6;
+        double slow_ms = (double)FAST_AFTER_MS / d->opts->speed; /* wall ms of the first part */
+
+        if (wall_ms <= slow_ms) {
+            return SIM_START_MS + (int64_t)(wall_ms * d->opts->speed);
+        }
+        return SIM_START_MS + FAST_AFTER_MS +
+               (int64_t)((wall_ms - slow_ms) * d->opts->speed * FAST_FACTOR);
+    }
 }
 
 static struct gen_msg *add_msg(struct demo *d, int64_t ts_ms, const char *key)
@@ -116,6 +131,195 @@ cmp_msg(const void *a, const void *b)
     return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
 }
 
+static void envelope(struct rs_event *ev, enum rs_event_type type, char *id, size_t id_size,
+                     const char *lead, const char *suffix, int64_t ts_ms, const char *account)
+{
+    memset(ev, 0, sizeof(*ev));
+    (void)snprintf(id, id_size, "ev-%s-%s", lead, suffix);
+    ev->type = type;
+    ev->id = S(id);
+    ev->ts_ms = ts_ms;
+    ev->account = account != NULL ? S(account) : RS_STR_NULL;
+}
+
+/* Twelve reps: nine ramped long ago, three who started a month before the demo. */
+static void generate_reps(struct demo *d)
+{
+    for (unsigned r = 1; r <= REPS; r++) {
+        char rep[16], id[48], team[16];
+        struct rs_event ev;
+        bool new_rep = r > REPS - 3;
+        static const uint8_t ramp[] = { 25, 50, 75 };
+
+        (void)snprintf(rep, sizeof(rep), "rep-%02u", r);
+        (void)snprintf(team, sizeof(team), "team-%c", r % 2 ? 'a' : 'b');
+        envelope(&ev, RS_EV_REP_ONBOARDED, id, sizeof(id), rep, "onboarded",
+                 SIM_START_MS - (new_rep ? 30 : 400) * DAY_MS, NULL);
+        ev.u.rep_onboarded.rep_id = S(rep);
+        ev.u.rep_onboarded.start_date_ms = ev.ts_ms;
+        ev.u.rep_onboarded.role = S("ae");
+        ev.u.rep_onboarded.segment = S("mid_market");
+        ev.u.rep_onboarded.team_id = S(team);
+        add_event(d, &ev, rep);
+        envelope(&ev, RS_EV_REP_QUOTA_SET, id, sizeof(id), rep, "quota", SIM_START_MS - DAY_MS,
+                 NULL);
+        ev.u.rep_quota_set.rep_id = S(rep);
+        ev.u.rep_quota_set.period = S("2026-03");
+        ev.u.rep_quota_set.period_start_ms = INT64_C(1772323200000); /* 2026-03-01 */
+        ev.u.rep_quota_set.quota_minor = USD(40000);
+        ev.u.rep_quota_set.currency = S("USD");
+        if (new_rep) {
+            ev.u.rep_quota_set.ramp_n = sizeof(ramp);
+            memcpy(ev.u.rep_quota_set.ramp_pct, ramp, sizeof(ramp));
+        }
+        add_event(d, &ev, rep);
+    }
+}
+
+/*
+ * What happens after a lead with an account is created: qualification (MQL, then SQL; high
+ * intent sometimes straight to SQL), an opportunity through its stages, won or lost, and for
+ * a win the handoff to customer success and onboarding. All keyed by the account, so the
+ * lead, its opportunity and the onboarding share a partition. Durations are days, some of
+ * them past the SLA thresholds the demo sets, so every rule fires now and then.
+ */
+static int64_t generate_pipeline(struct demo *d, uint64_t *s, const char *lead, const char *account,
+                                 const char *owner, enum rs_intent_tier tier, int64_t created)
+{
+    static const char *const stages[] = { "discovery", "proposal", "negotiation" };
+    static const char *const segments[] = { "smb", "mid_market", "enterprise" };
+    char id[48], opp[24];
+    struct rs_event ev;
+    int64_t t = created, last = created;
+    bool sql_direct = tier == RS_TIER_HIGH && uniform(s) < 0.3;
+    int64_t amount = USD(5000 + (int64_t)(uniform(s) * 45000));
+    const char *segment = segments[next_rand(s) % 3];
+    bool won;
+
+    if (tier == RS_TIER_LOW || uniform(s) > 0.7) {
+        return last;
+    }
+    if (!sql_direct) {
+        t += HOUR_MS + (int64_t)(uniform(s) * 20 * (double)HOUR_MS);
+        envelope(&ev, RS_EV_LEAD_QUALIFIED, id, sizeof(id), lead, "mql", t, account);
+        ev.u.lead_qualified.lead_id = S(lead);
+        ev.u.lead_qualified.stage = RS_QUAL_MQL;
+        ev.u.lead_qualified.qualified_by = S("marketing-automation");
+        add_event(d, &ev, account);
+        if (uniform(s) < 0.35) {
+            return t; /* never accepted: SLA-02 breaches */
+        }
+        /* Accepted within about one business day, a quarter of them later. */
+        t += (int64_t)((uniform(s) < 0.75 ? 0.1 + 0.8 * uniform(s) : 1.2 + 2 * uniform(s)) *
+                       (double)DAY_MS);
+    } else {
+        t += 2 * HOUR_MS;
+    }
+    envelope(&ev, RS_EV_LEAD_QUALIFIED, id, sizeof(id), lead, "sql", t, account);
+    ev.u.lead_qualified.lead_id = S(lead);
+    ev.u.lead_qualified.stage = RS_QUAL_SQL;
+    ev.u.lead_qualified.qualified_by = S(owner);
+    add_event(d, &ev, account);
+    last = t;
+    if (uniform(s) < 0.4) {
+        return last;
+    }
+    (void)snprintf(opp, sizeof(opp), "O-%s", lead + 2);
+    t += HOUR_MS + (int64_t)(uniform(s) * (double)DAY_MS);
+    envelope(&ev, RS_EV_OPP_CREATED, id, sizeof(id), lead, "opp", t, account);
+    ev.u.opp_created.opportunity_id = S(opp);
+    ev.u.opp_created.account_id = S(account);
+    ev.u.opp_created.lead_id = S(lead);
+    ev.u.opp_created.owner_id = S(owner);
+    ev.u.opp_created.deal_type = RS_DEAL_NEW;
+    ev.u.opp_created.amount_minor = amount;
+    ev.u.opp_created.currency = S("USD");
+    ev.u.opp_created.stage = S(stages[0]);
+    ev.u.opp_created.segment = S(segment);
+    add_event(d, &ev, account);
+    for (size_t k = 1; k < sizeof(stages) / sizeof(stages[0]); k++) {
+        /* A stage takes one to four days; one in six stalls past the demo's 5-day threshold. */
+        t += (int64_t)((uniform(s) < 0.83 ? 1 + 3 * uniform(s) : 6 + 3 * uniform(s)) *
+                       (double)DAY_MS);
+        envelope(&ev, RS_EV_OPP_STAGE_CHANGED, id, sizeof(id), lead, stages[k], t, account);
+        ev.u.opp_stage_changed.opportunity_id = S(opp);
+        ev.u.opp_stage_changed.from_stage = S(stages[k - 1]);
+        ev.u.opp_stage_changed.to_stage = S(stages[k]);
+        ev.u.opp_stage_changed.forecast_category = S(k == 2 ? "commit" : "pipeline");
+        ev.u.opp_stage_changed.amount_minor = amount;
+        ev.u.opp_stage_changed.has_amount = true;
+        add_event(d, &ev, account);
+    }
+    won = uniform(s) < 0.4;
+    t += (int64_t)((1 + 3 * uniform(s)) * (double)DAY_MS);
+    envelope(&ev, RS_EV_OPP_CLOSED, id, sizeof(id), lead, "closed", t, account);
+    ev.u.opp_closed.opportunity_id = S(opp);
+    ev.u.opp_closed.outcome = won ? RS_OUTCOME_WON : RS_OUTCOME_LOST;
+    ev.u.opp_closed.amount_minor = amount;
+    ev.u.opp_closed.currency = S("USD");
+    ev.u.opp_closed.loss_reason = won ? RS_STR_NULL : S("price");
+    ev.u.opp_closed.close_date_ms = t;
+    add_event(d, &ev, account);
+    last = t;
+    if (!won) {
+        return last;
+    }
+    {
+        bool missing_csm = uniform(s) < 0.05;
+        /* Two business days is about 2.8 calendar days: a fifth are late. */
+        int64_t done = t + (int64_t)((uniform(s) < 0.8 ? 0.2 + 1.5 * uniform(s)
+                                                        : 3.5 + 2 * uniform(s)) *
+                                     (double)DAY_MS);
+
+        envelope(&ev, RS_EV_HANDOFF_STARTED, id, sizeof(id), lead, "handoff-s", t + HOUR_MS,
+                 account);
+        ev.u.handoff.account_id = S(account);
+        ev.u.handoff.opportunity_id = S(opp);
+        ev.u.handoff.ae_id = S(owner);
+        ev.u.handoff.csm_id = S("csm-1");
+        ev.u.handoff.segment = S(segment);
+        add_event(d, &ev, account);
+        envelope(&ev, RS_EV_HANDOFF_COMPLETED, id, sizeof(id), lead, "handoff-c", done, account);
+        ev.u.handoff.account_id = S(account);
+        ev.u.handoff.opportunity_id = S(opp);
+        ev.u.handoff.ae_id = S(owner);
+        ev.u.handoff.csm_id = missing_csm ? RS_STR_NULL : S("csm-1");
+        ev.u.handoff.checklist_complete = !missing_csm;
+        ev.u.handoff.segment = S(segment);
+        add_event(d, &ev, account);
+        t = done;
+    }
+    {
+        static const enum rs_milestone milestones[] = { RS_MS_KICKOFF, RS_MS_GO_LIVE,
+                                                        RS_MS_FIRST_VALUE };
+        static const char *const names[] = { "kickoff", "go-live", "first-value" };
+        bool pause = uniform(s) < 0.2;
+
+        for (size_t k = 0; k < sizeof(milestones) / sizeof(milestones[0]); k++) {
+            t += (int64_t)((0.5 + (k == 0 ? 1 : 4) * uniform(s)) * (double)DAY_MS);
+            if (pause && k == 1) {
+                envelope(&ev, RS_EV_ONBOARDING_PAUSED, id, sizeof(id), lead, "paused", t,
+                         account);
+                ev.u.onboarding_pause.account_id = S(account);
+                ev.u.onboarding_pause.reason = S("waiting_on_customer");
+                add_event(d, &ev, account);
+                t += 2 * DAY_MS;
+                envelope(&ev, RS_EV_ONBOARDING_RESUMED, id, sizeof(id), lead, "resumed", t,
+                         account);
+                ev.u.onboarding_pause.account_id = S(account);
+                ev.u.onboarding_pause.reason = RS_STR_NULL;
+                add_event(d, &ev, account);
+            }
+            envelope(&ev, RS_EV_ONBOARDING_MILESTONE, id, sizeof(id), lead, names[k], t, account);
+            ev.u.onboarding_milestone.account_id = S(account);
+            ev.u.onboarding_milestone.milestone = milestones[k];
+            ev.u.onboarding_milestone.status = S("completed");
+            add_event(d, &ev, account);
+        }
+    }
+    return t;
+}
+
 /*
  * The funnel: a quarter of the leads are high intent (demo requests), most are MQLs, the
  * rest low intent. Outcomes follow the speed-to-lead studies of METRICS.md §8 loosely: most
@@ -128,6 +332,7 @@ static void generate(struct demo *d)
     uint64_t s = d->opts->seed;
     char(*ids)[6][24] = rs_xcalloc(d->opts->leads, sizeof(*ids));
     int64_t last_created = SIM_START_MS;
+    int64_t last_event = SIM_START_MS;
 
     for (uint32_t i = 0; i < d->opts->leads; i++) {
         struct rs_event ev;
@@ -202,7 +407,13 @@ static void generate(struct demo *d)
             }
             add_event(d, &t, key);
         }
+        if (has_account && outcome < 0.82) {
+            int64_t end = generate_pipeline(d, &s, lead, account, owner, tier, created);
+
+            last_event = end > last_event ? end : last_event;
+        }
     }
+    generate_reps(d);
     /* Malformed input, as real producers send it now and then: each becomes a dead letter. */
     {
         static const char garbage[] = "{\"type\":\"lead.created\"}"; /* JSON, not msgpack */
@@ -228,6 +439,10 @@ static void generate(struct demo *d)
     /* Run until the slowest ladder (low intent, L2 at escalate_pct) could have fired. */
     d->sim_end_ms =
         last_created + d->cfg.lead_threshold_ms[RS_TIER_LOW] * d->cfg.escalate_pct / 100 + 60000;
+    /* And until the pipeline's last event, plus a day for the stall and handoff ladders. */
+    if (last_event + DAY_MS > d->sim_end_ms) {
+        d->sim_end_ms = last_event + DAY_MS;
+    }
 }
 
 static void on_gen_delivered(void *opaque, uint64_t seq, bool ok, bool retriable,
@@ -254,7 +469,7 @@ static void on_gen_tick(uv_timer_t *t)
     int64_t now = sim_now(d);
 
     if (!d->sim_started) {
-        if (!d->tail_assigned || !rs_app_is_caught_up(d->app)) {
+        if (!d->tail_assigned || !d->metrics_assigned || !rs_app_is_caught_up(d->app)) {
             return; /* both consumers join their groups first */
         }
         d->sim_started = true;
@@ -345,6 +560,30 @@ static int on_tail_assign(void *opaque, const char *topic, const int32_t *ids, i
     return 0;
 }
 
+/* The metrics topic, read as a dashboard would: counted, not printed. */
+static int on_metrics_batch(void *opaque, const struct rs_msg *msgs, size_t n)
+{
+    struct demo *d = opaque;
+
+    (void)msgs;
+    d->metric_updates_seen += n;
+    return 0;
+}
+
+static int on_metrics_assign(void *opaque, const char *topic, const int32_t *ids, int64_t *offsets,
+                             size_t n)
+{
+    struct demo *d = opaque;
+
+    (void)topic;
+    (void)ids;
+    for (size_t i = 0; i < n; i++) {
+        offsets[i] = 0;
+    }
+    d->metrics_assigned = true;
+    return 0;
+}
+
 static void on_tail_revoke(void *opaque, const char *topic, const int32_t *ids, size_t n)
 {
     (void)opaque;
@@ -379,6 +618,14 @@ static void tail_closed(void *opaque)
     maybe_finish(d);
 }
 
+static void metrics_closed(void *opaque)
+{
+    struct demo *d = opaque;
+
+    d->metrics_closed = true;
+    maybe_finish(d);
+}
+
 static void gen_closed(void *opaque)
 {
     (void)opaque;
@@ -395,7 +642,8 @@ static void app_done(void *opaque, int status)
 
 static void maybe_finish(struct demo *d)
 {
-    if (d->tail_closed && d->app_closed && !uv_is_closing((uv_handle_t *)&d->gen_timer)) {
+    if (d->tail_closed && d->metrics_closed && d->app_closed &&
+        !uv_is_closing((uv_handle_t *)&d->gen_timer)) {
         uv_close((uv_handle_t *)&d->gen_timer, NULL);
         uv_close((uv_handle_t *)&d->done_timer, NULL);
         if (d->gen != NULL) {
@@ -414,11 +662,15 @@ static void stop_all(struct demo *d)
     (void)uv_timer_stop(&d->done_timer);
     d->app_closed = d->app == NULL;
     d->tail_closed = d->tail == NULL;
+    d->metrics_closed = d->metrics_tail == NULL;
     if (d->app != NULL) {
         rs_app_stop(d->app, app_done, d);
     }
     if (d->tail != NULL) {
         rs_kafka_consumer_close(d->tail, tail_closed, d);
+    }
+    if (d->metrics_tail != NULL) {
+        rs_kafka_consumer_close(d->metrics_tail, metrics_closed, d);
     }
     maybe_finish(d);
 }
@@ -439,7 +691,8 @@ static void on_done_check(uv_timer_t *t)
     /* Done: all sent and applied, the clock past the last deadline, every alert read back. */
     if (d->sim_started && d->next_msg == d->n_msgs && sim_now(d) >= d->sim_end_ms &&
         c->events + c->dead_letters >= d->n_msgs && rs_app_outbox_pending(d->app) == 0 &&
-        rs_app_is_caught_up(d->app) && d->alerts_seen + c->dead_letters >= c->published) {
+        rs_app_is_caught_up(d->app) &&
+        d->alerts_seen + d->metric_updates_seen + c->dead_letters >= c->published) {
         stop_all(d);
     }
 }
@@ -456,7 +709,79 @@ static void remove_state_dir(const char *dir)
     (void)rmdir(dir);
 }
 
-static void print_summary(struct demo *d, const struct rs_sla_stats *st, double wall_s)
+/* The headline metrics of the demo's month, read back from the state store. */
+static const struct headline {
+    const char *label; /* summary line and JSON key */
+    const char *metric;
+    const char *dims;
+} headlines[] = {
+    { "speed_to_lead", "speed_to_lead", "" },
+    { "lead_to_mql", "funnel_conversion", "from=lead,to=mql" },
+    { "mql_to_sql", "funnel_conversion", "from=mql,to=sql" },
+    { "sql_to_opp", "funnel_conversion", "from=sql,to=opp" },
+    { "opp_to_won", "funnel_conversion", "from=opp,to=won" },
+    { "win_rate", "win_rate", "" },
+    { "sales_cycle_won", "sales_cycle", "outcome=won" },
+    { "handoff_on_time", "handoff_completion", "" },
+    { "quota_attainment", "quota_attainment", "" },
+    { "time_to_value", "time_to_onboard", "milestone=first_value" },
+};
+
+#define N_HEADLINES (sizeof(headlines) / sizeof(headlines[0]))
+
+static void read_headlines(struct demo *d, struct rs_metric_value *v)
+{
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        struct rs_err err;
+
+        if (rs_app_metric(d->app, headlines[i].metric, headlines[i].dims, RS_GRAIN_MONTH,
+                          SIM_START_MS, &v[i], &err) != 0) {
+            RS_LOG_ERROR("%s", err.msg);
+            memset(&v[i], 0, sizeof(v[i]));
+            v[i].is_null = true;
+            v[i].null_reason = "unreadable";
+        }
+    }
+}
+
+static void print_headlines(const struct rs_metric_value *v)
+{
+    printf("  metrics (March, the demo's month; cohorts younger than their window are "
+           "immature):\n");
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        char value[48];
+
+        if (v[i].is_null) {
+            (void)snprintf(value, sizeof(value), "- (%s)", v[i].null_reason);
+        } else {
+            (void)snprintf(value, sizeof(value), "%.4g", v[i].value);
+        }
+        printf("    %-18s %-26s inputs %" PRId64 "/%" PRId64 ", count %" PRId64
+               ", p50 %.4g, p90 %.4g\n",
+               headlines[i].label, value, v[i].numerator, v[i].denominator, v[i].count,
+               v[i].p50, v[i].p90);
+    }
+}
+
+static void json_headlines(const struct rs_metric_value *v)
+{
+    printf(",\"metrics\":{");
+    for (size_t i = 0; i < N_HEADLINES; i++) {
+        printf("%s\"%s\":{\"value\":", i > 0 ? "," : "", headlines[i].label);
+        if (v[i].is_null) {
+            printf("null,\"null_reason\":\"%s\"", v[i].null_reason);
+        } else {
+            printf("%.6g", v[i].value);
+        }
+        printf(",\"numerator\":%" PRId64 ",\"denominator\":%" PRId64 ",\"count\":%" PRId64
+               ",\"p50\":%.6g,\"p90\":%.6g}",
+               v[i].numerator, v[i].denominator, v[i].count, v[i].p50, v[i].p90);
+    }
+    printf("}");
+}
+
+static void print_summary(struct demo *d, const struct rs_sla_stats *st,
+                          const struct rs_metric_value *v, double wall_s)
 {
     const struct rs_app_counters *c = rs_app_counters(d->app);
     /* Leads, from the store: breached = ever breached; recovered = breached, then met. */
@@ -469,12 +794,15 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                ",\"breached_then_met\":%" PRIu64 ",\"open_breached\":%" PRIu64
                ",\"cancelled\":%" PRIu64 ",\"running\":%" PRIu64 ",\"warnings\":%" PRIu64
                ",\"escalations\":%" PRIu64 ",\"retractions\":%" PRIu64 ",\"resolutions\":%" PRIu64
-               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f}\n",
+               ",\"alerts\":%" PRIu64 ",\"seed\":%" PRIu64 ",\"wall_seconds\":%.1f",
                c->events, st->leads, breached, st->breached_then_met, c->dead_letters,
                st->p50_response_ms, st->p90_response_ms, st->met, st->breached_then_met,
                st->breached, st->cancelled, st->running, d->seen_by_kind[RS_ALERT_WARNING],
                d->seen_by_kind[RS_ALERT_ESCALATED], d->seen_by_kind[RS_ALERT_RETRACTED],
                d->seen_by_kind[RS_ALERT_RECOVERED], d->alerts_seen, d->opts->seed, wall_s);
+        printf(",\"metric_updates\":%" PRIu64, d->metric_updates_seen);
+        json_headlines(v);
+        printf("}\n");
         return;
     }
     {
@@ -494,6 +822,9 @@ static void print_summary(struct demo *d, const struct rs_sla_stats *st, double 
                d->seen_by_kind[RS_ALERT_BREACHED], d->seen_by_kind[RS_ALERT_ESCALATED],
                d->seen_by_kind[RS_ALERT_RECOVERED], d->seen_by_kind[RS_ALERT_RETRACTED]);
         printf("  response time    p50 %s, p90 %s (first human outbound touch)\n", p50, p90);
+        printf("  metric updates   %" PRIu64 " on '%s'\n", d->metric_updates_seen,
+               d->cfg.topic_metrics);
+        print_headlines(v);
     }
 }
 
@@ -513,8 +844,11 @@ int rs_demo_run(const struct rs_demo_options *opts)
     static const struct rs_kafka_consumer_handlers tail_handlers = {
         on_tail_batch, on_tail_assign, on_tail_revoke, on_tail_eof, on_tail_fatal,
     };
+    static const struct rs_kafka_consumer_handlers metrics_handlers = {
+        on_metrics_batch, on_metrics_assign, on_tail_revoke, on_tail_eof, on_tail_fatal,
+    };
     struct demo *d = rs_xcalloc(1, sizeof(*d));
-    const char *topics[3];
+    const char *topics[4];
     const char *tmp = getenv("TMPDIR");
     struct rs_clock clock;
     struct rs_sla_stats stats;
@@ -535,7 +869,8 @@ int rs_demo_run(const struct rs_demo_options *opts)
     topics[0] = d->cfg.topic_events;
     topics[1] = d->cfg.topic_alerts;
     topics[2] = d->cfg.topic_dlq;
-    if (rs_kafka_mock_new(&d->mock, topics, 3, PARTITIONS, &err) != 0) {
+    topics[3] = d->cfg.topic_metrics;
+    if (rs_kafka_mock_new(&d->mock, topics, 4, PARTITIONS, &err) != 0) {
         RS_LOG_ERROR("%s", err.msg);
         goto out_dir;
     }
@@ -543,7 +878,11 @@ int rs_demo_run(const struct rs_demo_options *opts)
         set(d, "kafka.group.id", "revstream-demo") || set(d, "state.dir", d->state_dir) ||
         set(d, "time.tick", "5ms") || set(d, "kafka.producer.linger.ms", "1") ||
         /* At 12000x a 100 ms fetch wait is 20 simulated minutes of ingest lag. */
-        set(d, "kafka.consumer.fetch.wait.max.ms", "5") || set(d, "kafka.log_level", "3")) {
+        set(d, "kafka.consumer.fetch.wait.max.ms", "5") || set(d, "kafka.log_level", "3") ||
+        /* The pipeline runs in days, not months: thresholds to match. */
+        set(d, "sla.stalled_opportunity.threshold", "5d") || set(d, "sla.onboarding.smb", "6d") ||
+        set(d, "sla.onboarding.mid_market", "9d") || set(d, "sla.onboarding.enterprise", "12d") ||
+        set(d, "http.bind", "off")) {
         goto out_mock;
     }
     generate(d);
@@ -559,6 +898,9 @@ int rs_demo_run(const struct rs_demo_options *opts)
         rs_kafka_consumer_open(&d->tail, &d->loop, &d->cfg, "revstream-demo-tail", &tail_handlers,
                                d, &err) != 0 ||
         rs_kafka_consumer_subscribe(d->tail, d->cfg.topic_alerts, &err) != 0 ||
+        rs_kafka_consumer_open(&d->metrics_tail, &d->loop, &d->cfg, "revstream-demo-metrics",
+                               &metrics_handlers, d, &err) != 0 ||
+        rs_kafka_consumer_subscribe(d->metrics_tail, d->cfg.topic_metrics, &err) != 0 ||
         rs_app_start(d->app, &err) != 0) {
         RS_LOG_ERROR("%s", err.msg);
         d->status = 1;
@@ -573,11 +915,15 @@ int rs_demo_run(const struct rs_demo_options *opts)
             RS_LOG_ERROR("%s", err.msg);
             d->status = 1;
         } else {
-            print_summary(d, &stats, (double)(uv_hrtime() - d->wall_started_ns) / 1e9);
+            struct rs_metric_value v[N_HEADLINES];
+
+            read_headlines(d, v);
+            print_summary(d, &stats, v, (double)(uv_hrtime() - d->wall_started_ns) / 1e9);
             status = 0;
         }
     }
     rs_kafka_consumer_free(d->tail);
+    rs_kafka_consumer_free(d->metrics_tail);
     rs_kafka_producer_free(d->gen, 1000);
     rs_app_free(d->app);
     if (uv_loop_close(&d->loop) != 0) {

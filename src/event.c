@@ -76,10 +76,34 @@ enum field {
     F_CONTACT_ID,
     F_OPPORTUNITY_ID,
     F_INTO_LEAD_ID,
+    F_QUEUE,
+    F_STAGE,
+    F_QUALIFIED_BY,
+    F_DEAL_TYPE,
+    F_AMOUNT_MINOR,
+    F_TCV_MINOR,
+    F_CURRENCY,
+    F_OUTCOME,
+    F_LOSS_REASON,
+    F_CLOSE_DATE,
+    F_TEAM_ID,
+    F_FROM_STAGE,
+    F_TO_STAGE,
+    F_FORECAST_CATEGORY,
+    F_AE_ID,
+    F_CSM_ID,
+    F_CHECKLIST_COMPLETE,
+    F_MILESTONE,
+    F_STATUS,
+    F_START_DATE,
+    F_ROLE,
+    F_PERIOD,
+    F_QUOTA_MINOR,
+    F_RAMP_SCHEDULE,
     F__COUNT
 };
 
-_Static_assert(F__COUNT <= 32, "struct decode's `seen` is a 32-bit mask");
+_Static_assert(F__COUNT <= 64, "struct decode's `seen` is a 64-bit mask");
 
 static const struct rs_str field_names[F__COUNT] = {
     [F_TYPE] = LIT("type"),
@@ -104,6 +128,30 @@ static const struct rs_str field_names[F__COUNT] = {
     [F_CONTACT_ID] = LIT("contact_id"),
     [F_OPPORTUNITY_ID] = LIT("opportunity_id"),
     [F_INTO_LEAD_ID] = LIT("into_lead_id"),
+    [F_QUEUE] = LIT("queue"),
+    [F_STAGE] = LIT("stage"),
+    [F_QUALIFIED_BY] = LIT("qualified_by"),
+    [F_DEAL_TYPE] = LIT("deal_type"),
+    [F_AMOUNT_MINOR] = LIT("amount_minor"),
+    [F_TCV_MINOR] = LIT("tcv_minor"),
+    [F_CURRENCY] = LIT("currency"),
+    [F_OUTCOME] = LIT("outcome"),
+    [F_LOSS_REASON] = LIT("loss_reason"),
+    [F_CLOSE_DATE] = LIT("close_date"),
+    [F_TEAM_ID] = LIT("team_id"),
+    [F_FROM_STAGE] = LIT("from_stage"),
+    [F_TO_STAGE] = LIT("to_stage"),
+    [F_FORECAST_CATEGORY] = LIT("forecast_category"),
+    [F_AE_ID] = LIT("ae_id"),
+    [F_CSM_ID] = LIT("csm_id"),
+    [F_CHECKLIST_COMPLETE] = LIT("checklist_complete"),
+    [F_MILESTONE] = LIT("milestone"),
+    [F_STATUS] = LIT("status"),
+    [F_START_DATE] = LIT("start_date"),
+    [F_ROLE] = LIT("role"),
+    [F_PERIOD] = LIT("period"),
+    [F_QUOTA_MINOR] = LIT("quota_minor"),
+    [F_RAMP_SCHEDULE] = LIT("ramp_schedule"),
 };
 
 /* Keep in sync with enum rs_event_type and schemas/<type>.json. */
@@ -113,6 +161,22 @@ static const struct rs_str type_names[RS_EV__COUNT] = {
     [RS_EV_LEAD_DISQUALIFIED] = LIT("lead.disqualified"),
     [RS_EV_LEAD_CONVERTED] = LIT("lead.converted"),
     [RS_EV_LEAD_MERGED] = LIT("lead.merged"),
+    [RS_EV_LEAD_ASSIGNED] = LIT("lead.assigned"),
+    [RS_EV_LEAD_QUALIFIED] = LIT("lead.qualified"),
+    [RS_EV_LEAD_RECYCLED] = LIT("lead.recycled"),
+    [RS_EV_LEAD_REOPENED] = LIT("lead.reopened"),
+    [RS_EV_OPP_CREATED] = LIT("opportunity.created"),
+    [RS_EV_OPP_STAGE_CHANGED] = LIT("opportunity.stage_changed"),
+    [RS_EV_OPP_CLOSED] = LIT("opportunity.closed"),
+    [RS_EV_OPP_REOPENED] = LIT("opportunity.reopened"),
+    [RS_EV_HANDOFF_STARTED] = LIT("handoff.started"),
+    [RS_EV_HANDOFF_COMPLETED] = LIT("handoff.completed"),
+    [RS_EV_ONBOARDING_MILESTONE] = LIT("onboarding.milestone"),
+    [RS_EV_ONBOARDING_PAUSED] = LIT("onboarding.paused"),
+    [RS_EV_ONBOARDING_RESUMED] = LIT("onboarding.resumed"),
+    [RS_EV_REP_ONBOARDED] = LIT("rep.onboarded"),
+    [RS_EV_REP_QUOTA_SET] = LIT("rep.quota_set"),
+    [RS_EV_REP_TERMINATED] = LIT("rep.terminated"),
 };
 
 /* The enum tables below are indexed by the enum value; keep in sync with event.h. */
@@ -137,6 +201,30 @@ static const struct rs_str touch_channel_names[RS_CH_SOCIAL + 1] = {
     [RS_CH_CHAT] = LIT("chat"), [RS_CH_MEETING] = LIT("meeting"), [RS_CH_SOCIAL] = LIT("social"),
 };
 
+/* Upper-case, as sales teams write them (METRICS.md §2). */
+static const struct rs_str qual_stage_names[RS_QUAL__COUNT] = {
+    [RS_QUAL_MQL] = LIT("MQL"),
+    [RS_QUAL_SAL] = LIT("SAL"),
+    [RS_QUAL_SQL] = LIT("SQL"),
+};
+
+static const struct rs_str deal_type_names[RS_DEAL__COUNT] = {
+    [RS_DEAL_NEW] = LIT("new"),
+    [RS_DEAL_EXPANSION] = LIT("expansion"),
+    [RS_DEAL_RENEWAL] = LIT("renewal"),
+};
+
+static const struct rs_str outcome_names[RS_OUTCOME_LOST + 1] = {
+    [RS_OUTCOME_WON] = LIT("won"),
+    [RS_OUTCOME_LOST] = LIT("lost"),
+};
+
+static const struct rs_str milestone_names[RS_MS__COUNT] = {
+    [RS_MS_KICKOFF] = LIT("kickoff"),         [RS_MS_CONFIGURED] = LIT("configured"),
+    [RS_MS_INTEGRATED] = LIT("integrated"),   [RS_MS_GO_LIVE] = LIT("go_live"),
+    [RS_MS_FIRST_VALUE] = LIT("first_value"),
+};
+
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* What a field accepts. */
@@ -152,9 +240,9 @@ enum {
 /* One decode in progress. */
 struct decode {
     /* The value of each known key, valid where its bit in `seen` is set. A bit mask instead of
-     * NULLs spares clearing 22 pointers per event, which showed up in profiles. */
+     * NULLs spares clearing F__COUNT pointers per event, which showed up in profiles. */
     const msgpack_object *slot[F__COUNT];
-    uint32_t seen;
+    uint64_t seen;
     const char *type_name; /* for messages; NULL until `type` is known */
     enum rs_event_fault *fault;
     struct rs_err *err;
@@ -475,6 +563,20 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("type")) {
             return F_TYPE;
         }
+        if (KEY_IS("role")) {
+            return F_ROLE;
+        }
+        break;
+    case 5:
+        if (KEY_IS("queue")) {
+            return F_QUEUE;
+        }
+        if (KEY_IS("stage")) {
+            return F_STAGE;
+        }
+        if (KEY_IS("ae_id")) {
+            return F_AE_ID;
+        }
         break;
     case 6:
         if (KEY_IS("tenant")) {
@@ -483,19 +585,28 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("source")) {
             return F_SOURCE;
         }
-        if (KEY_IS("reason")) {
-            return F_REASON;
-        }
         if (KEY_IS("rep_id")) {
             return F_REP_ID;
         }
+        if (KEY_IS("reason")) {
+            return F_REASON;
+        }
+        if (KEY_IS("csm_id")) {
+            return F_CSM_ID;
+        }
+        if (KEY_IS("status")) {
+            return F_STATUS;
+        }
+        if (KEY_IS("period")) {
+            return F_PERIOD;
+        }
         break;
     case 7:
-        if (KEY_IS("lead_id")) {
-            return F_LEAD_ID;
-        }
         if (KEY_IS("account")) {
             return F_ACCOUNT;
+        }
+        if (KEY_IS("lead_id")) {
+            return F_LEAD_ID;
         }
         if (KEY_IS("channel")) {
             return F_CHANNEL;
@@ -503,10 +614,22 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("segment")) {
             return F_SEGMENT;
         }
+        if (KEY_IS("outcome")) {
+            return F_OUTCOME;
+        }
+        if (KEY_IS("team_id")) {
+            return F_TEAM_ID;
+        }
         break;
     case 8:
         if (KEY_IS("owner_id")) {
             return F_OWNER_ID;
+        }
+        if (KEY_IS("currency")) {
+            return F_CURRENCY;
+        }
+        if (KEY_IS("to_stage")) {
+            return F_TO_STAGE;
         }
         break;
     case 9:
@@ -519,6 +642,15 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("connected")) {
             return F_CONNECTED;
         }
+        if (KEY_IS("deal_type")) {
+            return F_DEAL_TYPE;
+        }
+        if (KEY_IS("tcv_minor")) {
+            return F_TCV_MINOR;
+        }
+        if (KEY_IS("milestone")) {
+            return F_MILESTONE;
+        }
         break;
     case 10:
         if (KEY_IS("actor_type")) {
@@ -530,20 +662,56 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("contact_id")) {
             return F_CONTACT_ID;
         }
+        if (KEY_IS("close_date")) {
+            return F_CLOSE_DATE;
+        }
+        if (KEY_IS("from_stage")) {
+            return F_FROM_STAGE;
+        }
+        if (KEY_IS("start_date")) {
+            return F_START_DATE;
+        }
         break;
     case 11:
         if (KEY_IS("intent_tier")) {
             return F_INTENT_TIER;
+        }
+        if (KEY_IS("loss_reason")) {
+            return F_LOSS_REASON;
+        }
+        if (KEY_IS("quota_minor")) {
+            return F_QUOTA_MINOR;
         }
         break;
     case 12:
         if (KEY_IS("into_lead_id")) {
             return F_INTO_LEAD_ID;
         }
+        if (KEY_IS("qualified_by")) {
+            return F_QUALIFIED_BY;
+        }
+        if (KEY_IS("amount_minor")) {
+            return F_AMOUNT_MINOR;
+        }
+        break;
+    case 13:
+        if (KEY_IS("ramp_schedule")) {
+            return F_RAMP_SCHEDULE;
+        }
         break;
     case 14:
         if (KEY_IS("opportunity_id")) {
             return F_OPPORTUNITY_ID;
+        }
+        break;
+    case 17:
+        if (KEY_IS("forecast_category")) {
+            return F_FORECAST_CATEGORY;
+        }
+        break;
+    case 18:
+        if (KEY_IS("checklist_complete")) {
+            return F_CHECKLIST_COMPLETE;
         }
         break;
     default:
@@ -703,65 +871,251 @@ static int get_opt_int64(struct decode *d, enum field f, int64_t *out, bool *has
     return 0;
 }
 
-/* `ts`: a positive integer (ms), or a timestamp extension (-1) truncated to whole ms. */
-static int get_ts(struct decode *d, int64_t *out)
+/*
+ * A time: `ts`, close_date or start_date. A positive integer (ms), or a timestamp extension (-1)
+ * truncated to whole ms. An absent optional time is `dflt`.
+ */
+static int get_time(struct decode *d, enum field f, unsigned flags, int64_t dflt, int64_t *out)
 {
     static const char expected[] = "an integer (ms) or a timestamp";
-    const msgpack_object *o = present(d, F_TS);
+    const msgpack_object *o = present(d, f);
+    const char *name = field_names[f].ptr;
     msgpack_timestamp t;
 
     if (o == NULL) {
-        return reject_missing(d, F_TS);
+        *out = dflt;
+        return (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
     }
     switch (o->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 == 0 || o->via.u64 > INT64_MAX) {
             return reject(d, RS_FAULT_BAD_VALUE,
-                          "field 'ts': expected a positive int64 (ms), got %" PRIu64, o->via.u64);
+                          "field '%s': expected a positive int64 (ms), got %" PRIu64, name,
+                          o->via.u64);
         }
         if (o->via.u64 > RS_EVENT_TS_MAX) {
             return reject(d, RS_FAULT_BAD_VALUE,
-                          "field 'ts': %" PRIu64 " ms is after the year 9999 (microseconds "
+                          "field '%s': %" PRIu64 " ms is after the year 9999 (microseconds "
                           "instead of milliseconds?)",
-                          o->via.u64);
+                          name, o->via.u64);
         }
         *out = (int64_t)o->via.u64;
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         return reject(d, RS_FAULT_BAD_VALUE,
-                      "field 'ts': expected a positive int64 (ms), got %" PRId64, o->via.i64);
+                      "field '%s': expected a positive int64 (ms), got %" PRId64, name, o->via.i64);
     case MSGPACK_OBJECT_EXT:
         if (o->via.ext.type != -1) {
-            return reject(d, RS_FAULT_WRONG_TYPE, "field 'ts': expected %s, got ext type %d",
+            return reject(d, RS_FAULT_WRONG_TYPE, "field '%s': expected %s, got ext type %d", name,
                           expected, o->via.ext.type);
         }
         if (!msgpack_object_to_timestamp(o, &t)) {
             return reject(d, RS_FAULT_BAD_VALUE,
-                          "field 'ts': a timestamp has 4, 8 or 12 bytes, got %" PRIu32,
+                          "field '%s': a timestamp has 4, 8 or 12 bytes, got %" PRIu32, name,
                           o->via.ext.size);
         }
         if (t.tv_nsec > 999999999u) {
             return reject(d, RS_FAULT_BAD_VALUE,
-                          "field 'ts': timestamp nanoseconds %" PRIu32 " exceed 999999999",
+                          "field '%s': timestamp nanoseconds %" PRIu32 " exceed 999999999", name,
                           t.tv_nsec);
         }
         /* Positive and small enough that seconds * 1000 + 999 fits int64. */
         if (t.tv_sec < 0 || t.tv_sec > INT64_MAX / 1000 - 1 ||
             (t.tv_sec == 0 && t.tv_nsec < 1000000u)) {
             return reject(d, RS_FAULT_BAD_VALUE,
-                          "field 'ts': expected a positive time of at least 1 ms, got %" PRId64
+                          "field '%s': expected a positive time of at least 1 ms, got %" PRId64
                           " s %" PRIu32 " ns",
-                          t.tv_sec, t.tv_nsec);
+                          name, t.tv_sec, t.tv_nsec);
         }
         *out = t.tv_sec * 1000 + (int64_t)(t.tv_nsec / 1000000u);
         if (*out > (int64_t)RS_EVENT_TS_MAX) {
-            return reject(d, RS_FAULT_BAD_VALUE, "field 'ts': %" PRId64 " s is after the year 9999",
-                          t.tv_sec);
+            return reject(d, RS_FAULT_BAD_VALUE, "field '%s': %" PRId64 " s is after the year 9999",
+                          name, t.tv_sec);
         }
         return 0;
     default:
-        return reject_wrong_type(d, F_TS, expected, o);
+        return reject_wrong_type(d, f, expected, o);
     }
+}
+
+/* An optional enum; *has says whether it was present. */
+static int get_opt_enum(struct decode *d, enum field f, const struct rs_str *names, size_t count,
+                        int *out, bool *has)
+{
+    *out = 0;
+    *has = present(d, f) != NULL;
+    return *has ? get_enum(d, f, names, count, out) : 0;
+}
+
+/* An optional bool; absent means false. */
+static int get_opt_bool(struct decode *d, enum field f, bool *out)
+{
+    *out = false;
+    return present(d, f) != NULL ? get_bool(d, f, out) : 0;
+}
+
+/*
+ * Money in minor units (amount_minor, tcv_minor, quota_minor): an int64, never a float (§1.1).
+ * `positive` asks for > 0 (a quota of nothing divides by zero later), otherwise >= 0 (a refund
+ * or discount is an event of its own, not a negative amount). *has may be NULL for required
+ * fields.
+ */
+static int get_money(struct decode *d, enum field f, unsigned flags, bool positive, int64_t *out,
+                     bool *has)
+{
+    bool set = false;
+
+    if (get_opt_int64(d, f, out, &set) != 0) {
+        return RS_EDECODE;
+    }
+    if (has != NULL) {
+        *has = set;
+    }
+    if (!set) {
+        return (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
+    }
+    if (positive ? *out <= 0 : *out < 0) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected %s integer, got %" PRId64,
+                      field_names[f].ptr, positive ? "a positive" : "a non-negative", *out);
+    }
+    return 0;
+}
+
+static bool is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/*
+ * ISO 4217 alphabetic code: the shape only. Whether the code is assigned is not checked: the
+ * list changes, and an unknown code is a data-quality finding, not a reason to drop the event.
+ */
+static int get_currency(struct decode *d, enum field f, struct rs_str *out)
+{
+    char quoted[QUOTE_BUF_SIZE];
+
+    if (get_str(d, f, FIELD_REQUIRED, out) != 0) {
+        return RS_EDECODE;
+    }
+    if (out->len == 3 && is_upper(out->ptr[0]) && is_upper(out->ptr[1]) && is_upper(out->ptr[2])) {
+        return 0;
+    }
+    return reject(d, RS_FAULT_BAD_VALUE,
+                  "field '%s': expected an ISO 4217 code of three upper-case letters, got %s",
+                  field_names[f].ptr, quote(quoted, out->ptr, out->len));
+}
+
+/* Days from 1970-01-01 to the first day of `month` (1..12) of `year` (1970..9999), UTC. */
+static int64_t days_to_month(int year, int month)
+{
+    static const int days_before[12] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
+    int y = year - 1;
+    /* Gregorian leap years in [1970, year): every 4th, but of the centuries only every 4th. */
+    int leaps = (y / 4 - y / 100 + y / 400) - (1969 / 4 - 1969 / 100 + 1969 / 400);
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return (int64_t)(year - 1970) * 365 + leaps + days_before[month - 1] +
+           (leap && month > 2 ? 1 : 0);
+}
+
+/*
+ * `period`: exactly "YYYY-MM". No other spelling ("2024-5", "2024/05", "2024-05-01") is taken,
+ * because the quota is keyed by the month and two spellings of one month would be two quotas.
+ * Years before 1970 would give a negative period start, which no event time can reach.
+ */
+static int get_period(struct decode *d, enum field f, struct rs_str *out, int64_t *start_ms)
+{
+    char quoted[QUOTE_BUF_SIZE];
+    const char *p;
+
+    if (get_str(d, f, FIELD_REQUIRED, out) != 0) {
+        return RS_EDECODE;
+    }
+    p = out->ptr;
+    if (out->len == 7 && is_digit(p[0]) && is_digit(p[1]) && is_digit(p[2]) && is_digit(p[3]) &&
+        p[4] == '-' && is_digit(p[5]) && is_digit(p[6])) {
+        int year = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+        int month = (p[5] - '0') * 10 + (p[6] - '0');
+
+        if (year >= 1970 && month >= 1 && month <= 12) {
+            *start_ms = days_to_month(year, month) * INT64_C(86400000);
+            return 0;
+        }
+    }
+    return reject(d, RS_FAULT_BAD_VALUE,
+                  "field '%s': expected a month as YYYY-MM from 1970-01 to 9999-12, got %s",
+                  field_names[f].ptr, quote(quoted, out->ptr, out->len));
+}
+
+/* `ramp_schedule`: percent of the full quota for tenure months 1..n; absent or [] means no
+ * ramp (a rep hired at full quota). */
+static int get_ramp(struct decode *d, enum field f, uint16_t pct[RS_RAMP_MAX], uint32_t *n)
+{
+    const msgpack_object *o = present(d, f);
+    const char *name = field_names[f].ptr;
+
+    *n = 0;
+    if (o == NULL) {
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return reject_wrong_type(d, f, "an array of integers", o);
+    }
+    if (o->via.array.size > RS_RAMP_MAX) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': %" PRIu32 " months, at most %d allowed",
+                      name, o->via.array.size, RS_RAMP_MAX);
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *item = &o->via.array.ptr[i];
+
+        if (item->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field '%s': item %" PRIu32 " is %" PRId64 ", expected 0..%d (percent)",
+                          name, i, item->via.i64, RS_RAMP_PCT_MAX);
+        }
+        if (item->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            return reject(d, RS_FAULT_WRONG_TYPE,
+                          "field '%s': item %" PRIu32 ": expected an integer, got %s", name, i,
+                          object_kind(item));
+        }
+        if (item->via.u64 > RS_RAMP_PCT_MAX) {
+            return reject(d, RS_FAULT_BAD_VALUE,
+                          "field '%s': item %" PRIu32 " is %" PRIu64 ", expected 0..%d (percent)",
+                          name, i, item->via.u64, RS_RAMP_PCT_MAX);
+        }
+        pct[i] = (uint16_t)item->via.u64;
+    }
+    *n = o->via.array.size;
+    return 0;
+}
+
+/*
+ * METRICS.md §2: `account` in the envelope and `account_id` are the same value, and a producer
+ * may set only `account`. So account_id falls back to account, and two different values are
+ * a contradiction, not a choice to make here.
+ */
+static int get_account_id(struct decode *d, const struct rs_event *ev, struct rs_str *out)
+{
+    char a[QUOTE_BUF_SIZE];
+    char b[QUOTE_BUF_SIZE];
+    unsigned flags = rs_str_is_set(ev->account) ? FIELD_OPTIONAL_ID : FIELD_REQUIRED_ID;
+
+    if (get_str(d, F_ACCOUNT_ID, flags, out) != 0) {
+        return RS_EDECODE;
+    }
+    if (!rs_str_is_set(*out)) {
+        *out = ev->account;
+    } else if (rs_str_is_set(ev->account) &&
+               (out->len != ev->account.len || memcmp(out->ptr, ev->account.ptr, out->len) != 0)) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field 'account_id': %s differs from 'account' %s",
+                      quote(a, out->ptr, out->len), quote(b, ev->account.ptr, ev->account.len));
+    }
+    return 0;
 }
 
 static int decode_lead_created(struct decode *d, struct rs_lead_created *lc)
@@ -808,32 +1162,15 @@ static int decode_lead_disqualified(struct decode *d, struct rs_lead_disqualifie
     return 0;
 }
 
-/*
- * METRICS.md §2: `account` in the envelope and `account_id` are the same value, and a producer
- * may set only `account`. So account_id falls back to account, and two different values are
- * a contradiction, not a choice to make here.
- */
 static int decode_lead_converted(struct decode *d, struct rs_event *ev)
 {
     struct rs_lead_converted *lc = &ev->u.lead_converted;
-    char a[QUOTE_BUF_SIZE];
-    char b[QUOTE_BUF_SIZE];
-    unsigned account_flags = rs_str_is_set(ev->account) ? FIELD_OPTIONAL_ID : FIELD_REQUIRED_ID;
 
     if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lc->lead_id) != 0 ||
-        get_str(d, F_ACCOUNT_ID, account_flags, &lc->account_id) != 0 ||
+        get_account_id(d, ev, &lc->account_id) != 0 ||
         get_str(d, F_CONTACT_ID, FIELD_REQUIRED_ID, &lc->contact_id) != 0 ||
         get_str(d, F_OPPORTUNITY_ID, FIELD_OPTIONAL_ID, &lc->opportunity_id) != 0) {
         return RS_EDECODE;
-    }
-    if (!rs_str_is_set(lc->account_id)) {
-        lc->account_id = ev->account;
-    } else if (rs_str_is_set(ev->account) &&
-               (lc->account_id.len != ev->account.len ||
-                memcmp(lc->account_id.ptr, ev->account.ptr, ev->account.len) != 0)) {
-        return reject(d, RS_FAULT_BAD_VALUE, "field 'account_id': %s differs from 'account' %s",
-                      quote(a, lc->account_id.ptr, lc->account_id.len),
-                      quote(b, ev->account.ptr, ev->account.len));
     }
     return 0;
 }
@@ -843,6 +1180,184 @@ static int decode_lead_merged(struct decode *d, struct rs_lead_merged *lm)
     if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lm->lead_id) != 0 ||
         get_str(d, F_INTO_LEAD_ID, FIELD_REQUIRED_ID, &lm->into_lead_id) != 0 ||
         get_str(d, F_REASON, FIELD_OPTIONAL, &lm->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_lead_assigned(struct decode *d, struct rs_lead_assigned *la)
+{
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &la->lead_id) != 0 ||
+        get_str(d, F_OWNER_ID, FIELD_REQUIRED_ID, &la->owner_id) != 0 ||
+        get_str(d, F_QUEUE, FIELD_OPTIONAL, &la->queue) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_lead_qualified(struct decode *d, struct rs_lead_qualified *lq)
+{
+    int stage = 0;
+
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &lq->lead_id) != 0 ||
+        get_enum(d, F_STAGE, qual_stage_names, COUNT_OF(qual_stage_names), &stage) != 0 ||
+        get_str(d, F_QUALIFIED_BY, FIELD_OPTIONAL, &lq->qualified_by) != 0) {
+        return RS_EDECODE;
+    }
+    lq->stage = (enum rs_qual_stage)stage;
+    return 0;
+}
+
+/* lead.recycled and lead.reopened. */
+static int decode_lead_lifecycle(struct decode *d, struct rs_lead_lifecycle *ll)
+{
+    if (get_str(d, F_LEAD_ID, FIELD_REQUIRED_ID, &ll->lead_id) != 0 ||
+        get_str(d, F_REASON, FIELD_OPTIONAL, &ll->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_opp_created(struct decode *d, struct rs_event *ev)
+{
+    struct rs_opp_created *oc = &ev->u.opp_created;
+    int deal_type = 0;
+
+    if (get_str(d, F_OPPORTUNITY_ID, FIELD_REQUIRED_ID, &oc->opportunity_id) != 0 ||
+        get_account_id(d, ev, &oc->account_id) != 0 ||
+        get_str(d, F_LEAD_ID, FIELD_OPTIONAL_ID, &oc->lead_id) != 0 ||
+        get_str(d, F_OWNER_ID, FIELD_REQUIRED_ID, &oc->owner_id) != 0 ||
+        get_enum(d, F_DEAL_TYPE, deal_type_names, COUNT_OF(deal_type_names), &deal_type) != 0 ||
+        get_money(d, F_AMOUNT_MINOR, FIELD_REQUIRED, false, &oc->amount_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &oc->currency) != 0 ||
+        get_str(d, F_STAGE, FIELD_REQUIRED, &oc->stage) != 0 ||
+        get_str(d, F_SEGMENT, FIELD_OPTIONAL, &oc->segment) != 0 ||
+        get_str(d, F_TEAM_ID, FIELD_OPTIONAL_ID, &oc->team_id) != 0) {
+        return RS_EDECODE;
+    }
+    oc->deal_type = (enum rs_deal_type)deal_type;
+    return 0;
+}
+
+static int decode_opp_stage_changed(struct decode *d, struct rs_opp_stage_changed *sc)
+{
+    if (get_str(d, F_OPPORTUNITY_ID, FIELD_REQUIRED_ID, &sc->opportunity_id) != 0 ||
+        get_str(d, F_FROM_STAGE, FIELD_REQUIRED, &sc->from_stage) != 0 ||
+        get_str(d, F_TO_STAGE, FIELD_REQUIRED, &sc->to_stage) != 0 ||
+        get_str(d, F_FORECAST_CATEGORY, FIELD_OPTIONAL, &sc->forecast_category) != 0 ||
+        get_money(d, F_AMOUNT_MINOR, FIELD_OPTIONAL, false, &sc->amount_minor, &sc->has_amount) !=
+            0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_opp_closed(struct decode *d, struct rs_event *ev)
+{
+    struct rs_opp_closed *oc = &ev->u.opp_closed;
+    int outcome = 0;
+    int deal_type = 0;
+
+    if (get_str(d, F_OPPORTUNITY_ID, FIELD_REQUIRED_ID, &oc->opportunity_id) != 0 ||
+        get_enum(d, F_OUTCOME, outcome_names, COUNT_OF(outcome_names), &outcome) != 0 ||
+        get_money(d, F_AMOUNT_MINOR, FIELD_REQUIRED, false, &oc->amount_minor, NULL) != 0 ||
+        get_money(d, F_TCV_MINOR, FIELD_OPTIONAL, false, &oc->tcv_minor, &oc->has_tcv) != 0 ||
+        get_currency(d, F_CURRENCY, &oc->currency) != 0 ||
+        get_str(d, F_LOSS_REASON, FIELD_OPTIONAL, &oc->loss_reason) != 0 ||
+        get_time(d, F_CLOSE_DATE, FIELD_OPTIONAL, ev->ts_ms, &oc->close_date_ms) != 0 ||
+        get_str(d, F_OWNER_ID, FIELD_OPTIONAL_ID, &oc->owner_id) != 0 ||
+        get_opt_enum(d, F_DEAL_TYPE, deal_type_names, COUNT_OF(deal_type_names), &deal_type,
+                     &oc->has_deal_type) != 0) {
+        return RS_EDECODE;
+    }
+    oc->outcome = (enum rs_outcome)outcome;
+    oc->deal_type = (enum rs_deal_type)deal_type;
+    return 0;
+}
+
+static int decode_opp_reopened(struct decode *d, struct rs_opp_reopened *orp)
+{
+    if (get_str(d, F_OPPORTUNITY_ID, FIELD_REQUIRED_ID, &orp->opportunity_id) != 0 ||
+        get_str(d, F_REASON, FIELD_OPTIONAL, &orp->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+/* handoff.started and handoff.completed: only a completion must say whether the checklist is
+ * done (SLA-04 stops on it); a start without it has not done it yet. */
+static int decode_handoff(struct decode *d, struct rs_event *ev, bool completed)
+{
+    struct rs_handoff *h = &ev->u.handoff;
+
+    if (get_account_id(d, ev, &h->account_id) != 0 ||
+        get_str(d, F_OPPORTUNITY_ID, FIELD_REQUIRED_ID, &h->opportunity_id) != 0 ||
+        get_str(d, F_AE_ID, FIELD_OPTIONAL_ID, &h->ae_id) != 0 ||
+        get_str(d, F_CSM_ID, FIELD_OPTIONAL_ID, &h->csm_id) != 0 ||
+        (completed ? get_bool(d, F_CHECKLIST_COMPLETE, &h->checklist_complete)
+                   : get_opt_bool(d, F_CHECKLIST_COMPLETE, &h->checklist_complete)) != 0 ||
+        get_str(d, F_SEGMENT, FIELD_OPTIONAL, &h->segment) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_onboarding_milestone(struct decode *d, struct rs_event *ev)
+{
+    struct rs_onboarding_milestone *om = &ev->u.onboarding_milestone;
+    int milestone = 0;
+
+    if (get_account_id(d, ev, &om->account_id) != 0 ||
+        get_enum(d, F_MILESTONE, milestone_names, COUNT_OF(milestone_names), &milestone) != 0 ||
+        get_str(d, F_STATUS, FIELD_OPTIONAL, &om->status) != 0) {
+        return RS_EDECODE;
+    }
+    om->milestone = (enum rs_milestone)milestone;
+    return 0;
+}
+
+/* onboarding.paused needs a reason (SLA-05 pauses only for some); a resume needs none. */
+static int decode_onboarding_pause(struct decode *d, struct rs_event *ev, bool paused)
+{
+    struct rs_onboarding_pause *op = &ev->u.onboarding_pause;
+
+    if (get_account_id(d, ev, &op->account_id) != 0 ||
+        get_str(d, F_REASON, paused ? FIELD_REQUIRED : FIELD_OPTIONAL, &op->reason) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_rep_onboarded(struct decode *d, struct rs_event *ev)
+{
+    struct rs_rep_onboarded *ro = &ev->u.rep_onboarded;
+
+    if (get_str(d, F_REP_ID, FIELD_REQUIRED_ID, &ro->rep_id) != 0 ||
+        get_time(d, F_START_DATE, FIELD_OPTIONAL, ev->ts_ms, &ro->start_date_ms) != 0 ||
+        get_str(d, F_ROLE, FIELD_OPTIONAL, &ro->role) != 0 ||
+        get_str(d, F_SEGMENT, FIELD_OPTIONAL, &ro->segment) != 0 ||
+        get_str(d, F_TEAM_ID, FIELD_OPTIONAL_ID, &ro->team_id) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_rep_quota_set(struct decode *d, struct rs_rep_quota_set *q)
+{
+    if (get_str(d, F_REP_ID, FIELD_REQUIRED_ID, &q->rep_id) != 0 ||
+        get_period(d, F_PERIOD, &q->period, &q->period_start_ms) != 0 ||
+        get_money(d, F_QUOTA_MINOR, FIELD_REQUIRED, true, &q->quota_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &q->currency) != 0 ||
+        get_ramp(d, F_RAMP_SCHEDULE, q->ramp_pct, &q->ramp_n) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+static int decode_rep_terminated(struct decode *d, struct rs_rep_terminated *rt)
+{
+    if (get_str(d, F_REP_ID, FIELD_REQUIRED_ID, &rt->rep_id) != 0 ||
+        get_str(d, F_REASON, FIELD_OPTIONAL, &rt->reason) != 0) {
         return RS_EDECODE;
     }
     return 0;
@@ -890,12 +1405,13 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         f = field_of_key(kv->key.via.str.ptr, kv->key.via.str.size);
         if (f != F__COUNT) {
             d->slot[f] = &kv->val;
-            d->seen |= 1u << f;
+            d->seen |= UINT64_C(1) << f;
         }
     }
 
     if (decode_type(d, &type) != 0 || get_str(d, F_ID, FIELD_REQUIRED_ID, &ev->id) != 0 ||
-        get_ts(d, &ev->ts_ms) != 0 || get_str(d, F_ACCOUNT, FIELD_OPTIONAL_ID, &ev->account) != 0 ||
+        get_time(d, F_TS, FIELD_REQUIRED, 0, &ev->ts_ms) != 0 ||
+        get_str(d, F_ACCOUNT, FIELD_OPTIONAL_ID, &ev->account) != 0 ||
         get_str(d, F_TENANT, FIELD_OPTIONAL_ID, &ev->tenant) != 0 ||
         get_str(d, F_SOURCE, FIELD_OPTIONAL_ID, &ev->source) != 0 ||
         get_str(d, F_SOURCE_ID, FIELD_OPTIONAL_ID, &ev->source_id) != 0 ||
@@ -914,6 +1430,37 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         return decode_lead_converted(d, ev);
     case RS_EV_LEAD_MERGED:
         return decode_lead_merged(d, &ev->u.lead_merged);
+    case RS_EV_LEAD_ASSIGNED:
+        return decode_lead_assigned(d, &ev->u.lead_assigned);
+    case RS_EV_LEAD_QUALIFIED:
+        return decode_lead_qualified(d, &ev->u.lead_qualified);
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+        return decode_lead_lifecycle(d, &ev->u.lead_lifecycle);
+    case RS_EV_OPP_CREATED:
+        return decode_opp_created(d, ev);
+    case RS_EV_OPP_STAGE_CHANGED:
+        return decode_opp_stage_changed(d, &ev->u.opp_stage_changed);
+    case RS_EV_OPP_CLOSED:
+        return decode_opp_closed(d, ev);
+    case RS_EV_OPP_REOPENED:
+        return decode_opp_reopened(d, &ev->u.opp_reopened);
+    case RS_EV_HANDOFF_STARTED:
+        return decode_handoff(d, ev, false);
+    case RS_EV_HANDOFF_COMPLETED:
+        return decode_handoff(d, ev, true);
+    case RS_EV_ONBOARDING_MILESTONE:
+        return decode_onboarding_milestone(d, ev);
+    case RS_EV_ONBOARDING_PAUSED:
+        return decode_onboarding_pause(d, ev, true);
+    case RS_EV_ONBOARDING_RESUMED:
+        return decode_onboarding_pause(d, ev, false);
+    case RS_EV_REP_ONBOARDED:
+        return decode_rep_onboarded(d, ev);
+    case RS_EV_REP_QUOTA_SET:
+        return decode_rep_quota_set(d, &ev->u.rep_quota_set);
+    case RS_EV_REP_TERMINATED:
+        return decode_rep_terminated(d, &ev->u.rep_terminated);
     case RS_EV__COUNT:
         break;
     }
@@ -1021,6 +1568,26 @@ const char *rs_touch_channel_name(enum rs_touch_channel channel)
     return name_of(touch_channel_names, COUNT_OF(touch_channel_names), (int)channel);
 }
 
+const char *rs_qual_stage_name(enum rs_qual_stage stage)
+{
+    return name_of(qual_stage_names, COUNT_OF(qual_stage_names), (int)stage);
+}
+
+const char *rs_deal_type_name(enum rs_deal_type type)
+{
+    return name_of(deal_type_names, COUNT_OF(deal_type_names), (int)type);
+}
+
+const char *rs_outcome_name(enum rs_outcome outcome)
+{
+    return name_of(outcome_names, COUNT_OF(outcome_names), (int)outcome);
+}
+
+const char *rs_milestone_name(enum rs_milestone milestone)
+{
+    return name_of(milestone_names, COUNT_OF(milestone_names), (int)milestone);
+}
+
 const char *rs_event_fault_name(enum rs_event_fault fault)
 {
     /* These are dead-letter reason headers: downstream tooling matches on them. */
@@ -1043,8 +1610,8 @@ const char *rs_alert_kind_name(enum rs_alert_kind kind)
     /* Keep in sync with the `type` enum in schemas/alert.json. */
     static const struct rs_str names[RS_ALERT__COUNT] = {
         [RS_ALERT_WARNING] = LIT("sla.warning"),     [RS_ALERT_BREACHED] = LIT("sla.breached"),
-        [RS_ALERT_ESCALATED] = LIT("sla.escalated"), [RS_ALERT_RECOVERED] = LIT("sla.recovered"),
-        [RS_ALERT_RETRACTED] = LIT("sla.retracted"),
+        [RS_ALERT_ESCALATED] = LIT("sla.escalated"), [RS_ALERT_CRITICAL] = LIT("sla.critical"),
+        [RS_ALERT_RECOVERED] = LIT("sla.recovered"), [RS_ALERT_RETRACTED] = LIT("sla.retracted"),
     };
 
     return name_of(names, COUNT_OF(names), (int)kind);
@@ -1188,25 +1755,33 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out)
     (void)msgpack_pack_int64(&pk, alert->evaluated_at_ms);
 
     PACK_KEY(&pk, "threshold");
-    (void)msgpack_pack_map(&pk, 2);
+    (void)msgpack_pack_map(&pk, 3);
     PACK_KEY(&pk, "value_ms");
     (void)msgpack_pack_int64(&pk, alert->threshold_ms);
     PACK_KEY(&pk, "clock");
     pack_cstr(&pk, alert->clock);
+    PACK_KEY(&pk, "calendar_id");
+    pack_cstr_or_nil(&pk, alert->calendar_id);
 
     PACK_KEY(&pk, "elapsed");
-    (void)msgpack_pack_map(&pk, 1);
+    (void)msgpack_pack_map(&pk, 3);
     PACK_KEY(&pk, "wall_ms");
     (void)msgpack_pack_int64(&pk, alert->elapsed_ms);
+    PACK_KEY(&pk, "business_ms");
+    (void)msgpack_pack_int64(&pk, alert->elapsed_business_ms);
+    PACK_KEY(&pk, "paused_ms");
+    (void)msgpack_pack_int64(&pk, alert->paused_ms);
 
     PACK_KEY(&pk, "context");
-    (void)msgpack_pack_map(&pk, 3);
+    (void)msgpack_pack_map(&pk, 4);
     PACK_KEY(&pk, "intent_tier");
     pack_cstr_or_nil(&pk, alert->intent_tier);
     PACK_KEY(&pk, "channel");
     pack_str_or_nil(&pk, alert->channel);
     PACK_KEY(&pk, "segment");
     pack_str_or_nil(&pk, alert->segment);
+    PACK_KEY(&pk, "stage");
+    pack_str_or_nil(&pk, alert->stage);
 
     if (retracted) {
         PACK_KEY(&pk, "retracts");
@@ -1219,91 +1794,230 @@ const char *rs_event_msgpack_version(void)
     return msgpack_version();
 }
 
-static void pack_field(msgpack_packer *pk, enum field f, struct rs_str s)
+/* What rs_event_encode() writes for one key; OUT_NONE (zero) leaves the key out. */
+enum out_kind { OUT_NONE, OUT_STR, OUT_INT, OUT_BOOL, OUT_RAMP };
+
+struct out_field {
+    enum out_kind kind;
+    struct rs_str s;
+    int64_t i; /* OUT_INT; OUT_BOOL as 0 or 1 */
+};
+
+/* An unset string is an absent optional field: leave it out. */
+static void out_str(struct out_field *o, enum field f, struct rs_str v)
 {
-    (void)msgpack_pack_str_with_body(pk, field_names[f].ptr, field_names[f].len);
-    (void)msgpack_pack_str_with_body(pk, s.ptr, s.len);
+    if (rs_str_is_set(v)) {
+        o[f].kind = OUT_STR;
+        o[f].s = v;
+    }
 }
 
-/* Keep in sync with the decoders above and schemas/: the same keys, the same enum names. */
-void rs_event_encode(const struct rs_event *ev, struct rs_buf *out)
+static void out_int(struct out_field *o, enum field f, int64_t v)
 {
-    struct rs_str fields[F__COUNT];
-    uint32_t set = 0;
-    int bool_field = -1;
-    bool bool_value = false;
-    msgpack_packer pk;
-    uint32_t n;
+    o[f].kind = OUT_INT;
+    o[f].i = v;
+}
 
-#define SET(f, v)                      \
-    do {                               \
-        if (rs_str_is_set(v)) {        \
-            fields[f] = (v);           \
-            set |= UINT32_C(1) << (f); \
-        }                              \
-    } while (0)
-    SET(F_TYPE, type_names[ev->type]);
-    SET(F_ID, ev->id);
-    SET(F_ACCOUNT, ev->account);
-    SET(F_TENANT, ev->tenant);
-    SET(F_SOURCE, ev->source);
-    SET(F_SOURCE_ID, ev->source_id);
+static void out_bool(struct out_field *o, enum field f, bool v)
+{
+    o[f].kind = OUT_BOOL;
+    o[f].i = v ? 1 : 0;
+}
+
+/* Fill `o` with the type's own fields; the envelope is the caller's. */
+static void out_fields(const struct rs_event *ev, struct out_field *o)
+{
     switch (ev->type) {
     case RS_EV_LEAD_CREATED:
-        SET(F_LEAD_ID, ev->u.lead_created.lead_id);
-        SET(F_CHANNEL, ev->u.lead_created.channel);
-        SET(F_INTENT_TIER, tier_names[ev->u.lead_created.intent_tier]);
-        SET(F_SEGMENT, ev->u.lead_created.segment);
-        SET(F_OWNER_ID, ev->u.lead_created.owner_id);
+        out_str(o, F_LEAD_ID, ev->u.lead_created.lead_id);
+        out_str(o, F_CHANNEL, ev->u.lead_created.channel);
+        out_str(o, F_INTENT_TIER, tier_names[ev->u.lead_created.intent_tier]);
+        out_str(o, F_SEGMENT, ev->u.lead_created.segment);
+        out_str(o, F_OWNER_ID, ev->u.lead_created.owner_id);
         break;
     case RS_EV_LEAD_TOUCHED:
-        SET(F_LEAD_ID, ev->u.lead_touched.lead_id);
-        SET(F_REP_ID, ev->u.lead_touched.rep_id);
-        SET(F_ACTOR_TYPE, actor_names[ev->u.lead_touched.actor_type]);
-        SET(F_CHANNEL, touch_channel_names[ev->u.lead_touched.channel]);
-        SET(F_DIRECTION, direction_names[ev->u.lead_touched.direction]);
-        bool_field = F_CONNECTED;
-        bool_value = ev->u.lead_touched.connected;
+        out_str(o, F_LEAD_ID, ev->u.lead_touched.lead_id);
+        out_str(o, F_REP_ID, ev->u.lead_touched.rep_id);
+        out_str(o, F_ACTOR_TYPE, actor_names[ev->u.lead_touched.actor_type]);
+        out_str(o, F_CHANNEL, touch_channel_names[ev->u.lead_touched.channel]);
+        out_str(o, F_DIRECTION, direction_names[ev->u.lead_touched.direction]);
+        out_bool(o, F_CONNECTED, ev->u.lead_touched.connected);
         break;
     case RS_EV_LEAD_DISQUALIFIED:
-        SET(F_LEAD_ID, ev->u.lead_disqualified.lead_id);
-        SET(F_REASON, ev->u.lead_disqualified.reason);
+        out_str(o, F_LEAD_ID, ev->u.lead_disqualified.lead_id);
+        out_str(o, F_REASON, ev->u.lead_disqualified.reason);
         break;
     case RS_EV_LEAD_CONVERTED:
-        SET(F_LEAD_ID, ev->u.lead_converted.lead_id);
-        SET(F_ACCOUNT_ID, ev->u.lead_converted.account_id);
-        SET(F_CONTACT_ID, ev->u.lead_converted.contact_id);
-        SET(F_OPPORTUNITY_ID, ev->u.lead_converted.opportunity_id);
+        out_str(o, F_LEAD_ID, ev->u.lead_converted.lead_id);
+        out_str(o, F_ACCOUNT_ID, ev->u.lead_converted.account_id);
+        out_str(o, F_CONTACT_ID, ev->u.lead_converted.contact_id);
+        out_str(o, F_OPPORTUNITY_ID, ev->u.lead_converted.opportunity_id);
         break;
     case RS_EV_LEAD_MERGED:
-        SET(F_LEAD_ID, ev->u.lead_merged.lead_id);
-        SET(F_INTO_LEAD_ID, ev->u.lead_merged.into_lead_id);
-        SET(F_REASON, ev->u.lead_merged.reason);
+        out_str(o, F_LEAD_ID, ev->u.lead_merged.lead_id);
+        out_str(o, F_INTO_LEAD_ID, ev->u.lead_merged.into_lead_id);
+        out_str(o, F_REASON, ev->u.lead_merged.reason);
+        break;
+    case RS_EV_LEAD_ASSIGNED:
+        out_str(o, F_LEAD_ID, ev->u.lead_assigned.lead_id);
+        out_str(o, F_OWNER_ID, ev->u.lead_assigned.owner_id);
+        out_str(o, F_QUEUE, ev->u.lead_assigned.queue);
+        break;
+    case RS_EV_LEAD_QUALIFIED:
+        out_str(o, F_LEAD_ID, ev->u.lead_qualified.lead_id);
+        out_str(o, F_STAGE, qual_stage_names[ev->u.lead_qualified.stage]);
+        out_str(o, F_QUALIFIED_BY, ev->u.lead_qualified.qualified_by);
+        break;
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+        out_str(o, F_LEAD_ID, ev->u.lead_lifecycle.lead_id);
+        out_str(o, F_REASON, ev->u.lead_lifecycle.reason);
+        break;
+    case RS_EV_OPP_CREATED: {
+        const struct rs_opp_created *oc = &ev->u.opp_created;
+
+        out_str(o, F_OPPORTUNITY_ID, oc->opportunity_id);
+        out_str(o, F_ACCOUNT_ID, oc->account_id);
+        out_str(o, F_LEAD_ID, oc->lead_id);
+        out_str(o, F_OWNER_ID, oc->owner_id);
+        out_str(o, F_DEAL_TYPE, deal_type_names[oc->deal_type]);
+        out_int(o, F_AMOUNT_MINOR, oc->amount_minor);
+        out_str(o, F_CURRENCY, oc->currency);
+        out_str(o, F_STAGE, oc->stage);
+        out_str(o, F_SEGMENT, oc->segment);
+        out_str(o, F_TEAM_ID, oc->team_id);
+        break;
+    }
+    case RS_EV_OPP_STAGE_CHANGED: {
+        const struct rs_opp_stage_changed *sc = &ev->u.opp_stage_changed;
+
+        out_str(o, F_OPPORTUNITY_ID, sc->opportunity_id);
+        out_str(o, F_FROM_STAGE, sc->from_stage);
+        out_str(o, F_TO_STAGE, sc->to_stage);
+        out_str(o, F_FORECAST_CATEGORY, sc->forecast_category);
+        if (sc->has_amount) {
+            out_int(o, F_AMOUNT_MINOR, sc->amount_minor);
+        }
+        break;
+    }
+    case RS_EV_OPP_CLOSED: {
+        const struct rs_opp_closed *oc = &ev->u.opp_closed;
+
+        out_str(o, F_OPPORTUNITY_ID, oc->opportunity_id);
+        out_str(o, F_OUTCOME, outcome_names[oc->outcome]);
+        out_int(o, F_AMOUNT_MINOR, oc->amount_minor);
+        if (oc->has_tcv) {
+            out_int(o, F_TCV_MINOR, oc->tcv_minor);
+        }
+        out_str(o, F_CURRENCY, oc->currency);
+        out_str(o, F_LOSS_REASON, oc->loss_reason);
+        out_int(o, F_CLOSE_DATE, oc->close_date_ms);
+        out_str(o, F_OWNER_ID, oc->owner_id);
+        if (oc->has_deal_type) {
+            out_str(o, F_DEAL_TYPE, deal_type_names[oc->deal_type]);
+        }
+        break;
+    }
+    case RS_EV_OPP_REOPENED:
+        out_str(o, F_OPPORTUNITY_ID, ev->u.opp_reopened.opportunity_id);
+        out_str(o, F_REASON, ev->u.opp_reopened.reason);
+        break;
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+        out_str(o, F_ACCOUNT_ID, ev->u.handoff.account_id);
+        out_str(o, F_OPPORTUNITY_ID, ev->u.handoff.opportunity_id);
+        out_str(o, F_AE_ID, ev->u.handoff.ae_id);
+        out_str(o, F_CSM_ID, ev->u.handoff.csm_id);
+        out_bool(o, F_CHECKLIST_COMPLETE, ev->u.handoff.checklist_complete);
+        out_str(o, F_SEGMENT, ev->u.handoff.segment);
+        break;
+    case RS_EV_ONBOARDING_MILESTONE:
+        out_str(o, F_ACCOUNT_ID, ev->u.onboarding_milestone.account_id);
+        out_str(o, F_MILESTONE, milestone_names[ev->u.onboarding_milestone.milestone]);
+        out_str(o, F_STATUS, ev->u.onboarding_milestone.status);
+        break;
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+        out_str(o, F_ACCOUNT_ID, ev->u.onboarding_pause.account_id);
+        out_str(o, F_REASON, ev->u.onboarding_pause.reason);
+        break;
+    case RS_EV_REP_ONBOARDED:
+        out_str(o, F_REP_ID, ev->u.rep_onboarded.rep_id);
+        out_int(o, F_START_DATE, ev->u.rep_onboarded.start_date_ms);
+        out_str(o, F_ROLE, ev->u.rep_onboarded.role);
+        out_str(o, F_SEGMENT, ev->u.rep_onboarded.segment);
+        out_str(o, F_TEAM_ID, ev->u.rep_onboarded.team_id);
+        break;
+    case RS_EV_REP_QUOTA_SET:
+        out_str(o, F_REP_ID, ev->u.rep_quota_set.rep_id);
+        out_str(o, F_PERIOD, ev->u.rep_quota_set.period);
+        out_int(o, F_QUOTA_MINOR, ev->u.rep_quota_set.quota_minor);
+        out_str(o, F_CURRENCY, ev->u.rep_quota_set.currency);
+        o[F_RAMP_SCHEDULE].kind = OUT_RAMP;
+        break;
+    case RS_EV_REP_TERMINATED:
+        out_str(o, F_REP_ID, ev->u.rep_terminated.rep_id);
+        out_str(o, F_REASON, ev->u.rep_terminated.reason);
         break;
     case RS_EV__COUNT:
         break;
     }
-#undef SET
-    n = (uint32_t)__builtin_popcount(set) + 1 /* ts */ + (ev->has_seq ? 1 : 0) +
-        (bool_field >= 0 ? 1 : 0);
+}
+
+/* Keep in sync with the decoders above and schemas/: the same keys, the same enum names. Keys
+ * are written in enum field order, so the same event always gives the same bytes. */
+void rs_event_encode(const struct rs_event *ev, struct rs_buf *out)
+{
+    struct out_field o[F__COUNT];
+    msgpack_packer pk;
+    uint32_t n = 0;
+
+    memset(o, 0, sizeof(o));
+    out_str(o, F_TYPE, type_names[ev->type]);
+    out_str(o, F_ID, ev->id);
+    out_int(o, F_TS, ev->ts_ms);
+    out_str(o, F_ACCOUNT, ev->account);
+    out_str(o, F_TENANT, ev->tenant);
+    out_str(o, F_SOURCE, ev->source);
+    out_str(o, F_SOURCE_ID, ev->source_id);
+    if (ev->has_seq) {
+        out_int(o, F_SEQ, ev->seq);
+    }
+    out_fields(ev, o);
+
+    for (int f = 0; f < F__COUNT; f++) {
+        n += o[f].kind != OUT_NONE ? 1 : 0;
+    }
     msgpack_packer_init(&pk, out, buf_write);
     (void)msgpack_pack_map(&pk, n);
     for (int f = 0; f < F__COUNT; f++) {
-        if (f == F_TS) {
-            PACK_KEY(&pk, "ts");
-            (void)msgpack_pack_int64(&pk, ev->ts_ms);
-        } else if (f == F_SEQ && ev->has_seq) {
-            PACK_KEY(&pk, "seq");
-            (void)msgpack_pack_int64(&pk, ev->seq);
-        } else if (f == bool_field) {
-            (void)msgpack_pack_str_with_body(&pk, field_names[f].ptr, field_names[f].len);
-            if (bool_value) {
-                (void)msgpack_pack_true(&pk);
-            } else {
-                (void)msgpack_pack_false(&pk);
+        if (o[f].kind == OUT_NONE) {
+            continue;
+        }
+        (void)msgpack_pack_str_with_body(&pk, field_names[f].ptr, field_names[f].len);
+        switch (o[f].kind) {
+        case OUT_NONE:
+            break;
+        case OUT_STR:
+            (void)msgpack_pack_str_with_body(&pk, o[f].s.ptr, o[f].s.len);
+            break;
+        case OUT_INT:
+            (void)msgpack_pack_int64(&pk, o[f].i);
+            break;
+        case OUT_BOOL:
+            (void)(o[f].i != 0 ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+            break;
+        case OUT_RAMP: {
+            const struct rs_rep_quota_set *q = &ev->u.rep_quota_set;
+            /* Never read past ramp_pct, even for a ramp_n the decoder could not have made. */
+            uint32_t count = q->ramp_n <= RS_RAMP_MAX ? q->ramp_n : RS_RAMP_MAX;
+
+            (void)msgpack_pack_array(&pk, count);
+            for (uint32_t i = 0; i < count; i++) {
+                (void)msgpack_pack_uint16(&pk, q->ramp_pct[i]);
             }
-        } else if (set & (UINT32_C(1) << f)) {
-            pack_field(&pk, (enum field)f, fields[f]);
+            break;
+        }
         }
     }
 }
@@ -1389,6 +2103,10 @@ int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t 
     view->evaluated_at_ms = view_int(map_get(&root, "evaluated_at"));
     view->threshold_ms = view_int(map_get(map_get(&root, "threshold"), "value_ms"));
     view->elapsed_ms = view_int(map_get(map_get(&root, "elapsed"), "wall_ms"));
+    view->calendar_id = view_str(map_get(map_get(&root, "threshold"), "calendar_id"));
+    view->elapsed_business_ms = view_int(map_get(map_get(&root, "elapsed"), "business_ms"));
+    view->paused_ms = view_int(map_get(map_get(&root, "elapsed"), "paused_ms"));
+    view->stage = view_str(map_get(map_get(&root, "context"), "stage"));
     if (!rs_str_is_set(view->alert_id) || !rs_str_is_set(view->entity_id)) {
         return rs_err_set(err, RS_EDECODE, "alert lacks 'alert_id' or 'entity.id'");
     }

@@ -96,6 +96,9 @@ enum rs_milestone {
 /* Longest ramp schedule of rep.quota_set (months). */
 #define RS_RAMP_MAX 24
 
+/* Largest percent in a ramp schedule; keep in sync with schemas/rep.quota_set.json. */
+#define RS_RAMP_PCT_MAX 1000
+
 /* Why a message was rejected; its name is the dead letter's reason header. */
 enum rs_event_fault {
     RS_FAULT_NONE,
@@ -172,7 +175,7 @@ struct rs_opp_created {
     struct rs_str lead_id; /* optional */
     struct rs_str owner_id;
     enum rs_deal_type deal_type;
-    int64_t amount_minor; /* ACV, >= 0 */
+    int64_t amount_minor;   /* ACV, >= 0 */
     struct rs_str currency; /* ISO 4217: three upper-case letters */
     struct rs_str stage;
     struct rs_str segment; /* optional */
@@ -193,13 +196,13 @@ struct rs_opp_stage_changed {
 struct rs_opp_closed {
     struct rs_str opportunity_id;
     enum rs_outcome outcome;
-    int64_t amount_minor;   /* ACV, >= 0 */
-    int64_t tcv_minor;      /* valid when has_tcv */
+    int64_t amount_minor; /* ACV, >= 0 */
+    int64_t tcv_minor;    /* valid when has_tcv */
     bool has_tcv;
-    struct rs_str currency; /* ISO 4217 */
+    struct rs_str currency;    /* ISO 4217 */
     struct rs_str loss_reason; /* optional */
     int64_t close_date_ms;
-    struct rs_str owner_id;  /* optional: the credited rep, else the opportunity's owner */
+    struct rs_str owner_id;      /* optional: the credited rep, else the opportunity's owner */
     enum rs_deal_type deal_type; /* valid when has_deal_type, else the opportunity's */
     bool has_deal_type;
 };
@@ -245,12 +248,12 @@ struct rs_rep_onboarded {
 /* rep.quota_set: the rep's full (unramped) quota per month from `period` on. */
 struct rs_rep_quota_set {
     struct rs_str rep_id;
-    struct rs_str period;    /* "YYYY-MM": first month the quota applies to */
-    int64_t period_start_ms; /* that month's first instant, UTC */
-    int64_t quota_minor;     /* full monthly quota, > 0 */
-    struct rs_str currency;  /* ISO 4217 */
-    uint32_t ramp_n;         /* ramp_schedule: percent of full quota in tenure months 1..n */
-    uint8_t ramp_pct[RS_RAMP_MAX];
+    struct rs_str period;           /* "YYYY-MM": first month the quota applies to */
+    int64_t period_start_ms;        /* that month's first instant, UTC */
+    int64_t quota_minor;            /* full monthly quota, > 0 */
+    struct rs_str currency;         /* ISO 4217 */
+    uint32_t ramp_n;                /* ramp_schedule: percent of full quota in tenure months 1..n */
+    uint16_t ramp_pct[RS_RAMP_MAX]; /* 0..RS_RAMP_PCT_MAX, which does not fit uint8_t */
 };
 
 /* rep.terminated */
@@ -320,10 +323,17 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
  * - nil for an optional field means absent, nil for a required field is RS_FAULT_MISSING_FIELD;
  * - identifiers (`id`, `account`, `tenant`, `source`, `source_id` and every `*_id`) must be
  *   non-empty when present; other strings (channel, segment, reason) may be empty;
- * - enum values match exactly (lowercase, no trimming); str payloads are not checked for UTF-8;
+ * - enum values match exactly (case-sensitive, no trimming); str payloads are not checked for
+ *   UTF-8;
  * - `ts` is a positive integer in ms, or a timestamp extension (-1) truncated to whole ms;
- * - lead.converted: `account_id` defaults to the envelope's `account` (METRICS.md §2), and
- *   two different values are RS_FAULT_BAD_VALUE.
+ * - lead.converted, opportunity.created, handoff.* and onboarding.*: `account_id` defaults to
+ *   the envelope's `account` (METRICS.md §2), one of them must be present, and two different
+ *   values are RS_FAULT_BAD_VALUE;
+ * - `close_date` and `start_date` take the same forms as `ts` and default to it;
+ * - money (`*_minor`) is an integer: amounts >= 0, quota_minor > 0; `currency` is exactly three
+ *   ASCII upper-case letters; `period` is "YYYY-MM" (year 1970..9999, month 01..12);
+ *   `ramp_schedule` (optional) is an array of at most RS_RAMP_MAX integers in
+ *   0..RS_RAMP_PCT_MAX (absent or empty means no ramp); anything else in range or size is RS_FAULT_BAD_VALUE.
  * On failure the contents of *ev are unspecified (partly this payload, partly the last).
  * Ownership: the strings in *ev borrow `data` and the decoder's zone; both stay valid until
  * the next rs_event_decode() on this decoder or until `data` is freed, whichever comes first.
@@ -378,7 +388,8 @@ struct rs_alert {
     char alert_id[65];       /* hex sha256, see sla.c for what it hashes */
     char retracts_id[65];    /* RS_ALERT_RETRACTED only: the alert it withdraws */
     const char *sla_type;    /* "SLA-01_speed_to_lead" */
-    const char *level;       /* "L0_warning", "L1_breach", "L2_escalate", "resolved" */
+    const char *level;       /* "L0_warning", "L1_breach", "L2_escalate", "L3_critical",
+                              * "resolved", or another "L<n>_..." of a rule's own ladder */
     const char *status;      /* "running", "breached", "breached_then_met", "met" */
     const char *entity_type; /* "lead" */
     struct rs_str entity_id;
@@ -391,15 +402,15 @@ struct rs_alert {
     int64_t level_at_ms;     /* when this level became due (event time) */
     int64_t evaluated_at_ms; /* the watermark that fired it, or the stop event's time */
     int64_t threshold_ms;
-    int64_t elapsed_ms;      /* at evaluation; for recovered, the real response time */
-    const char *clock;       /* "24x7", "business" or "calendar" */
-    const char *calendar_id; /* may be NULL: the 24x7 clock */
+    int64_t elapsed_ms;          /* at evaluation; for recovered, the real response time */
+    const char *clock;           /* "24x7", "business" or "calendar" */
+    const char *calendar_id;     /* may be NULL: the 24x7 clock */
     int64_t elapsed_business_ms; /* on the rule's clock; equals elapsed_ms on 24x7 */
     int64_t paused_ms;           /* time the instance spent paused */
-    const char *intent_tier; /* context; may be NULL */
-    struct rs_str channel;   /* context */
-    struct rs_str segment;   /* context */
-    struct rs_str stage;     /* context: the opportunity stage (SLA-03) */
+    const char *intent_tier;     /* context; may be NULL */
+    struct rs_str channel;       /* context */
+    struct rs_str segment;       /* context */
+    struct rs_str stage;         /* context: the opportunity stage (SLA-03) */
 };
 
 /* "sla.warning", ...; NULL outside the enum. */
@@ -424,15 +435,16 @@ void rs_buf_append(struct rs_buf *buf, const void *data, size_t len);
 /*
  * Append `alert` to `out` as one msgpack map (schemas/alert.json, keys in a fixed order, so the
  * same alert always gives the same bytes). Cannot fail (out of memory aborts). owner_id,
- * account, intent_tier, channel and segment are written as nil when unset; the other strings
- * must be set.
+ * account, calendar_id, intent_tier, channel, segment and stage are written as nil when unset;
+ * the other strings must be set.
  */
 void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
 
 /*
  * Append `ev` to `out` as the msgpack map a producer would send (envelope plus the type's
- * fields; unset optional strings are left out). The inverse of rs_event_decode(), used by the
- * demo generator and the tests. Cannot fail.
+ * fields; unset optional strings and numbers whose has_* flag is false are left out, while
+ * close_date and start_date are always written). The inverse of rs_event_decode(), used by the
+ * demo generator and the tests; the same event always gives the same bytes. Cannot fail.
  */
 void rs_event_encode(const struct rs_event *ev, struct rs_buf *out);
 
@@ -451,6 +463,10 @@ struct rs_alert_view {
     int64_t evaluated_at_ms;
     int64_t threshold_ms;
     int64_t elapsed_ms;
+    struct rs_str calendar_id; /* unset for the 24x7 clock */
+    int64_t elapsed_business_ms;
+    int64_t paused_ms;
+    struct rs_str stage; /* unset unless the alert is about an opportunity stage */
 };
 
 /*

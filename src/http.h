@@ -20,18 +20,19 @@
 struct rs_http;
 struct rs_http_request; /* opaque: the connection of one GET */
 
-/* The value of query parameter `name`, or NULL when absent. Borrowed for the call. */
+/* The URL-decoded value of query parameter `name`, "" for a bare "?name", or NULL when absent.
+ * Borrowed for the call. */
 const char *rs_http_query(const struct rs_http_request *req, const char *name);
 /* The path, without the query string ("/metrics"). */
 const char *rs_http_path(const struct rs_http_request *req);
 
 struct rs_http_response {
     unsigned status;          /* 200 unless set */
-    const char *content_type; /* "text/plain; version=0.0.4", "application/json", ... */
+    const char *content_type; /* "text/plain; version=0.0.4", ... (copied); NULL: text/plain */
     struct rs_buf body;       /* initialised empty; freed by the server */
 };
 
-/* Answer one GET (other methods get 405 before this is called). */
+/* Answer one GET or HEAD (other methods get 405 before this is called; MHD drops a HEAD's body). */
 typedef void rs_http_handler(void *opaque, const struct rs_http_request *req,
                              struct rs_http_response *resp);
 
@@ -45,7 +46,8 @@ int rs_http_start(uv_loop_t *loop, const char *addr, uint16_t port, rs_http_hand
 /* The bound port. */
 uint16_t rs_http_port(const struct rs_http *http);
 
-/* Stop listening, close connections, and free once libuv has closed the handles. NULL allowed. */
+/* Stop listening, close connections, and free once libuv has closed the handles. NULL allowed.
+ * Not from inside a handler. */
 void rs_http_stop(struct rs_http *http);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "demo.h"
+#include "inspect.h"
 #include "err.h"
 #include "kafka_io.h"
 #include "log.h"
@@ -60,49 +61,6 @@ static int load_config(struct rs_config *cfg, const struct rs_cli *cli)
     return 0;
 }
 
-static int print_offset(void *opaque, const char *topic, int32_t partition,
-                        const struct rs_store_offset *off)
-{
-    int *first = opaque;
-
-    printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%" PRId64 ",\"applied\":%" PRIu64
-           ",\"max_event_ms\":%" PRId64 "}",
-           *first ? "" : ",", topic, partition, off->next_offset, off->applied,
-           off->max_ts_ms == INT64_MIN ? 0 : off->max_ts_ms);
-    *first = 0;
-    return 0;
-}
-
-static int inspect(const struct rs_config *cfg)
-{
-    struct rs_store *st;
-    struct rs_sla_stats s;
-    struct rs_err err;
-    int first = 1;
-
-    if (rs_store_open(&st, cfg->state_dir, cfg->state_map_size_mb, &err) != 0 ||
-        rs_sla_stats(st, &s, &err) != 0) {
-        fprintf(stderr, "revstream: %s\n", err.msg);
-        return EXIT_RUNTIME;
-    }
-    printf("{\"state_dir\":\"%s\",\"leads\":{\"created\":%" PRIu64 ",\"pending\":%" PRIu64
-           ",\"running\":%" PRIu64 ",\"breached\":%" PRIu64 ",\"met\":%" PRIu64
-           ",\"breached_then_met\":%" PRIu64 ",\"cancelled\":%" PRIu64
-           ",\"p50_response_ms\":%.0f,\"p90_response_ms\":%.0f},\"open_timers\":%" PRIu64
-           ",\"outbox\":%" PRIu64 ",\"offsets\":[",
-           cfg->state_dir, s.leads, s.pending, s.running, s.breached, s.met, s.breached_then_met,
-           s.cancelled, s.p50_response_ms, s.p90_response_ms, rs_store_count(st, RS_DB_TIMERS),
-           rs_store_count(st, RS_DB_OUTBOX));
-    if (rs_store_offset_each(st, print_offset, &first, &err) != 0) {
-        fprintf(stderr, "revstream: %s\n", err.msg);
-        rs_store_close(st);
-        return EXIT_RUNTIME;
-    }
-    printf("]}\n");
-    rs_store_close(st);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct rs_cli cli;
@@ -145,7 +103,7 @@ int main(int argc, char **argv)
     case RS_CMD_INSPECT:
         rc = load_config(&cfg, &cli);
         if (rc == 0) {
-            rc = inspect(&cfg);
+            rc = rs_inspect_run(&cfg, &cli, stdout);
         }
         rs_config_release(&cfg);
         return rc;

@@ -86,7 +86,11 @@ static int to_msgpack(const json_t *v, struct rs_buf *out, int depth, const char
     return rs_err_set(err, RS_EDECODE, "%s: unsupported JSON value", where);
 }
 
-/* The partition key of DESIGN.md: the account, or the lead for a lead with no account. */
+/*
+ * The partition key of DESIGN.md: the account, or the lead for a lead with no account. Other
+ * events with no account fall back to their account_id or, lacking one, the id of their entity
+ * (opportunity, rep), so that one entity's events at least stay in one partition.
+ */
 static char *key_of(const struct rs_event *ev)
 {
     struct rs_str k = ev->account;
@@ -107,6 +111,48 @@ static char *key_of(const struct rs_event *ev)
             break;
         case RS_EV_LEAD_MERGED:
             k = ev->u.lead_merged.into_lead_id;
+            break;
+        case RS_EV_LEAD_ASSIGNED:
+            k = ev->u.lead_assigned.lead_id;
+            break;
+        case RS_EV_LEAD_QUALIFIED:
+            k = ev->u.lead_qualified.lead_id;
+            break;
+        case RS_EV_LEAD_RECYCLED:
+        case RS_EV_LEAD_REOPENED:
+            k = ev->u.lead_lifecycle.lead_id;
+            break;
+        case RS_EV_OPP_CREATED:
+            k = ev->u.opp_created.account_id;
+            break;
+        case RS_EV_OPP_STAGE_CHANGED:
+            k = ev->u.opp_stage_changed.opportunity_id;
+            break;
+        case RS_EV_OPP_CLOSED:
+            k = ev->u.opp_closed.opportunity_id;
+            break;
+        case RS_EV_OPP_REOPENED:
+            k = ev->u.opp_reopened.opportunity_id;
+            break;
+        case RS_EV_HANDOFF_STARTED:
+        case RS_EV_HANDOFF_COMPLETED:
+            k = ev->u.handoff.account_id;
+            break;
+        case RS_EV_ONBOARDING_MILESTONE:
+            k = ev->u.onboarding_milestone.account_id;
+            break;
+        case RS_EV_ONBOARDING_PAUSED:
+        case RS_EV_ONBOARDING_RESUMED:
+            k = ev->u.onboarding_pause.account_id;
+            break;
+        case RS_EV_REP_ONBOARDED:
+            k = ev->u.rep_onboarded.rep_id;
+            break;
+        case RS_EV_REP_QUOTA_SET:
+            k = ev->u.rep_quota_set.rep_id;
+            break;
+        case RS_EV_REP_TERMINATED:
+            k = ev->u.rep_terminated.rep_id;
             break;
         case RS_EV__COUNT:
             break;

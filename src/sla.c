@@ -215,8 +215,8 @@ static void fetch_sha256(void)
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-static void alert_id(char out[65], struct rs_str tenant, struct rs_str lead, uint32_t attempt,
-                     const char *level, const char *suffix)
+void rs_sla_alert_id(char out[65], struct rs_str tenant, const char *sla_type, struct rs_str entity,
+                     uint32_t attempt, const char *level, const char *suffix)
 {
     char buf[2 * STR_MAX + 128];
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -224,8 +224,8 @@ static void alert_id(char out[65], struct rs_str tenant, struct rs_str lead, uin
     int n;
 
     n = snprintf(buf, sizeof(buf), "%.*s|%s|%.*s|%u|%s%s", (int)tenant.len,
-                 tenant.ptr != NULL ? tenant.ptr : "", SLA_TYPE, (int)lead.len, lead.ptr, attempt,
-                 level, suffix);
+                 tenant.ptr != NULL ? tenant.ptr : "", sla_type, (int)entity.len,
+                 entity.ptr != NULL ? entity.ptr : "", attempt, level, suffix);
     if (n < 0) {
         n = 0;
     }
@@ -259,10 +259,11 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     memset(&a, 0, sizeof(a));
     a.kind = kind;
     if (kind == RS_ALERT_RETRACTED) {
-        alert_id(a.alert_id, l->tenant, lead_id, l->attempt_n, level_name, "|retracted");
-        alert_id(a.retracts_id, l->tenant, lead_id, l->attempt_n, level_name, "");
+        rs_sla_alert_id(a.alert_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name,
+                        "|retracted");
+        rs_sla_alert_id(a.retracts_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name, "");
     } else {
-        alert_id(a.alert_id, l->tenant, lead_id, l->attempt_n, level_name, "");
+        rs_sla_alert_id(a.alert_id, l->tenant, SLA_TYPE, lead_id, l->attempt_n, level_name, "");
     }
     a.sla_type = SLA_TYPE;
     a.level = level_name;
@@ -279,6 +280,7 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     a.evaluated_at_ms = evaluated_at_ms;
     a.threshold_ms = l->threshold_ms;
     a.elapsed_ms = elapsed_ms;
+    a.elapsed_business_ms = elapsed_ms; /* a 24x7 clock */
     a.clock = "24x7";
     a.intent_tier = rs_intent_tier_name((enum rs_intent_tier)l->tier);
     a.channel = l->channel;
@@ -557,6 +559,22 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
         return cancel_lead(sla, st, partition, ev->u.lead_converted.lead_id, &l, err);
     case RS_EV_LEAD_MERGED:
         return on_merged(sla, st, partition, ev, next_deadline_ms, err);
+    case RS_EV_LEAD_ASSIGNED: /* SLA-01 does not act on these yet (lead.reopened: §5.5) */
+    case RS_EV_LEAD_QUALIFIED:
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+    case RS_EV_OPP_CREATED:
+    case RS_EV_OPP_STAGE_CHANGED:
+    case RS_EV_OPP_CLOSED:
+    case RS_EV_OPP_REOPENED:
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+    case RS_EV_ONBOARDING_MILESTONE:
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+    case RS_EV_REP_ONBOARDED:
+    case RS_EV_REP_QUOTA_SET:
+    case RS_EV_REP_TERMINATED:
     case RS_EV__COUNT:
         break;
     }
@@ -662,7 +680,7 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
     int rc;
 
     memset(stats, 0, sizeof(*stats));
-    rc = rs_store_begin(st, err);
+    rc = rs_store_read_begin(st, err);
     if (rc != 0) {
         return rc;
     }
@@ -723,7 +741,7 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
                 l.touched_ms > l.created_ms ? l.touched_ms - l.created_ms : 0;
         }
     }
-    rs_store_abort(st);
+    rs_store_read_end(st);
     if (rc == 0 && stats->responded > 0) {
         qsort(resp, stats->responded, sizeof(*resp), cmp_i64);
         stats->p50_response_ms = rs_sla_percentile(resp, stats->responded, 0.5);

@@ -79,6 +79,14 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
 int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int64_t watermark_ms,
                 int64_t *next_deadline_ms, struct rs_err *err);
 
+/*
+ * The deterministic id of an alert: hex sha256 of "tenant|sla_type|entity|attempt|level"
+ * followed by `suffix` ("" or "|retracted"), NUL-terminated in out. An unset tenant hashes as
+ * "". Shared by every SLA rule (sla.c, slarule.c), so ids never depend on which module fired.
+ */
+void rs_sla_alert_id(char out[65], struct rs_str tenant, const char *sla_type, struct rs_str entity,
+                     uint32_t attempt, const char *level, const char *suffix);
+
 /* What the state store says about every lead, all partitions together. */
 struct rs_sla_stats {
     uint64_t leads;    /* created leads */
@@ -93,7 +101,7 @@ struct rs_sla_stats {
     double p90_response_ms;
 };
 
-/* Scan the entities database inside a batch of its own (aborted, nothing is written). */
+/* Scan the entities database in a read snapshot (not inside a batch). */
 int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err *err);
 
 /*

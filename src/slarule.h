@@ -24,6 +24,35 @@
  * breached at L1, cancelled; later restated with sign -1 then +1), which the metrics use
  * (M14 handoff on-time rate, SLA compliance per rule).
  *
+ * State: one record per (partition, rule, entity) in the `entities` database, kind 0x10 + rule
+ * id, plus this module's opportunity facts (deal type, owner, stage) under kind 0x1f; kinds
+ * 0x10-0x1f belong to slarule.c. One timer per instance, payload (level, attempt): a timer of
+ * an earlier attempt, of a paused instance or of a level already fired is stale and ignored.
+ *
+ * Decisions the catalogue leaves open:
+ * - Owners: SLA-02 from lead.assigned, SLA-03 and SLA-04 the opportunity's (the close event's
+ *   owner_id first for SLA-04), SLA-05 the handoff's CSM; SLA-07 has none.
+ * - "1 business day" (SLA-02) and "2 business days" (SLA-04) are thresholds in open time of
+ *   the rule's calendar: 9 h and 18 h, the working day of the default mon-fri 09:00-18:00.
+ * - SLA-02: lead.recycled or lead.reopened cancels an open instance (neither accepted nor
+ *   rejected) and lets the next MQL open attempt + 1; without them a repeated MQL is ignored.
+ * - SLA-03: every entered stage restarts the clock (the previous stage settles at the change);
+ *   thresholds per stage come from configuration (`dim_value`), the default otherwise. The
+ *   "2 x P50 historical time-in-stage, recomputed monthly" option is not implemented.
+ * - SLA-04: the deal type comes from the close event, else from opportunity.created; a deal of
+ *   unknown type is not started. A handoff without a CSM or with its checklist open does not
+ *   stop the clock. A completion before the close is met in 0; a reopened deal withdraws the
+ *   outcome already reported (M14: a reversed win leaves the denominator).
+ * - SLA-05: pause and resume apply from their own time, in arrival order; a stop settles
+ *   every level against the deadlines net of all pauses.
+ * - SLA-07: the entity is the event's `source` ("default" when absent) and the time is the
+ *   receive time. Before a silence level fires, the same source's instances in the other
+ *   partitions of this store are read: if one heard from the source later, this instance
+ *   takes that time instead of alerting, so a quiet partition alone never alarms (partitions
+ *   owned by another process are not seen). The ingest lag is the P95 (type 7) of the last 64
+ *   lags (receive - event time), judged from 20 samples on; "L1_ingest_lag" and
+ *   "resolved_ingest_lag" alerts carry their own episode number as attempt.
+ *
  * Threads: the loop thread, inside the caller's store batch.
  */
 #ifndef RS_SLARULE_H
@@ -40,11 +69,11 @@
 
 /* Timer rule ids, stored in timer keys: never reuse. SLA-01 is RS_SLA_RULE_SPEED_TO_LEAD. */
 enum rs_rule_id {
-    RS_RULE_MQL_ACCEPTANCE = 2,  /* SLA-02 */
-    RS_RULE_STALLED_OPP = 3,     /* SLA-03 */
-    RS_RULE_HANDOFF = 4,         /* SLA-04 */
-    RS_RULE_ONBOARDING = 5,      /* SLA-05 */
-    RS_RULE_DATA_FRESHNESS = 7,  /* SLA-07 */
+    RS_RULE_MQL_ACCEPTANCE = 2, /* SLA-02 */
+    RS_RULE_STALLED_OPP = 3,    /* SLA-03 */
+    RS_RULE_HANDOFF = 4,        /* SLA-04 */
+    RS_RULE_ONBOARDING = 5,     /* SLA-05 */
+    RS_RULE_DATA_FRESHNESS = 7, /* SLA-07 */
 };
 
 #define RS_RULE_LEVELS_MAX 5
@@ -54,7 +83,7 @@ struct rs_rule_level {
     uint32_t pct;            /* of the threshold */
     int64_t min_business_ms; /* L3: at least this much (24 business hours); 0 = none */
     enum rs_alert_kind kind;
-    const char *name;        /* "L1_breach", ... */
+    const char *name; /* "L1_breach", ... */
 };
 
 /* Configuration of one rule (from the `sla.<rule>.*` keys). */
@@ -62,7 +91,7 @@ struct rs_rule_config {
     bool enabled;
     int64_t threshold_ms; /* default threshold */
     size_t n_dims;        /* per-dimension overrides: stage for SLA-03, segment for SLA-05 */
-    char *dim_value[RS_RULE_DIMS_MAX];
+    const char *dim_value[RS_RULE_DIMS_MAX]; /* borrowed */
     int64_t dim_threshold_ms[RS_RULE_DIMS_MAX];
     const struct rs_calendar *calendar; /* borrowed; NULL = 24x7 */
     size_t n_levels;
@@ -83,13 +112,13 @@ void rs_rules_config_defaults(struct rs_rules_config *cfg);
 
 /* A settled (or restated) instance, for the metrics. Strings borrowed for the call. */
 struct rs_sla_outcome {
-    uint8_t rule;                /* enum rs_rule_id, or RS_SLA_RULE_SPEED_TO_LEAD */
+    uint8_t rule; /* enum rs_rule_id, or RS_SLA_RULE_SPEED_TO_LEAD */
     const char *sla_type;
     struct rs_str entity_id;
-    struct rs_str owner_id;      /* may be unset */
-    struct rs_str dim;           /* stage / segment / "" */
+    struct rs_str owner_id; /* may be unset */
+    struct rs_str dim;      /* stage / segment / "" */
     uint32_t attempt_n;
-    const char *status;          /* "met", "breached", "breached_then_met", "cancelled" */
+    const char *status; /* "met", "breached", "breached_then_met", "cancelled" */
     int64_t start_ms;
     int64_t stop_ms;             /* INT64_MIN for breached (still open) and cancelled */
     int64_t elapsed_ms;          /* wall, net of pauses for calendar rules */
@@ -126,9 +155,14 @@ int rs_rules_apply(struct rs_rules *r, struct rs_store *st, uint32_t partition,
                    const struct rs_event *ev, int64_t received_ms, int64_t *next_deadline_ms,
                    struct rs_err *err);
 
-/* Fire every level of every rule due at watermark_ms in `partition` (as rs_sla_fire). */
-int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition,
-                  int64_t watermark_ms, int64_t *next_deadline_ms, struct rs_err *err);
+/*
+ * Fire every level of every rule due at watermark_ms in `partition` (as rs_sla_fire), and set
+ * *next_deadline_ms to the earliest deadline left. Due timers of rules this module does not run
+ * (SLA-01's) are put back unchanged, so call this before rs_sla_fire(), which drops timers of
+ * other rules. Returns the number of this module's timers fired, or a negative code.
+ */
+int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition, int64_t watermark_ms,
+                  int64_t *next_deadline_ms, struct rs_err *err);
 
 /* One open instance, for the HTTP API and inspect. Strings borrowed for the call. */
 struct rs_sla_open {
@@ -146,12 +180,13 @@ struct rs_sla_open {
 typedef int rs_sla_open_cb(void *opaque, const struct rs_sla_open *open);
 
 /*
- * Visit the open instances of `rule` (0: every rule, SLA-01 included) whose owner is `owner`
- * (unset: any), in the open batch or read snapshot. Returns 0, the callback's code or
- * RS_ESTORE.
+ * Visit the open instances of `rule` (0: every rule of this module; SLA-01's leads are sla.c's
+ * records and are not visited) whose owner is `owner` (unset: any), in the open batch or read
+ * snapshot. target_ms is as of the instance's last change; next_level_ms is its armed timer.
+ * Returns 0, the callback's code or RS_ESTORE.
  */
-int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner,
-                       rs_sla_open_cb *cb, void *opaque, struct rs_err *err);
+int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner, rs_sla_open_cb *cb,
+                       void *opaque, struct rs_err *err);
 
 /* "SLA-02_mql_acceptance", ...; NULL for an unknown id. */
 const char *rs_rule_sla_type(uint8_t rule);

@@ -6,13 +6,14 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 /* Keep in sync with enum rs_db. */
 static const char *const db_names[RS_DB__COUNT] = {
-    "meta", "offsets", "entities", "timers", "timer_index", "outbox",
+    "meta", "offsets", "entities", "timers", "timer_index", "outbox", "aggregates",
 };
 
 /* The map never grows past this, whatever state.map_size_mb asked for: 1 TiB. */
@@ -26,7 +27,23 @@ struct rs_store {
     uint64_t outbox_next; /* next outbox sequence; the batch's view */
     uint64_t outbox_committed;
     char *dir;
+    bool readonly;
+    bool has_db[RS_DB__COUNT]; /* read-only: a state dir older than a database lacks it */
 };
+
+/*
+ * The calling thread's read snapshot. Per thread because HTTP and inspect threads read while
+ * the loop thread writes: each reader needs its own LMDB read transaction (MDB_NOTLS lets it
+ * live on any thread), and only the loop thread may touch the batch.
+ */
+static _Thread_local struct {
+    const struct rs_store *st;
+    MDB_txn *txn;
+    unsigned depth; /* nested rs_store_read_begin() calls */
+} snap;
+
+/* The store whose batch this thread opened: a reader on another thread never sees st->txn. */
+static _Thread_local const struct rs_store *batch_here;
 
 const char *rs_store_lmdb_version(void)
 {
@@ -89,6 +106,18 @@ static int store_error(struct rs_store *st, struct rs_err *err, int rc, const ch
                       mdb_strerror(rc));
 }
 
+/* A read-only transaction, adopting the map size if another process grew it meanwhile. */
+static int begin_read(struct rs_store *st, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+        (void)mdb_env_set_mapsize(st->env, 0);
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+    }
+    return rc;
+}
+
 /* Read the highest outbox sequence so that appends continue after a restart. */
 static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
 {
@@ -126,7 +155,8 @@ static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *er
     return 0;
 }
 
-static int check_version(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
+/* A missing version is written when `create`, else the directory holds no state yet. */
+static int check_version(struct rs_store *st, MDB_txn *txn, bool create, struct rs_err *err)
 {
     MDB_val k = meta_key("format_version");
     MDB_val v;
@@ -135,6 +165,9 @@ static int check_version(struct rs_store *st, MDB_txn *txn, struct rs_err *err)
 
     rs_store_put_u32(want, RS_STORE_FORMAT_VERSION);
     rc = mdb_get(txn, st->dbi[RS_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND && !create) {
+        return rs_err_set(err, RS_ENOTFOUND, "no state in '%s'", st->dir);
+    }
     if (rc == MDB_NOTFOUND) {
         MDB_val nv = { 4, want };
 
@@ -200,8 +233,9 @@ int rs_store_open(struct rs_store **out, const char *dir, uint64_t map_size_mb, 
             rc = store_error(st, err, rc, db_names[i]);
             goto fail_txn;
         }
+        st->has_db[i] = true;
     }
-    rc = check_version(st, txn, err);
+    rc = check_version(st, txn, true, err);
     if (rc != 0) {
         goto fail_txn;
     }
@@ -234,13 +268,103 @@ fail_free:
     return rc;
 }
 
+int rs_store_open_readonly(struct rs_store **out, const char *dir, struct rs_err *err)
+{
+    struct rs_store *st;
+    MDB_txn *txn = NULL;
+    MDB_envinfo info;
+    struct stat sb;
+    char *data;
+    size_t len = strlen(dir) + sizeof("/data.mdb");
+    int rc;
+
+    /* Tell "nothing here" from "something broken" before LMDB does, as it would say ENOENT. */
+    data = rs_xmalloc(len);
+    (void)snprintf(data, len, "%s/data.mdb", dir);
+    rc = stat(data, &sb);
+    free(data);
+    if (rc != 0 && errno == ENOENT) {
+        return rs_err_set(err, RS_ENOTFOUND, "no state in '%s'", dir);
+    }
+    st = rs_xcalloc(1, sizeof(*st));
+    st->dir = rs_xstrdup(dir);
+    st->readonly = true;
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "create environment");
+        goto fail_free;
+    }
+    (void)mdb_env_set_maxdbs(st->env, RS_DB__COUNT);
+    /* No map size: LMDB takes the one recorded by the writer. MDB_RDONLY still registers in
+     * the lock file as a reader, which is what lets a running writer keep its pages safe. */
+    rc = mdb_env_open(st->env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+    if (rc != 0) {
+        rc = rs_err_set(err, RS_ESTORE, "cannot open state store '%s' read-only: %s", dir,
+                        mdb_strerror(rc));
+        goto fail_env; /* LMDB: a failed open still needs mdb_env_close() */
+    }
+    rc = begin_read(st, &txn);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "begin");
+        goto fail_env;
+    }
+    for (int i = 0; i < RS_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, db_names[i], 0, &st->dbi[i]);
+        if (rc == MDB_NOTFOUND && i != RS_DB_META) {
+            continue; /* written before this database existed: it reads as empty */
+        }
+        if (rc == MDB_NOTFOUND) {
+            rc = rs_err_set(err, RS_ENOTFOUND, "no state in '%s'", dir);
+            goto fail_txn;
+        }
+        if (rc != 0) {
+            rc = store_error(st, err, rc, db_names[i]);
+            goto fail_txn;
+        }
+        st->has_db[i] = true;
+    }
+    rc = check_version(st, txn, false, err);
+    if (rc != 0) {
+        goto fail_txn;
+    }
+    /* Committing a read transaction is what keeps its database handles for the environment. */
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        rc = store_error(st, err, rc, "commit");
+        goto fail_env;
+    }
+    if (mdb_env_info(st->env, &info) == 0) {
+        st->map_bytes = info.me_mapsize;
+    }
+    *out = st;
+    return 0;
+
+fail_txn:
+    mdb_txn_abort(txn);
+fail_env:
+    mdb_env_close(st->env);
+fail_free:
+    free(st->dir);
+    free(st);
+    return rc;
+}
+
 void rs_store_close(struct rs_store *st)
 {
     if (st == NULL) {
         return;
     }
     rs_store_abort(st);
-    (void)mdb_env_sync(st->env, 1);
+    if (snap.st == st) {
+        /* A snapshot left open on this thread: LMDB requires its end before the close. */
+        mdb_txn_abort(snap.txn);
+        snap.st = NULL;
+        snap.txn = NULL;
+        snap.depth = 0;
+    }
+    if (!st->readonly) {
+        (void)mdb_env_sync(st->env, 1);
+    }
     mdb_env_close(st->env);
     free(st->dir);
     free(st);
@@ -250,6 +374,9 @@ int rs_store_begin(struct rs_store *st, struct rs_err *err)
 {
     int rc;
 
+    if (st->readonly) {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': opened read-only", st->dir);
+    }
     if (st->txn != NULL) {
         return rs_err_set(err, RS_ESTORE, "state store '%s': batch already open", st->dir);
     }
@@ -264,6 +391,7 @@ int rs_store_begin(struct rs_store *st, struct rs_err *err)
         return store_error(st, err, rc, "begin batch");
     }
     st->outbox_next = st->outbox_committed;
+    batch_here = st;
     return 0;
 }
 
@@ -309,6 +437,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     }
     rc = mdb_txn_commit(st->txn);
     st->txn = NULL;
+    batch_here = NULL;
     if (rc != 0) {
         if (rc == MDB_MAP_FULL) {
             grow_map(st);
@@ -324,13 +453,66 @@ void rs_store_abort(struct rs_store *st)
     if (st->txn != NULL) {
         mdb_txn_abort(st->txn);
         st->txn = NULL;
+        batch_here = NULL;
     }
     st->outbox_next = st->outbox_committed;
 }
 
 bool rs_store_in_batch(const struct rs_store *st)
 {
-    return st->txn != NULL;
+    return batch_here == st && st->txn != NULL;
+}
+
+int rs_store_read_begin(struct rs_store *st, struct rs_err *err)
+{
+    MDB_txn *txn;
+    int rc;
+
+    if (rs_store_in_batch(st)) {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': snapshot inside a batch", st->dir);
+    }
+    if (snap.depth > 0) {
+        if (snap.st != st) {
+            return rs_err_set(err, RS_ESTORE,
+                              "state store '%s': this thread holds a snapshot of another store",
+                              st->dir);
+        }
+        snap.depth++; /* nested: one consistent view for the outermost caller */
+        return 0;
+    }
+    rc = begin_read(st, &txn);
+    if (rc != 0) {
+        return store_error(st, err, rc, "read snapshot");
+    }
+    snap.st = st;
+    snap.txn = txn;
+    snap.depth = 1;
+    return 0;
+}
+
+void rs_store_read_end(struct rs_store *st)
+{
+    if (snap.st != st || snap.depth == 0) {
+        return;
+    }
+    if (--snap.depth == 0) {
+        mdb_txn_abort(snap.txn);
+        snap.st = NULL;
+        snap.txn = NULL;
+    }
+}
+
+/* The transaction rs_store_get() and rs_store_seek() read from: the batch, else the snapshot. */
+static int reading_txn(struct rs_store *st, MDB_txn **txn, struct rs_err *err)
+{
+    if (rs_store_in_batch(st)) {
+        *txn = st->txn;
+    } else if (snap.st == st && snap.depth > 0) {
+        *txn = snap.txn;
+    } else {
+        return rs_err_set(err, RS_ESTORE, "state store '%s': no batch or snapshot open", st->dir);
+    }
+    return 0;
 }
 
 static int need_batch(struct rs_store *st, struct rs_err *err)
@@ -346,12 +528,16 @@ int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 {
     MDB_val k = to_val(key);
     MDB_val v;
-    int rc = need_batch(st, err);
+    MDB_txn *txn = NULL;
+    int rc = reading_txn(st, &txn, err);
 
     if (rc != 0) {
         return rc;
     }
-    rc = mdb_get(st->txn, st->dbi[db], &k, &v);
+    if (!st->has_db[db]) {
+        return RS_ENOTFOUND;
+    }
+    rc = mdb_get(txn, st->dbi[db], &k, &v);
     if (rc == MDB_NOTFOUND) {
         return RS_ENOTFOUND;
     }
@@ -407,17 +593,23 @@ int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, stru
     MDB_cursor *cur;
     MDB_val k = to_val(from);
     MDB_val v;
-    int rc = need_batch(st, err);
+    MDB_txn *txn = NULL;
+    int rc = reading_txn(st, &txn, err);
 
     if (rc != 0) {
         return rc;
     }
-    rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
+    if (!st->has_db[db]) {
+        return RS_ENOTFOUND;
+    }
+    rc = mdb_cursor_open(txn, st->dbi[db], &cur);
     if (rc != 0) {
         return store_error(st, err, rc, "cursor");
     }
     rc = mdb_cursor_get(cur, &k, &v, from.len == 0 ? MDB_FIRST : MDB_SET_RANGE);
-    mdb_cursor_close(cur); /* write-txn cursor data stays valid until the next write */
+    /* The data stays valid after the close: until the next write in a batch, for the life of a
+     * snapshot. */
+    mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND) {
         return RS_ENOTFOUND;
     }
@@ -453,7 +645,7 @@ int rs_store_offset_get(struct rs_store *st, const char *topic, int32_t partitio
     int rc;
 
     if (txn == NULL) {
-        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+        rc = begin_read(st, &txn);
         if (rc != 0) {
             return store_error(st, err, rc, "read snapshot");
         }
@@ -499,7 +691,7 @@ int rs_store_offset_each(struct rs_store *st, rs_store_offset_cb *cb, void *opaq
     int stop = 0;
     int rc;
 
-    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    rc = begin_read(st, &txn);
     if (rc != 0) {
         return store_error(st, err, rc, "read snapshot");
     }
@@ -563,7 +755,7 @@ int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox
     int rc;
 
     rs_store_put_u64(kbuf, from_seq);
-    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    rc = begin_read(st, &txn);
     if (rc != 0) {
         return store_error(st, err, rc, "read snapshot");
     }
@@ -592,11 +784,14 @@ int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox
 
 uint64_t rs_store_count(struct rs_store *st, enum rs_db db)
 {
-    MDB_txn *txn = st->txn;
+    MDB_txn *txn = rs_store_in_batch(st) ? st->txn : NULL;
     MDB_stat stat;
     uint64_t n = 0;
 
-    if (txn == NULL && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (!st->has_db[db]) {
+        return 0;
+    }
+    if (txn == NULL && begin_read(st, &txn) != 0) {
         return 0;
     }
     if (mdb_stat(txn, st->dbi[db], &stat) == 0) {

@@ -17,8 +17,9 @@
  * committed; an operating-system crash loses at most the batches since the last sync, which
  * are consumed again from Kafka because their offsets are lost with them.
  *
- * Threads: the batch functions belong to the loop thread. rs_store_sync() and the read
- * functions outside a batch (offset and outbox reads) may run on any thread.
+ * Threads: the batch functions belong to the loop thread. rs_store_sync(), the snapshot
+ * functions and the read functions outside a batch (offset and outbox reads) may run on any
+ * thread.
  * This is the only module that includes lmdb.h.
  */
 #ifndef RS_STORE_H
@@ -81,27 +82,34 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err);
 /* Abort the open batch, if any. */
 void rs_store_abort(struct rs_store *st);
 
+/* Is a batch open on st by the calling thread? (Another thread's batch is invisible.) */
 bool rs_store_in_batch(const struct rs_store *st);
 
 /*
  * Open an existing environment read-only (`revstream inspect` on the state of a stopped or
- * running engine): batches are refused, snapshots work. Returns 0 or RS_ESTORE naming the
- * directory (RS_ENOTFOUND if it holds no state).
+ * running engine, in another process: LMDB allows one open of an environment per process):
+ * batches are refused, snapshots work. A database the directory predates reads as empty.
+ * Returns 0 or RS_ESTORE naming the directory (RS_ENOTFOUND if it holds no state).
  */
 int rs_store_open_readonly(struct rs_store **out, const char *dir, struct rs_err *err);
 
 /*
  * Open a read snapshot outside a batch: until rs_store_read_end(), rs_store_get() and
  * rs_store_seek() read from it (a consistent view of the last commit that never blocks the
- * writer). Returns 0 or RS_ESTORE. Not while a batch is open.
+ * writer). Any thread; the snapshot belongs to the calling thread, so a reader thread can
+ * hold one while the loop thread writes. Calls nest: an inner begin shares the outer
+ * snapshot and only the outermost end closes it. One store per thread at a time.
+ * Returns 0 or RS_ESTORE (also when this thread has a batch open on st).
  */
 int rs_store_read_begin(struct rs_store *st, struct rs_err *err);
+/* End one rs_store_read_begin(); a no-op without one. */
 void rs_store_read_end(struct rs_store *st);
 
 /*
- * Look up `key` in `db` inside the open batch (or the open read snapshot).
- * Returns 0 and sets *val, RS_ENOTFOUND, or RS_ESTORE.
- * Ownership: *val borrows LMDB memory until the next write in the batch or its end.
+ * Look up `key` in `db` inside the calling thread's open batch, else its read snapshot.
+ * Returns 0 and sets *val, RS_ENOTFOUND, or RS_ESTORE (also with neither open).
+ * Ownership: *val borrows LMDB memory until the next write in the batch or its end (the end
+ * of the snapshot).
  */
 int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes *val,
                  struct rs_err *err);
@@ -117,7 +125,7 @@ int rs_store_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err);
 
 /*
- * Find the first key >= `from` in `db` inside the open batch (or read snapshot), for scans.
+ * Find the first key >= `from` in `db` inside the open batch (else read snapshot), for scans.
  * Returns 0 and sets *key and *val (borrowed as in rs_store_get), RS_ENOTFOUND past the end,
  * or RS_ESTORE.
  */

@@ -31,7 +31,7 @@
 struct env {
     const char *brokers;
     char *dir;
-    char *events, *alerts, *dlq, *group;
+    char *events, *alerts, *dlq, *metrics, *group;
     char config[4096];
     char state[4096];
     pid_t engine;  /* running child, killed at teardown if a test failed before stopping it */
@@ -47,6 +47,7 @@ static int env_setup(void **state)
     e->events = rs_tb_unique("events");
     e->alerts = rs_tb_unique("alerts");
     e->dlq = rs_tb_unique("dlq");
+    e->metrics = rs_tb_unique("metrics");
     e->group = rs_tb_unique("group");
     (void)snprintf(e->config, sizeof(e->config), "%s/revstream.conf", e->dir);
     (void)snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
@@ -70,6 +71,7 @@ static int env_teardown(void **state)
     free(e->events);
     free(e->alerts);
     free(e->dlq);
+    free(e->metrics);
     free(e->group);
     free(e);
     return 0;
@@ -84,6 +86,7 @@ static void need_broker(struct env *e, int partitions)
     rs_tb_create_topic(e->brokers, e->events, partitions);
     rs_tb_create_topic(e->brokers, e->alerts, PARTITIONS);
     rs_tb_create_topic(e->brokers, e->dlq, 1);
+    rs_tb_create_topic(e->brokers, e->metrics, PARTITIONS);
 }
 
 static void write_config_to(struct env *e, const char *path, const char *state_dir, int instance,
@@ -101,10 +104,13 @@ static void write_config_to(struct env *e, const char *path, const char *state_d
             "topic.events = %s\n"
             "topic.alerts = %s\n"
             "topic.dlq = %s\n"
+            "topic.metrics = %s\n"
+            "http.bind = off\n"
             "state.dir = %s\n"
             "log.level = warn\n"
             "%s",
-            e->brokers, e->group, e->group, instance, e->events, e->alerts, e->dlq, state_dir,
+            e->brokers, e->group, e->group, instance, e->events, e->alerts, e->dlq, e->metrics,
+            state_dir,
             extra != NULL ? extra : "");
     assert_int_equal(fclose(f), 0);
 }

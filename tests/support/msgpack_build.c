@@ -127,6 +127,12 @@ void mpb_val(struct mpb *b, const struct mpb_val *v)
     case MPB_EMPTY_ARRAY:
         mpb_array(b, 0);
         break;
+    case MPB_INTS:
+        mpb_array(b, (uint32_t)v->n);
+        for (size_t i = 0; i < v->n; i++) {
+            mpb_int(b, v->ints[i]);
+        }
+        break;
     }
 }
 

@@ -37,6 +37,7 @@ enum mpb_kind {
     MPB_TIMESTAMP, /* ext -1, in the smallest of the 32, 64 and 96-bit forms */
     MPB_EMPTY_MAP,
     MPB_EMPTY_ARRAY,
+    MPB_INTS, /* an array of .n integers at .ints */
 };
 
 struct mpb_val {
@@ -47,6 +48,8 @@ struct mpb_val {
     bool b;
     double f;
     uint32_t nsec; /* MPB_TIMESTAMP: .i holds the seconds */
+    const int64_t *ints;
+    size_t n;
 };
 
 struct mpb_kv {
@@ -102,6 +105,15 @@ struct mpb_kv {
         {                                                   \
             .kind = MPB_TIMESTAMP, .i = (sec), .nsec = (ns) \
         }                                                   \
+    }
+
+/* `arr` must be an array, not a pointer: its length is counted here. */
+#define MPB_INTS_KV(k, arr)                                                      \
+    {                                                                            \
+        k,                                                                       \
+        {                                                                        \
+            .kind = MPB_INTS, .ints = (arr), .n = sizeof(arr) / sizeof((arr)[0]) \
+        }                                                                        \
     }
 
 #define MPB_COUNT(a) (sizeof(a) / sizeof((a)[0]))

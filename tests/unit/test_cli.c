@@ -215,6 +215,58 @@ static void test_cli_send_names_the_bad_line_and_sends_nothing(void **state)
     assert_file_has(f->err, "none.jsonl': No such file or directory");
 }
 
+/* Every new type, with arrays and booleans, passes send's check; line 17 is the first bad one. */
+static void test_cli_send_accepts_every_event_type_and_names_the_first_bad_line(void **state)
+{
+    struct fixture *f = *state;
+    char input[4200], args[10000];
+
+    write_file(f->conf, "kafka.bootstrap.servers = 127.0.0.1:1\nkafka.group.id = g\n");
+    (void)snprintf(input, sizeof(input), "%s/events.jsonl", f->dir);
+    write_file(
+        input,
+        "{\"type\":\"lead.assigned\",\"id\":\"e1\",\"ts\":1,\"lead_id\":\"L\",\"owner_id\":\"r\"}\n"
+        "{\"type\":\"lead.qualified\",\"id\":\"e2\",\"ts\":1,\"lead_id\":\"L\",\"stage\":\"MQL\"}\n"
+        "{\"type\":\"lead.recycled\",\"id\":\"e3\",\"ts\":1,\"lead_id\":\"L\"}\n"
+        "{\"type\":\"lead.reopened\",\"id\":\"e4\",\"ts\":1,\"lead_id\":\"L\",\"reason\":null}\n"
+        "{\"type\":\"opportunity.created\",\"id\":\"e5\",\"ts\":1,\"account\":\"A\","
+        "\"opportunity_id\":\"O\",\"owner_id\":\"r\",\"deal_type\":\"new\",\"amount_minor\":100,"
+        "\"currency\":\"EUR\",\"stage\":\"discovery\"}\n"
+        "{\"type\":\"opportunity.stage_changed\",\"id\":\"e6\",\"ts\":2,\"opportunity_id\":\"O\","
+        "\"from_stage\":\"discovery\",\"to_stage\":\"proposal\",\"amount_minor\":120}\n"
+        "{\"type\":\"opportunity.closed\",\"id\":\"e7\",\"ts\":3,\"opportunity_id\":\"O\","
+        "\"outcome\":\"won\",\"amount_minor\":120,\"tcv_minor\":360,\"currency\":\"EUR\","
+        "\"close_date\":2}\n"
+        "{\"type\":\"opportunity.reopened\",\"id\":\"e8\",\"ts\":4,\"opportunity_id\":\"O\"}\n"
+        "{\"type\":\"handoff.started\",\"id\":\"e9\",\"ts\":5,\"account\":\"A\","
+        "\"opportunity_id\":\"O\",\"csm_id\":\"c\"}\n"
+        "{\"type\":\"handoff.completed\",\"id\":\"e10\",\"ts\":6,\"account_id\":\"A\","
+        "\"opportunity_id\":\"O\",\"checklist_complete\":true}\n"
+        "{\"type\":\"onboarding.milestone\",\"id\":\"e11\",\"ts\":7,\"account\":\"A\","
+        "\"milestone\":\"first_value\"}\n"
+        "{\"type\":\"onboarding.paused\",\"id\":\"e12\",\"ts\":8,\"account\":\"A\","
+        "\"reason\":\"waiting_on_customer\"}\n"
+        "{\"type\":\"onboarding.resumed\",\"id\":\"e13\",\"ts\":9,\"account\":\"A\"}\n"
+        "{\"type\":\"rep.onboarded\",\"id\":\"e14\",\"ts\":1,\"rep_id\":\"r\",\"start_date\":1}\n"
+        "{\"type\":\"rep.quota_set\",\"id\":\"e15\",\"ts\":1,\"rep_id\":\"r\",\"period\":\"2026-"
+        "03\","
+        "\"quota_minor\":5000000,\"currency\":\"USD\",\"ramp_schedule\":[25,50,75,100]}\n"
+        "{\"type\":\"rep.terminated\",\"id\":\"e16\",\"ts\":10,\"rep_id\":\"r\"}\n"
+        "{\"type\":\"rep.quota_set\",\"id\":\"e17\",\"ts\":1,\"rep_id\":\"r\",\"period\":\"2026-"
+        "03\","
+        "\"quota_minor\":5000000,\"currency\":\"USD\",\"ramp_schedule\":[25,1001]}\n");
+    (void)snprintf(args, sizeof(args), "send -c '%s' '%s'", f->conf, input);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "events.jsonl:17: field 'ramp_schedule': item 1 is 1001, expected "
+                            "0..1000 (percent) (bad_value)");
+
+    write_file(input, "{\"type\":\"handoff.completed\",\"id\":\"e1\",\"ts\":6,\"account\":\"A\","
+                      "\"opportunity_id\":\"O\",\"checklist_complete\":\"yes\"}\n");
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "events.jsonl:1: field 'checklist_complete': expected a bool, got str "
+                            "(wrong_type)");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, cli_setup, cli_teardown)
 
 int main(void)
@@ -228,6 +280,7 @@ int main(void)
         T(test_cli_check_config_prints_effective_config_with_secrets_masked),
         T(test_cli_inspect_of_a_fresh_state_dir_reports_nothing),
         T(test_cli_send_names_the_bad_line_and_sends_nothing),
+        T(test_cli_send_accepts_every_event_type_and_names_the_first_bad_line),
     };
 
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

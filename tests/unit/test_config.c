@@ -544,17 +544,81 @@ static void test_config_load_same_topic_twice_names_both_keys(void **state)
     assert_int_equal(load_text(fx, "topic.alerts = revops.events\n", &path), RS_ECONFIG);
     assert_msg_at(&fx->err, path, 1,
                   "key 'topic.alerts': topic 'revops.events' is already used by key "
-                  "'topic.events' (default); topic.events, topic.alerts and topic.dlq must "
-                  "differ");
+                  "'topic.events' (default); topic.events, topic.alerts, topic.dlq and "
+                  "topic.metrics must differ");
 
     rs_config_release(&fx->cfg);
     rs_config_init(&fx->cfg);
     assert_int_equal(load_text(fx, "topic.events = crm\ntopic.dlq = crm\n", &path), RS_ECONFIG);
     (void)snprintf(want, sizeof(want),
                    "%s:2: key 'topic.dlq': topic 'crm' is already used by key 'topic.events' "
-                   "(%s:1); topic.events, topic.alerts and topic.dlq must differ",
+                   "(%s:1); topic.events, topic.alerts, topic.dlq and topic.metrics must differ",
                    path, path);
     assert_string_equal(fx->err.msg, want);
+}
+
+static void test_config_load_funnel_keys(void **state)
+{
+    struct fixture *fx = *state;
+    const char *path;
+
+    assert_true(fx->cfg.sla_enabled[2] && fx->cfg.sla_enabled[7]);
+    assert_int_equal(fx->cfg.mql_acceptance_ms, 9 * 3600 * 1000);
+    assert_int_equal(fx->cfg.funnel_window_ms[3], INT64_C(180) * 86400 * 1000);
+    assert_int_equal(load_text(fx,
+                               "sla.handoff.enabled = false\n"
+                               "sla.stalled_opportunity.stage.negotiation = 14d\n"
+                               "sla.stalled_opportunity.stage.proposal = 7d\n"
+                               "sla.stalled_opportunity.stage.negotiation = 10d\n"
+                               "http.bind = 0.0.0.0:0\n"
+                               "metrics.onboarding_start = opportunity_won\n"
+                               "time.zone = Europe/Paris\n",
+                               &path),
+                     0);
+    assert_false(fx->cfg.sla_enabled[4]);
+    assert_int_equal(fx->cfg.n_stage_thresholds, 2);
+    assert_string_equal(fx->cfg.stage_names[0], "negotiation");
+    assert_int_equal(fx->cfg.stage_ms[0], INT64_C(10) * 86400 * 1000); /* the later line wins */
+    assert_string_equal(fx->cfg.stage_names[1], "proposal");
+    assert_string_equal(fx->cfg.onboarding_start, "opportunity_won");
+}
+
+static void test_config_load_bad_funnel_values_name_the_key(void **state)
+{
+    struct fixture *fx = *state;
+    const char *path;
+
+    assert_int_equal(load_text(fx, "sla.handoff.enabled = yes\n", &path), RS_ECONFIG);
+    assert_msg_at(&fx->err, path, 1,
+                  "key 'sla.handoff.enabled': expected true or false, got 'yes'");
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "sla.stalled_opportunity.stage.proposal = soon\n", &path),
+                     RS_ECONFIG);
+    assert_msg_at(&fx->err, path, 1,
+                  "key 'sla.stalled_opportunity.stage.proposal': expected a duration from 1ms to "
+                  "365d such as 14d, got 'soon'");
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "http.bind = 9464\n", &path), RS_ECONFIG);
+    assert_msg_at(&fx->err, path, 1,
+                  "key 'http.bind': expected HOST:PORT such as 127.0.0.1:9464, or off, got "
+                  "'9464'");
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "metrics.onboarding_start = signup\n", &path), RS_ECONFIG);
+    assert_msg_at(&fx->err, path, 1,
+                  "key 'metrics.onboarding_start': expected one of handoff_completed, "
+                  "opportunity_won, got 'signup'");
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "time.zone = Mars/Olympus_Mons\n", &path), RS_ECONFIG);
+    assert_non_null(strstr(fx->err.msg, "time.zone"));
+    assert_non_null(strstr(fx->err.msg, "Mars/Olympus_Mons"));
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "calendar.hours = mon-fri 9 to 5\n", &path), RS_ECONFIG);
+    assert_non_null(strstr(fx->err.msg, "calendar.hours"));
 }
 
 static void test_config_load_missing_file_returns_enoent(void **state)
@@ -973,6 +1037,8 @@ int main(void)
         T(test_config_load_unclosed_quote_is_an_error),
         T(test_config_load_duplicate_key_is_rejected),
         T(test_config_load_same_topic_twice_names_both_keys),
+        T(test_config_load_funnel_keys),
+        T(test_config_load_bad_funnel_values_name_the_key),
         T(test_config_load_missing_file_returns_enoent),
         T(test_config_load_directory_returns_eisdir),
         T(test_config_load_rejects_a_nul_byte),

@@ -8,10 +8,13 @@
 #include "event.h"
 #include "msgpack_build.h"
 
+#include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 /* Larger than any payload here except the too-large ones. */
@@ -82,6 +85,132 @@ static const struct mpb_kv merged[] = {
     MPB_S("into_lead_id", "L-889"), MPB_S("reason", "duplicate_email"),
 };
 
+/* The lead, opportunity, handoff, onboarding and rep events, every field set. */
+static const struct mpb_kv assigned[] = {
+    MPB_S("type", "lead.assigned"), MPB_S("id", "ev-6"),       MPB_I("ts", 1715680700000),
+    MPB_S("account", "acc-9"),      MPB_S("lead_id", "L-889"), MPB_S("owner_id", "rep_42"),
+    MPB_S("queue", "inbound_emea"),
+};
+
+static const struct mpb_kv qualified[] = {
+    MPB_S("type", "lead.qualified"), MPB_S("id", "ev-7"),   MPB_I("ts", 1715681200000),
+    MPB_S("lead_id", "L-889"),       MPB_S("stage", "SQL"), MPB_S("qualified_by", "rep_42"),
+};
+
+static const struct mpb_kv recycled[] = {
+    MPB_S("type", "lead.recycled"), MPB_S("id", "ev-8"),
+    MPB_I("ts", 1715690000000),     MPB_S("lead_id", "L-889"),
+    MPB_S("reason", "no_response"),
+};
+
+static const struct mpb_kv reopened[] = {
+    MPB_S("type", "lead.reopened"), MPB_S("id", "ev-9"),
+    MPB_I("ts", 1718000000000),     MPB_S("lead_id", "L-889"),
+    MPB_S("reason", "new_inquiry"),
+};
+
+static const struct mpb_kv opp_created[] = {
+    MPB_S("type", "opportunity.created"),
+    MPB_S("id", "ev-10"),
+    MPB_I("ts", 1715700000000),
+    MPB_S("account", "acc-9"),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("account_id", "acc-9"),
+    MPB_S("lead_id", "L-889"),
+    MPB_S("owner_id", "rep_42"),
+    MPB_S("deal_type", "expansion"),
+    MPB_I("amount_minor", 2400000),
+    MPB_S("currency", "EUR"),
+    MPB_S("stage", "discovery"),
+    MPB_S("segment", "mid_market"),
+    MPB_S("team_id", "team_emea"),
+};
+
+static const struct mpb_kv stage_changed[] = {
+    MPB_S("type", "opportunity.stage_changed"),
+    MPB_S("id", "ev-11"),
+    MPB_I("ts", 1716000000000),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("from_stage", "discovery"),
+    MPB_S("to_stage", "proposal"),
+    MPB_S("forecast_category", "best_case"),
+    MPB_I("amount_minor", 2600000),
+};
+
+static const struct mpb_kv opp_closed[] = {
+    MPB_S("type", "opportunity.closed"), MPB_S("id", "ev-12"),       MPB_I("ts", 1717000000000),
+    MPB_S("opportunity_id", "O-5"),      MPB_S("outcome", "lost"),   MPB_I("amount_minor", 2600000),
+    MPB_I("tcv_minor", 7800000),         MPB_S("currency", "EUR"),   MPB_S("loss_reason", "price"),
+    MPB_I("close_date", 1716940800000),  MPB_S("owner_id", "rep_7"), MPB_S("deal_type", "renewal"),
+};
+
+static const struct mpb_kv opp_reopened[] = {
+    MPB_S("type", "opportunity.reopened"),
+    MPB_S("id", "ev-13"),
+    MPB_I("ts", 1717100000000),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("reason", "contract_not_signed"),
+};
+
+static const struct mpb_kv handoff_started[] = {
+    MPB_S("type", "handoff.started"),  MPB_S("id", "ev-14"),
+    MPB_I("ts", 1717050000000),        MPB_S("account", "acc-9"),
+    MPB_S("account_id", "acc-9"),      MPB_S("opportunity_id", "O-5"),
+    MPB_S("ae_id", "rep_42"),          MPB_S("csm_id", "csm_3"),
+    MPB_B("checklist_complete", true), MPB_S("segment", "enterprise"),
+};
+
+static const struct mpb_kv handoff_completed[] = {
+    MPB_S("type", "handoff.completed"), MPB_S("id", "ev-15"),
+    MPB_I("ts", 1717100000000),         MPB_S("account", "acc-9"),
+    MPB_S("account_id", "acc-9"),       MPB_S("opportunity_id", "O-5"),
+    MPB_S("ae_id", "rep_42"),           MPB_S("csm_id", "csm_3"),
+    MPB_B("checklist_complete", true),  MPB_S("segment", "enterprise"),
+};
+
+static const struct mpb_kv milestone[] = {
+    MPB_S("type", "onboarding.milestone"),
+    MPB_S("id", "ev-16"),
+    MPB_I("ts", 1718000000000),
+    MPB_S("account", "acc-9"),
+    MPB_S("account_id", "acc-9"),
+    MPB_S("milestone", "go_live"),
+    MPB_S("status", "completed"),
+};
+
+static const struct mpb_kv paused[] = {
+    MPB_S("type", "onboarding.paused"), MPB_S("id", "ev-17"),
+    MPB_I("ts", 1717500000000),         MPB_S("account", "acc-9"),
+    MPB_S("account_id", "acc-9"),       MPB_S("reason", "waiting_on_customer"),
+};
+
+static const struct mpb_kv resumed[] = {
+    MPB_S("type", "onboarding.resumed"), MPB_S("id", "ev-18"),
+    MPB_I("ts", 1717700000000),          MPB_S("account", "acc-9"),
+    MPB_S("account_id", "acc-9"),        MPB_S("reason", "customer_ready"),
+};
+
+static const struct mpb_kv rep_onboarded[] = {
+    MPB_S("type", "rep.onboarded"),     MPB_S("id", "ev-19"),
+    MPB_I("ts", 1704067200000),         MPB_S("rep_id", "rep_42"),
+    MPB_I("start_date", 1705276800000), MPB_S("role", "AE"),
+    MPB_S("segment", "mid_market"),     MPB_S("team_id", "team_emea"),
+};
+
+static const int64_t ramp4[] = { 25, 50, 75, 100 };
+
+static const struct mpb_kv quota_set[] = {
+    MPB_S("type", "rep.quota_set"), MPB_S("id", "ev-20"),
+    MPB_I("ts", 1704067200000),     MPB_S("rep_id", "rep_42"),
+    MPB_S("period", "2024-02"),     MPB_I("quota_minor", 5000000),
+    MPB_S("currency", "USD"),       MPB_INTS_KV("ramp_schedule", ramp4),
+};
+
+static const struct mpb_kv rep_terminated[] = {
+    MPB_S("type", "rep.terminated"), MPB_S("id", "ev-21"),         MPB_I("ts", 1735603200000),
+    MPB_S("rep_id", "rep_42"),       MPB_S("reason", "voluntary"),
+};
+
 /* The same events with only the required fields. */
 static const struct mpb_kv created_min[] = {
     MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),         MPB_I("ts", 1715680680000),
@@ -113,6 +242,125 @@ static const struct mpb_kv merged_min[] = {
     MPB_S("into_lead_id", "L-889"),
 };
 
+static const struct mpb_kv assigned_min[] = {
+    MPB_S("type", "lead.assigned"), MPB_S("id", "ev-6"),         MPB_I("ts", 1715680700000),
+    MPB_S("lead_id", "L-889"),      MPB_S("owner_id", "rep_42"),
+};
+
+static const struct mpb_kv qualified_min[] = {
+    MPB_S("type", "lead.qualified"), MPB_S("id", "ev-7"),   MPB_I("ts", 1715681200000),
+    MPB_S("lead_id", "L-889"),       MPB_S("stage", "MQL"),
+};
+
+static const struct mpb_kv recycled_min[] = {
+    MPB_S("type", "lead.recycled"),
+    MPB_S("id", "ev-8"),
+    MPB_I("ts", 1715690000000),
+    MPB_S("lead_id", "L-889"),
+};
+
+static const struct mpb_kv reopened_min[] = {
+    MPB_S("type", "lead.reopened"),
+    MPB_S("id", "ev-9"),
+    MPB_I("ts", 1718000000000),
+    MPB_S("lead_id", "L-889"),
+};
+
+/* account_id rather than the envelope's account, so that dropping it means "no account". */
+static const struct mpb_kv opp_created_min[] = {
+    MPB_S("type", "opportunity.created"),
+    MPB_S("id", "ev-10"),
+    MPB_I("ts", 1715700000000),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("account_id", "acc-9"),
+    MPB_S("owner_id", "rep_42"),
+    MPB_S("deal_type", "new"),
+    MPB_I("amount_minor", 0),
+    MPB_S("currency", "USD"),
+    MPB_S("stage", "qualification"),
+};
+
+static const struct mpb_kv stage_changed_min[] = {
+    MPB_S("type", "opportunity.stage_changed"),
+    MPB_S("id", "ev-11"),
+    MPB_I("ts", 1716000000000),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("from_stage", "discovery"),
+    MPB_S("to_stage", "proposal"),
+};
+
+static const struct mpb_kv opp_closed_min[] = {
+    MPB_S("type", "opportunity.closed"),
+    MPB_S("id", "ev-12"),
+    MPB_I("ts", 1717000000000),
+    MPB_S("opportunity_id", "O-5"),
+    MPB_S("outcome", "won"),
+    MPB_I("amount_minor", 1200000),
+    MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv opp_reopened_min[] = {
+    MPB_S("type", "opportunity.reopened"),
+    MPB_S("id", "ev-13"),
+    MPB_I("ts", 1717100000000),
+    MPB_S("opportunity_id", "O-5"),
+};
+
+static const struct mpb_kv handoff_started_min[] = {
+    MPB_S("type", "handoff.started"), MPB_S("id", "ev-14"),           MPB_I("ts", 1717050000000),
+    MPB_S("account_id", "acc-9"),     MPB_S("opportunity_id", "O-5"),
+};
+
+static const struct mpb_kv handoff_completed_min[] = {
+    MPB_S("type", "handoff.completed"), MPB_S("id", "ev-15"),
+    MPB_I("ts", 1717100000000),         MPB_S("account_id", "acc-9"),
+    MPB_S("opportunity_id", "O-5"),     MPB_B("checklist_complete", false),
+};
+
+static const struct mpb_kv milestone_min[] = {
+    MPB_S("type", "onboarding.milestone"),
+    MPB_S("id", "ev-16"),
+    MPB_I("ts", 1718000000000),
+    MPB_S("account_id", "acc-9"),
+    MPB_S("milestone", "kickoff"),
+};
+
+static const struct mpb_kv paused_min[] = {
+    MPB_S("type", "onboarding.paused"),
+    MPB_S("id", "ev-17"),
+    MPB_I("ts", 1717500000000),
+    MPB_S("account_id", "acc-9"),
+    MPB_S("reason", "waiting_on_customer"),
+};
+
+static const struct mpb_kv resumed_min[] = {
+    MPB_S("type", "onboarding.resumed"),
+    MPB_S("id", "ev-18"),
+    MPB_I("ts", 1717700000000),
+    MPB_S("account_id", "acc-9"),
+};
+
+static const struct mpb_kv rep_onboarded_min[] = {
+    MPB_S("type", "rep.onboarded"),
+    MPB_S("id", "ev-19"),
+    MPB_I("ts", 1704067200000),
+    MPB_S("rep_id", "rep_42"),
+};
+
+static const struct mpb_kv quota_set_min[] = {
+    MPB_S("type", "rep.quota_set"), MPB_S("id", "ev-20"),
+    MPB_I("ts", 1704067200000),     MPB_S("rep_id", "rep_42"),
+    MPB_S("period", "2024-01"),     MPB_I("quota_minor", 1),
+    MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv rep_terminated_min[] = {
+    MPB_S("type", "rep.terminated"),
+    MPB_S("id", "ev-21"),
+    MPB_I("ts", 1735603200000),
+    MPB_S("rep_id", "rep_42"),
+};
+
 struct event_case {
     const char *type;
     const struct mpb_kv *kvs;
@@ -125,6 +373,47 @@ static const struct event_case min_cases[] = {
     { "lead.disqualified", disqualified_min, MPB_COUNT(disqualified_min) },
     { "lead.converted", converted_min, MPB_COUNT(converted_min) },
     { "lead.merged", merged_min, MPB_COUNT(merged_min) },
+    { "lead.assigned", assigned_min, MPB_COUNT(assigned_min) },
+    { "lead.qualified", qualified_min, MPB_COUNT(qualified_min) },
+    { "lead.recycled", recycled_min, MPB_COUNT(recycled_min) },
+    { "lead.reopened", reopened_min, MPB_COUNT(reopened_min) },
+    { "opportunity.created", opp_created_min, MPB_COUNT(opp_created_min) },
+    { "opportunity.stage_changed", stage_changed_min, MPB_COUNT(stage_changed_min) },
+    { "opportunity.closed", opp_closed_min, MPB_COUNT(opp_closed_min) },
+    { "opportunity.reopened", opp_reopened_min, MPB_COUNT(opp_reopened_min) },
+    { "handoff.started", handoff_started_min, MPB_COUNT(handoff_started_min) },
+    { "handoff.completed", handoff_completed_min, MPB_COUNT(handoff_completed_min) },
+    { "onboarding.milestone", milestone_min, MPB_COUNT(milestone_min) },
+    { "onboarding.paused", paused_min, MPB_COUNT(paused_min) },
+    { "onboarding.resumed", resumed_min, MPB_COUNT(resumed_min) },
+    { "rep.onboarded", rep_onboarded_min, MPB_COUNT(rep_onboarded_min) },
+    { "rep.quota_set", quota_set_min, MPB_COUNT(quota_set_min) },
+    { "rep.terminated", rep_terminated_min, MPB_COUNT(rep_terminated_min) },
+};
+
+/* Every event of the catalogue, every field set; keep in the order of enum rs_event_type. */
+static const struct event_case full_cases[] = {
+    { "lead.created", created, MPB_COUNT(created) },
+    { "lead.touched", touched, MPB_COUNT(touched) },
+    { "lead.disqualified", disqualified, MPB_COUNT(disqualified) },
+    { "lead.converted", converted, MPB_COUNT(converted) },
+    { "lead.merged", merged, MPB_COUNT(merged) },
+    { "lead.assigned", assigned, MPB_COUNT(assigned) },
+    { "lead.qualified", qualified, MPB_COUNT(qualified) },
+    { "lead.recycled", recycled, MPB_COUNT(recycled) },
+    { "lead.reopened", reopened, MPB_COUNT(reopened) },
+    { "opportunity.created", opp_created, MPB_COUNT(opp_created) },
+    { "opportunity.stage_changed", stage_changed, MPB_COUNT(stage_changed) },
+    { "opportunity.closed", opp_closed, MPB_COUNT(opp_closed) },
+    { "opportunity.reopened", opp_reopened, MPB_COUNT(opp_reopened) },
+    { "handoff.started", handoff_started, MPB_COUNT(handoff_started) },
+    { "handoff.completed", handoff_completed, MPB_COUNT(handoff_completed) },
+    { "onboarding.milestone", milestone, MPB_COUNT(milestone) },
+    { "onboarding.paused", paused, MPB_COUNT(paused) },
+    { "onboarding.resumed", resumed, MPB_COUNT(resumed) },
+    { "rep.onboarded", rep_onboarded, MPB_COUNT(rep_onboarded) },
+    { "rep.quota_set", quota_set, MPB_COUNT(quota_set) },
+    { "rep.terminated", rep_terminated, MPB_COUNT(rep_terminated) },
 };
 
 static bool is_envelope_key(const char *key)
@@ -1125,9 +1414,16 @@ static void test_decode_each_field_of_wrong_type_is_wrong_type(void **state)
             if (strcmp(key, "ts") == 0) {
                 continue; /* has its own wording, tested above */
             }
-            if (strcmp(key, "connected") == 0) {
+            if (strcmp(key, "connected") == 0 || strcmp(key, "checklist_complete") == 0) {
                 kv = (struct mpb_kv)MPB_S(key, "true");
                 (void)snprintf(msg, sizeof(msg), "field '%s': expected a bool, got str", key);
+            } else if (strstr(key, "_minor") != NULL) {
+                kv = (struct mpb_kv)MPB_S(key, "5");
+                (void)snprintf(msg, sizeof(msg), "field '%s': expected an integer, got str", key);
+            } else if (strcmp(key, "ramp_schedule") == 0) {
+                kv = (struct mpb_kv)MPB_B(key, true);
+                (void)snprintf(msg, sizeof(msg),
+                               "field '%s': expected an array of integers, got bool", key);
             } else {
                 kv = (struct mpb_kv)MPB_B(key, true);
                 (void)snprintf(msg, sizeof(msg), "field '%s': expected a string, got bool", key);
@@ -1233,6 +1529,725 @@ static void test_decode_identifier_longer_than_limit_is_bad_value(void **state)
                  "field 'lead_id': an identifier of 257 bytes, at most 256 allowed");
 }
 
+/* ---- the lead, opportunity, handoff, onboarding and rep events ---- */
+
+static void test_decode_lead_lifecycle_events_fill_every_field(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, assigned, MPB_COUNT(assigned), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_ASSIGNED);
+    assert_str(fx->ev.id, "ev-6");
+    assert_int_equal(fx->ev.ts_ms, 1715680700000);
+    assert_str(fx->ev.account, "acc-9");
+    assert_str(fx->ev.u.lead_assigned.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_assigned.owner_id, "rep_42");
+    assert_str(fx->ev.u.lead_assigned.queue, "inbound_emea");
+
+    assert_int_equal(decode_event(fx, qualified, MPB_COUNT(qualified), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_QUALIFIED);
+    assert_str(fx->ev.u.lead_qualified.lead_id, "L-889");
+    assert_int_equal(fx->ev.u.lead_qualified.stage, RS_QUAL_SQL);
+    assert_str(fx->ev.u.lead_qualified.qualified_by, "rep_42");
+
+    assert_int_equal(decode_event(fx, recycled, MPB_COUNT(recycled), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_RECYCLED);
+    assert_str(fx->ev.u.lead_lifecycle.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_lifecycle.reason, "no_response");
+
+    assert_int_equal(decode_event(fx, reopened, MPB_COUNT(reopened), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_LEAD_REOPENED);
+    assert_int_equal(fx->ev.ts_ms, 1718000000000);
+    assert_str(fx->ev.u.lead_lifecycle.lead_id, "L-889");
+    assert_str(fx->ev.u.lead_lifecycle.reason, "new_inquiry");
+}
+
+static void test_decode_opportunity_events_fill_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_opp_created *oc = &fx->ev.u.opp_created;
+    const struct rs_opp_stage_changed *sc = &fx->ev.u.opp_stage_changed;
+    const struct rs_opp_closed *cl = &fx->ev.u.opp_closed;
+
+    assert_int_equal(decode_event(fx, opp_created, MPB_COUNT(opp_created), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_OPP_CREATED);
+    assert_str(oc->opportunity_id, "O-5");
+    assert_str(oc->account_id, "acc-9");
+    assert_str(oc->lead_id, "L-889");
+    assert_str(oc->owner_id, "rep_42");
+    assert_int_equal(oc->deal_type, RS_DEAL_EXPANSION);
+    assert_int_equal(oc->amount_minor, 2400000);
+    assert_str(oc->currency, "EUR");
+    assert_str(oc->stage, "discovery");
+    assert_str(oc->segment, "mid_market");
+    assert_str(oc->team_id, "team_emea");
+
+    assert_int_equal(decode_event(fx, stage_changed, MPB_COUNT(stage_changed), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_OPP_STAGE_CHANGED);
+    assert_str(sc->opportunity_id, "O-5");
+    assert_str(sc->from_stage, "discovery");
+    assert_str(sc->to_stage, "proposal");
+    assert_str(sc->forecast_category, "best_case");
+    assert_true(sc->has_amount);
+    assert_int_equal(sc->amount_minor, 2600000);
+
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_OPP_CLOSED);
+    assert_str(cl->opportunity_id, "O-5");
+    assert_int_equal(cl->outcome, RS_OUTCOME_LOST);
+    assert_int_equal(cl->amount_minor, 2600000);
+    assert_true(cl->has_tcv);
+    assert_int_equal(cl->tcv_minor, 7800000);
+    assert_str(cl->currency, "EUR");
+    assert_str(cl->loss_reason, "price");
+    assert_int_equal(cl->close_date_ms, 1716940800000);
+    assert_str(cl->owner_id, "rep_7");
+    assert_true(cl->has_deal_type);
+    assert_int_equal(cl->deal_type, RS_DEAL_RENEWAL);
+
+    assert_int_equal(decode_event(fx, opp_reopened, MPB_COUNT(opp_reopened), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_OPP_REOPENED);
+    assert_str(fx->ev.u.opp_reopened.opportunity_id, "O-5");
+    assert_str(fx->ev.u.opp_reopened.reason, "contract_not_signed");
+}
+
+static void test_decode_handoff_and_onboarding_events_fill_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_handoff *h = &fx->ev.u.handoff;
+
+    assert_int_equal(decode_event(fx, handoff_started, MPB_COUNT(handoff_started), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_HANDOFF_STARTED);
+    assert_str(h->account_id, "acc-9");
+    assert_str(h->opportunity_id, "O-5");
+    assert_str(h->ae_id, "rep_42");
+    assert_str(h->csm_id, "csm_3");
+    assert_true(h->checklist_complete);
+    assert_str(h->segment, "enterprise");
+
+    assert_int_equal(decode_event(fx, handoff_completed, MPB_COUNT(handoff_completed), NULL, NULL),
+                     0);
+    assert_int_equal(fx->ev.type, RS_EV_HANDOFF_COMPLETED);
+    assert_str(h->opportunity_id, "O-5");
+    assert_true(h->checklist_complete);
+
+    assert_int_equal(decode_event(fx, milestone, MPB_COUNT(milestone), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_ONBOARDING_MILESTONE);
+    assert_str(fx->ev.u.onboarding_milestone.account_id, "acc-9");
+    assert_int_equal(fx->ev.u.onboarding_milestone.milestone, RS_MS_GO_LIVE);
+    assert_str(fx->ev.u.onboarding_milestone.status, "completed");
+
+    assert_int_equal(decode_event(fx, paused, MPB_COUNT(paused), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_ONBOARDING_PAUSED);
+    assert_str(fx->ev.u.onboarding_pause.account_id, "acc-9");
+    assert_str(fx->ev.u.onboarding_pause.reason, "waiting_on_customer");
+
+    assert_int_equal(decode_event(fx, resumed, MPB_COUNT(resumed), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_ONBOARDING_RESUMED);
+    assert_str(fx->ev.u.onboarding_pause.reason, "customer_ready");
+}
+
+static void test_decode_rep_events_fill_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_rep_quota_set *q = &fx->ev.u.rep_quota_set;
+
+    assert_int_equal(decode_event(fx, rep_onboarded, MPB_COUNT(rep_onboarded), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_REP_ONBOARDED);
+    assert_str(fx->ev.u.rep_onboarded.rep_id, "rep_42");
+    assert_int_equal(fx->ev.u.rep_onboarded.start_date_ms, 1705276800000);
+    assert_str(fx->ev.u.rep_onboarded.role, "AE");
+    assert_str(fx->ev.u.rep_onboarded.segment, "mid_market");
+    assert_str(fx->ev.u.rep_onboarded.team_id, "team_emea");
+
+    assert_int_equal(decode_event(fx, quota_set, MPB_COUNT(quota_set), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_REP_QUOTA_SET);
+    assert_str(q->rep_id, "rep_42");
+    assert_str(q->period, "2024-02");
+    assert_int_equal(q->period_start_ms, 1706745600000); /* 2024-02-01T00:00:00Z */
+    assert_int_equal(q->quota_minor, 5000000);
+    assert_str(q->currency, "USD");
+    assert_int_equal(q->ramp_n, MPB_COUNT(ramp4));
+    for (size_t i = 0; i < MPB_COUNT(ramp4); i++) {
+        assert_int_equal(q->ramp_pct[i], ramp4[i]);
+    }
+
+    assert_int_equal(decode_event(fx, rep_terminated, MPB_COUNT(rep_terminated), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_REP_TERMINATED);
+    assert_str(fx->ev.u.rep_terminated.rep_id, "rep_42");
+    assert_str(fx->ev.u.rep_terminated.reason, "voluntary");
+}
+
+static void test_decode_new_types_absent_optional_fields_take_their_defaults(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(decode_event(fx, assigned_min, MPB_COUNT(assigned_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.lead_assigned.queue);
+    assert_int_equal(decode_event(fx, qualified_min, MPB_COUNT(qualified_min), NULL, NULL), 0);
+    assert_int_equal(fx->ev.u.lead_qualified.stage, RS_QUAL_MQL);
+    assert_unset(fx->ev.u.lead_qualified.qualified_by);
+    assert_int_equal(decode_event(fx, recycled_min, MPB_COUNT(recycled_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.lead_lifecycle.reason);
+
+    assert_int_equal(decode_event(fx, opp_created_min, MPB_COUNT(opp_created_min), NULL, NULL), 0);
+    assert_unset(fx->ev.account);
+    assert_str(fx->ev.u.opp_created.account_id, "acc-9");
+    assert_unset(fx->ev.u.opp_created.lead_id);
+    assert_int_equal(fx->ev.u.opp_created.amount_minor, 0); /* zero is an amount */
+    assert_unset(fx->ev.u.opp_created.segment);
+    assert_unset(fx->ev.u.opp_created.team_id);
+
+    assert_int_equal(decode_event(fx, stage_changed_min, MPB_COUNT(stage_changed_min), NULL, NULL),
+                     0);
+    assert_false(fx->ev.u.opp_stage_changed.has_amount);
+    assert_int_equal(fx->ev.u.opp_stage_changed.amount_minor, 0);
+    assert_unset(fx->ev.u.opp_stage_changed.forecast_category);
+
+    assert_int_equal(decode_event(fx, opp_closed_min, MPB_COUNT(opp_closed_min), NULL, NULL), 0);
+    assert_int_equal(fx->ev.u.opp_closed.outcome, RS_OUTCOME_WON);
+    assert_false(fx->ev.u.opp_closed.has_tcv);
+    assert_int_equal(fx->ev.u.opp_closed.tcv_minor, 0);
+    assert_unset(fx->ev.u.opp_closed.loss_reason);
+    assert_int_equal(fx->ev.u.opp_closed.close_date_ms, 1717000000000); /* the envelope's ts */
+    assert_unset(fx->ev.u.opp_closed.owner_id);
+    assert_false(fx->ev.u.opp_closed.has_deal_type);
+
+    assert_int_equal(decode_event(fx, opp_reopened_min, MPB_COUNT(opp_reopened_min), NULL, NULL),
+                     0);
+    assert_unset(fx->ev.u.opp_reopened.reason);
+
+    assert_int_equal(
+        decode_event(fx, handoff_started_min, MPB_COUNT(handoff_started_min), NULL, NULL), 0);
+    assert_false(fx->ev.u.handoff.checklist_complete);
+    assert_unset(fx->ev.u.handoff.ae_id);
+    assert_unset(fx->ev.u.handoff.csm_id);
+    assert_unset(fx->ev.u.handoff.segment);
+
+    assert_int_equal(decode_event(fx, milestone_min, MPB_COUNT(milestone_min), NULL, NULL), 0);
+    assert_int_equal(fx->ev.u.onboarding_milestone.milestone, RS_MS_KICKOFF);
+    assert_unset(fx->ev.u.onboarding_milestone.status);
+    assert_int_equal(decode_event(fx, resumed_min, MPB_COUNT(resumed_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.onboarding_pause.reason);
+
+    assert_int_equal(decode_event(fx, rep_onboarded_min, MPB_COUNT(rep_onboarded_min), NULL, NULL),
+                     0);
+    assert_int_equal(fx->ev.u.rep_onboarded.start_date_ms, 1704067200000); /* ts */
+    assert_unset(fx->ev.u.rep_onboarded.role);
+    assert_unset(fx->ev.u.rep_onboarded.segment);
+    assert_unset(fx->ev.u.rep_onboarded.team_id);
+
+    assert_int_equal(decode_event(fx, quota_set_min, MPB_COUNT(quota_set_min), NULL, NULL), 0);
+    assert_int_equal(fx->ev.u.rep_quota_set.ramp_n, 0); /* absent is no ramp */
+    assert_int_equal(fx->ev.u.rep_quota_set.quota_minor, 1);
+    assert_int_equal(
+        decode_event(fx, rep_terminated_min, MPB_COUNT(rep_terminated_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.rep_terminated.reason);
+}
+
+static void test_decode_new_types_nil_optional_fields_take_their_defaults(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv nil_tcv = MPB_NIL_KV("tcv_minor");
+    struct mpb_kv nil_close = MPB_NIL_KV("close_date");
+    struct mpb_kv nil_deal = MPB_NIL_KV("deal_type");
+    struct mpb_kv nil_amount = MPB_NIL_KV("amount_minor");
+    struct mpb_kv nil_checklist = MPB_NIL_KV("checklist_complete");
+    struct mpb_kv nil_start = MPB_NIL_KV("start_date");
+    struct mpb_kv nil_account_id = MPB_NIL_KV("account_id");
+
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &nil_tcv), 0);
+    assert_false(fx->ev.u.opp_closed.has_tcv);
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &nil_close), 0);
+    assert_int_equal(fx->ev.u.opp_closed.close_date_ms, fx->ev.ts_ms);
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &nil_deal), 0);
+    assert_false(fx->ev.u.opp_closed.has_deal_type);
+    assert_int_equal(decode_event(fx, stage_changed, MPB_COUNT(stage_changed), NULL, &nil_amount),
+                     0);
+    assert_false(fx->ev.u.opp_stage_changed.has_amount);
+    assert_int_equal(
+        decode_event(fx, handoff_started, MPB_COUNT(handoff_started), NULL, &nil_checklist), 0);
+    assert_false(fx->ev.u.handoff.checklist_complete);
+    assert_int_equal(decode_event(fx, rep_onboarded, MPB_COUNT(rep_onboarded), NULL, &nil_start),
+                     0);
+    assert_int_equal(fx->ev.u.rep_onboarded.start_date_ms, fx->ev.ts_ms);
+    assert_int_equal(decode_event(fx, paused, MPB_COUNT(paused), NULL, &nil_account_id), 0);
+    assert_str(fx->ev.u.onboarding_pause.account_id, "acc-9");
+}
+
+static void test_decode_close_and_start_date_take_the_forms_of_ts(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv close_ext = MPB_TS("close_date", 1716940800, 250000000);
+    struct mpb_kv start_ext = MPB_TS("start_date", 1705276800, 0);
+    struct mpb_kv negative = MPB_I("close_date", -1);
+    struct mpb_kv zero = MPB_I("start_date", 0);
+    struct mpb_kv text = MPB_S("close_date", "2024-05-29");
+    struct mpb_kv micros = MPB_I("start_date", INT64_C(1705276800000000));
+
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &close_ext), 0);
+    assert_int_equal(fx->ev.u.opp_closed.close_date_ms, 1716940800250);
+    assert_int_equal(decode_event(fx, rep_onboarded, MPB_COUNT(rep_onboarded), NULL, &start_ext),
+                     0);
+    assert_int_equal(fx->ev.u.rep_onboarded.start_date_ms, 1705276800000);
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &negative);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'close_date': expected a positive int64 (ms), got -1");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, rep_onboarded, MPB_COUNT(rep_onboarded), NULL, &zero);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'start_date': expected a positive int64 (ms), got 0");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &text);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                 "field 'close_date': expected an integer (ms) or a timestamp, got str");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, rep_onboarded, MPB_COUNT(rep_onboarded), NULL, &micros);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'start_date': 1705276800000000 ms is after the");
+}
+
+static void test_decode_new_enums_accept_every_value(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const stages[] = { "MQL", "SAL", "SQL" };
+    static const char *const deal_types[] = { "new", "expansion", "renewal" };
+    static const char *const outcomes[] = { "won", "lost" };
+    static const char *const milestones[] = { "kickoff", "configured", "integrated", "go_live",
+                                              "first_value" };
+
+    for (size_t i = 0; i < MPB_COUNT(stages); i++) {
+        struct mpb_kv kv = MPB_S("stage", stages[i]);
+
+        assert_int_equal(decode_event(fx, qualified, MPB_COUNT(qualified), NULL, &kv), 0);
+        assert_string_equal(rs_qual_stage_name(fx->ev.u.lead_qualified.stage), stages[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(deal_types); i++) {
+        struct mpb_kv kv = MPB_S("deal_type", deal_types[i]);
+
+        assert_int_equal(decode_event(fx, opp_created, MPB_COUNT(opp_created), NULL, &kv), 0);
+        assert_string_equal(rs_deal_type_name(fx->ev.u.opp_created.deal_type), deal_types[i]);
+        assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &kv), 0);
+        assert_true(fx->ev.u.opp_closed.has_deal_type);
+        assert_string_equal(rs_deal_type_name(fx->ev.u.opp_closed.deal_type), deal_types[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(outcomes); i++) {
+        struct mpb_kv kv = MPB_S("outcome", outcomes[i]);
+
+        assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &kv), 0);
+        assert_string_equal(rs_outcome_name(fx->ev.u.opp_closed.outcome), outcomes[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(milestones); i++) {
+        struct mpb_kv kv = MPB_S("milestone", milestones[i]);
+
+        assert_int_equal(decode_event(fx, milestone, MPB_COUNT(milestone), NULL, &kv), 0);
+        assert_string_equal(rs_milestone_name(fx->ev.u.onboarding_milestone.milestone),
+                            milestones[i]);
+    }
+}
+
+static void test_decode_new_enum_out_of_range_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv lower = MPB_S("stage", "mql");
+    struct mpb_kv deal = MPB_S("deal_type", "upsell");
+    struct mpb_kv outcome = MPB_S("outcome", "tie");
+    struct mpb_kv ms = MPB_S("milestone", "done");
+    struct mpb_kv stage_int = MPB_I("stage", 1);
+
+    mpb_event(&fx->b, qualified, MPB_COUNT(qualified), NULL, &lower);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'stage': expected one of MQL, SAL, SQL, got 'mql'");
+    assert_string_equal(fx->err.msg, "field 'stage': expected one of MQL, SAL, SQL, got 'mql'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_created, MPB_COUNT(opp_created), NULL, &deal);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'deal_type': expected one of new, expansion, renewal, got 'upsell'");
+    /* Optional on opportunity.closed, but a value that is there must be one of them. */
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &deal);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'deal_type': expected one of new, expansion");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &outcome);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'outcome': expected one of won, lost, got 'tie'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, milestone, MPB_COUNT(milestone), NULL, &ms);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'milestone': expected one of kickoff, configured, integrated, go_live, "
+                 "first_value, got 'done'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, qualified, MPB_COUNT(qualified), NULL, &stage_int);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'stage': expected a string, got int");
+}
+
+static void test_decode_bad_currency_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const bad[] = {
+        "usd", "Usd", "US", "USDX", "U5D", "", "U D", "\xe2\x82\xac"
+    };
+    const struct event_case with_currency[] = {
+        { "opportunity.created", opp_created, MPB_COUNT(opp_created) },
+        { "opportunity.closed", opp_closed, MPB_COUNT(opp_closed) },
+        { "rep.quota_set", quota_set, MPB_COUNT(quota_set) },
+    };
+    struct mpb_kv number = MPB_I("currency", 840);
+
+    for (size_t c = 0; c < MPB_COUNT(with_currency); c++) {
+        for (size_t i = 0; i < MPB_COUNT(bad); i++) {
+            struct mpb_kv kv = MPB_S("currency", bad[i]);
+
+            mpb_reset(&fx->b);
+            mpb_event(&fx->b, with_currency[c].kvs, with_currency[c].n, NULL, &kv);
+            expect_fault(fx, RS_FAULT_BAD_VALUE,
+                         "field 'currency': expected an ISO 4217 code of three upper-case "
+                         "letters, got '");
+        }
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, with_currency[c].kvs, with_currency[c].n, NULL, &number);
+        expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'currency': expected a string, got int");
+    }
+    mpb_reset(&fx->b);
+    {
+        struct mpb_kv kv = MPB_S("currency", "usd");
+
+        mpb_event(&fx->b, opp_created, MPB_COUNT(opp_created), NULL, &kv);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, "upper-case letters, got 'usd'");
+    }
+}
+
+static void test_decode_negative_amount_or_empty_quota_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv amount = MPB_I("amount_minor", -1);
+    struct mpb_kv tcv = MPB_I("tcv_minor", -100);
+    struct mpb_kv quota_zero = MPB_I("quota_minor", 0);
+    struct mpb_kv quota_negative = MPB_I("quota_minor", -5);
+    struct mpb_kv amount_float = MPB_F("amount_minor", 12.5);
+    struct mpb_kv amount_huge = MPB_U("amount_minor", (uint64_t)INT64_MAX + 1);
+    struct mpb_kv amount_max = MPB_U("amount_minor", INT64_MAX);
+
+    mpb_event(&fx->b, opp_created, MPB_COUNT(opp_created), NULL, &amount);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'amount_minor': expected a non-negative integer, got -1");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &amount);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'amount_minor': expected a non-negative integer");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, stage_changed, MPB_COUNT(stage_changed), NULL, &amount);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'amount_minor': expected a non-negative integer");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &tcv);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'tcv_minor': expected a non-negative integer, got -100");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &quota_zero);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'quota_minor': expected a positive integer, got 0");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &quota_negative);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'quota_minor': expected a positive integer, got -5");
+    /* Money is never a float (METRICS.md §1.1), not even one with a whole value. */
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_created, MPB_COUNT(opp_created), NULL, &amount_float);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'amount_minor': expected an integer, got float");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, opp_closed, MPB_COUNT(opp_closed), NULL, &amount_huge);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'amount_minor': 9223372036854775808 does not fit int64");
+    assert_int_equal(decode_event(fx, opp_closed, MPB_COUNT(opp_closed), NULL, &amount_max), 0);
+    assert_int_equal(fx->ev.u.opp_closed.amount_minor, INT64_MAX);
+}
+
+static void test_decode_bad_period_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const bad[] = {
+        "2024-13", "2024-00", "2024-5",   "2024/05",  "2024-05-01", "24-05",   "",
+        "1969-12", "0000-01", " 2024-05", "2024-05 ", "2024-1a",    "abcd-ef", "20240-5",
+    };
+    struct mpb_kv number = MPB_I("period", 202405);
+
+    for (size_t i = 0; i < MPB_COUNT(bad); i++) {
+        struct mpb_kv kv = MPB_S("period", bad[i]);
+        char msg[128];
+
+        (void)snprintf(msg, sizeof(msg),
+                       "field 'period': expected a month as YYYY-MM from 1970-01 to 9999-12, got "
+                       "'%s'",
+                       bad[i]);
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &kv);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, msg);
+    }
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &number);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'period': expected a string, got int");
+}
+
+static void test_decode_period_start_is_the_first_instant_of_the_month_utc(void **state)
+{
+    struct fx *fx = *state;
+    /* Expected values from `date -u -d 2024-03-01 +%s` and so on, times 1000. */
+    static const struct {
+        const char *period;
+        int64_t start_ms;
+    } cases[] = {
+        { "1970-01", 0 },
+        { "1970-02", INT64_C(2678400000) },
+        { "2023-03", INT64_C(1677628800000) }, /* not a leap year */
+        { "2024-02", INT64_C(1706745600000) },
+        { "2024-03", INT64_C(1709251200000) }, /* after 29 February */
+        { "2024-12", INT64_C(1733011200000) },
+        { "2000-03", INT64_C(951868800000) },  /* a century that is a leap year */
+        { "2100-03", INT64_C(4107542400000) }, /* one that is not */
+        { "9999-12", INT64_C(253399622400000) },
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(cases); i++) {
+        struct mpb_kv kv = MPB_S("period", cases[i].period);
+
+        assert_int_equal(decode_event(fx, quota_set, MPB_COUNT(quota_set), NULL, &kv), 0);
+        assert_str(fx->ev.u.rep_quota_set.period, cases[i].period);
+        if (fx->ev.u.rep_quota_set.period_start_ms != cases[i].start_ms) {
+            print_error("%s: got %lld, want %lld\n", cases[i].period,
+                        (long long)fx->ev.u.rep_quota_set.period_start_ms,
+                        (long long)cases[i].start_ms);
+            fail();
+        }
+    }
+}
+
+static void test_decode_ramp_schedule_size_and_values_are_checked(void **state)
+{
+    struct fx *fx = *state;
+    static const int64_t longest[RS_RAMP_MAX] = {
+        0,   10,  20,  30,  40,  50,  60,  70,   80,   90,   100,  200,
+        300, 400, 500, 600, 700, 800, 900, 1000, 1000, 1000, 1000, 1000,
+    };
+    static const int64_t too_long[RS_RAMP_MAX + 1] = { 0 };
+    static const int64_t too_high[] = { 50, 1001 };
+    static const int64_t negative[] = { -1 };
+    struct mpb_kv ok = MPB_INTS_KV("ramp_schedule", longest);
+    struct mpb_kv long_kv = MPB_INTS_KV("ramp_schedule", too_long);
+    struct mpb_kv high_kv = MPB_INTS_KV("ramp_schedule", too_high);
+    struct mpb_kv negative_kv = MPB_INTS_KV("ramp_schedule", negative);
+    struct mpb_kv map_kv = { "ramp_schedule", { .kind = MPB_EMPTY_MAP } };
+
+    assert_int_equal(decode_event(fx, quota_set, MPB_COUNT(quota_set), NULL, &ok), 0);
+    assert_int_equal(fx->ev.u.rep_quota_set.ramp_n, RS_RAMP_MAX);
+    for (size_t i = 0; i < RS_RAMP_MAX; i++) {
+        assert_int_equal(fx->ev.u.rep_quota_set.ramp_pct[i], longest[i]);
+    }
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &long_kv);
+    expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'ramp_schedule': 25 months, at most 24 allowed");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &high_kv);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'ramp_schedule': item 1 is 1001, expected 0..1000 (percent)");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &negative_kv);
+    expect_fault(fx, RS_FAULT_BAD_VALUE,
+                 "field 'ramp_schedule': item 0 is -1, expected 0..1000 (percent)");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, quota_set, MPB_COUNT(quota_set), NULL, &map_kv);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                 "field 'ramp_schedule': expected an array of integers, got map");
+
+    /* Items of another type: a string, then a float. */
+    for (int kind = 0; kind < 2; kind++) {
+        mpb_reset(&fx->b);
+        mpb_map(&fx->b, MPB_COUNT(quota_set));
+        for (size_t i = 0; i < MPB_COUNT(quota_set); i++) {
+            mpb_str(&fx->b, quota_set[i].key);
+            if (strcmp(quota_set[i].key, "ramp_schedule") != 0) {
+                mpb_val(&fx->b, &quota_set[i].val);
+                continue;
+            }
+            mpb_array(&fx->b, 3);
+            mpb_int(&fx->b, 25);
+            mpb_int(&fx->b, 50);
+            if (kind == 0) {
+                mpb_str(&fx->b, "75");
+            } else {
+                put_float(&fx->b, 75.0);
+            }
+        }
+        expect_fault(fx, RS_FAULT_WRONG_TYPE,
+                     kind == 0 ? "field 'ramp_schedule': item 2: expected an integer, got str"
+                               : "field 'ramp_schedule': item 2: expected an integer, got float");
+    }
+}
+
+/* The account_id of the types where it defaults to the envelope's account. */
+static struct rs_str account_id_of(const struct rs_event *ev)
+{
+    switch (ev->type) {
+    case RS_EV_LEAD_CONVERTED:
+        return ev->u.lead_converted.account_id;
+    case RS_EV_OPP_CREATED:
+        return ev->u.opp_created.account_id;
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+        return ev->u.handoff.account_id;
+    case RS_EV_ONBOARDING_MILESTONE:
+        return ev->u.onboarding_milestone.account_id;
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+        return ev->u.onboarding_pause.account_id;
+    default:
+        fail_msg("%s has no account_id", rs_event_type_name(ev->type));
+    }
+    return RS_STR_NULL;
+}
+
+static void test_decode_account_id_of_new_types_defaults_to_account_and_must_match(void **state)
+{
+    struct fx *fx = *state;
+    const struct event_case with_account[] = {
+        { "opportunity.created", opp_created, MPB_COUNT(opp_created) },
+        { "handoff.started", handoff_started, MPB_COUNT(handoff_started) },
+        { "handoff.completed", handoff_completed, MPB_COUNT(handoff_completed) },
+        { "onboarding.milestone", milestone, MPB_COUNT(milestone) },
+        { "onboarding.paused", paused, MPB_COUNT(paused) },
+        { "onboarding.resumed", resumed, MPB_COUNT(resumed) },
+    };
+    struct mpb_kv other = MPB_S("account_id", "acc-10");
+    struct mpb_kv empty = MPB_S("account_id", "");
+
+    for (size_t c = 0; c < MPB_COUNT(with_account); c++) {
+        const struct event_case *ec = &with_account[c];
+        char msg[128];
+
+        assert_int_equal(decode_event(fx, ec->kvs, ec->n, "account_id", NULL), 0);
+        assert_str(account_id_of(&fx->ev), "acc-9");
+        assert_ptr_equal(account_id_of(&fx->ev).ptr, fx->ev.account.ptr);
+
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, ec->kvs, ec->n, NULL, &other);
+        expect_fault(fx, RS_FAULT_BAD_VALUE,
+                     "field 'account_id': 'acc-10' differs from 'account' 'acc-9'");
+
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, ec->kvs, ec->n, NULL, &empty);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, "field 'account_id': expected a non-empty string");
+
+        /* Only account_id, no envelope account: taken as it is. */
+        assert_int_equal(decode_event(fx, ec->kvs, ec->n, "account", NULL), 0);
+        assert_unset(fx->ev.account);
+        assert_str(account_id_of(&fx->ev), "acc-9");
+
+        /* Neither: the account is missing (the min cases drop account_id alone). */
+        (void)snprintf(msg, sizeof(msg), "missing required field 'account_id' for type '%s'",
+                       ec->type);
+        mpb_reset(&fx->b);
+        {
+            struct mpb_kv nil = MPB_NIL_KV("account");
+
+            mpb_event(&fx->b, ec->kvs, ec->n, "account_id", &nil);
+        }
+        expect_fault(fx, RS_FAULT_MISSING_FIELD, msg);
+    }
+}
+
+static void test_decode_checklist_and_pause_reason_are_required_only_where_they_decide(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv checklist_str = MPB_S("checklist_complete", "yes");
+
+    /* A completion without the checklist cannot stop SLA-04; a start may say nothing. */
+    mpb_event(&fx->b, handoff_completed, MPB_COUNT(handoff_completed), "checklist_complete", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD,
+                 "missing required field 'checklist_complete' for type 'handoff.completed'");
+    assert_int_equal(
+        decode_event(fx, handoff_started, MPB_COUNT(handoff_started), "checklist_complete", NULL),
+        0);
+    assert_false(fx->ev.u.handoff.checklist_complete);
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, handoff_started, MPB_COUNT(handoff_started), NULL, &checklist_str);
+    expect_fault(fx, RS_FAULT_WRONG_TYPE, "field 'checklist_complete': expected a bool, got str");
+
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, paused, MPB_COUNT(paused), "reason", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD,
+                 "missing required field 'reason' for type 'onboarding.paused'");
+    assert_int_equal(decode_event(fx, resumed, MPB_COUNT(resumed), "reason", NULL), 0);
+    assert_unset(fx->ev.u.onboarding_pause.reason);
+}
+
+static void test_decode_new_identifiers_must_be_non_empty_and_short(void **state)
+{
+    struct fx *fx = *state;
+    static char too_long[RS_EVENT_ID_MAX + 2];
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } ids[] = {
+        { assigned, MPB_COUNT(assigned), "owner_id" },
+        { opp_created, MPB_COUNT(opp_created), "opportunity_id" },
+        { opp_created, MPB_COUNT(opp_created), "lead_id" },
+        { opp_created, MPB_COUNT(opp_created), "team_id" },
+        { opp_closed, MPB_COUNT(opp_closed), "owner_id" },
+        { handoff_started, MPB_COUNT(handoff_started), "ae_id" },
+        { handoff_completed, MPB_COUNT(handoff_completed), "csm_id" },
+        { rep_onboarded, MPB_COUNT(rep_onboarded), "rep_id" },
+        { rep_onboarded, MPB_COUNT(rep_onboarded), "team_id" },
+        { quota_set, MPB_COUNT(quota_set), "rep_id" },
+        { rep_terminated, MPB_COUNT(rep_terminated), "rep_id" },
+    };
+
+    memset(too_long, 'x', RS_EVENT_ID_MAX + 1);
+    too_long[RS_EVENT_ID_MAX + 1] = '\0';
+    for (size_t i = 0; i < MPB_COUNT(ids); i++) {
+        struct mpb_kv empty = MPB_S(ids[i].key, "");
+        struct mpb_kv longer = MPB_S(ids[i].key, too_long);
+        char msg[128];
+
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-empty string, got ''",
+                       ids[i].key);
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, ids[i].kvs, ids[i].n, NULL, &empty);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, msg);
+        (void)snprintf(msg, sizeof(msg),
+                       "field '%s': an identifier of 257 bytes, at most 256 allowed", ids[i].key);
+        mpb_reset(&fx->b);
+        mpb_event(&fx->b, ids[i].kvs, ids[i].n, NULL, &longer);
+        expect_fault(fx, RS_FAULT_BAD_VALUE, msg);
+    }
+}
+
+static void test_decode_new_free_text_fields_may_be_empty(void **state)
+{
+    struct fx *fx = *state;
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } texts[] = {
+        { assigned, MPB_COUNT(assigned), "queue" },
+        { qualified, MPB_COUNT(qualified), "qualified_by" },
+        { opp_created, MPB_COUNT(opp_created), "stage" },
+        { stage_changed, MPB_COUNT(stage_changed), "from_stage" },
+        { stage_changed, MPB_COUNT(stage_changed), "forecast_category" },
+        { opp_closed, MPB_COUNT(opp_closed), "loss_reason" },
+        { paused, MPB_COUNT(paused), "reason" },
+        { milestone, MPB_COUNT(milestone), "status" },
+        { rep_onboarded, MPB_COUNT(rep_onboarded), "role" },
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(texts); i++) {
+        struct mpb_kv empty = MPB_S(texts[i].key, "");
+
+        if (decode_event(fx, texts[i].kvs, texts[i].n, NULL, &empty) != 0) {
+            print_error("'%s' = '': %s\n", texts[i].key, fx->err.msg);
+            fail();
+        }
+    }
+}
+
 /* ---- size ---- */
 
 static void test_decode_payload_over_max_bytes_is_too_large(void **state)
@@ -1276,13 +2291,38 @@ static void test_decode_payload_over_max_bytes_is_too_large(void **state)
 
 static void test_name_functions_name_every_value_and_null_outside(void **state)
 {
-    static const char *const types[] = { "lead.created", "lead.touched", "lead.disqualified",
-                                         "lead.converted", "lead.merged" };
+    static const char *const types[] = {
+        "lead.created",
+        "lead.touched",
+        "lead.disqualified",
+        "lead.converted",
+        "lead.merged",
+        "lead.assigned",
+        "lead.qualified",
+        "lead.recycled",
+        "lead.reopened",
+        "opportunity.created",
+        "opportunity.stage_changed",
+        "opportunity.closed",
+        "opportunity.reopened",
+        "handoff.started",
+        "handoff.completed",
+        "onboarding.milestone",
+        "onboarding.paused",
+        "onboarding.resumed",
+        "rep.onboarded",
+        "rep.quota_set",
+        "rep.terminated",
+    };
+    static const char *const stages[] = { "MQL", "SAL", "SQL" };
+    static const char *const deal_types[] = { "new", "expansion", "renewal" };
+    static const char *const milestones[] = { "kickoff", "configured", "integrated", "go_live",
+                                              "first_value" };
     static const char *const faults[] = { "none",          "invalid_msgpack", "not_a_map",
                                           "missing_field", "wrong_type",      "bad_value",
                                           "unknown_type",  "too_large" };
-    static const char *const kinds[] = { "sla.warning", "sla.breached", "sla.escalated",
-                                         "sla.recovered", "sla.retracted" };
+    static const char *const kinds[] = { "sla.warning",  "sla.breached",  "sla.escalated",
+                                         "sla.critical", "sla.recovered", "sla.retracted" };
 
     (void)state;
     assert_int_equal(MPB_COUNT(types), RS_EV__COUNT);
@@ -1314,6 +2354,25 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
     assert_null(rs_direction_name((enum rs_direction)2));
     assert_string_equal(rs_touch_channel_name(RS_CH_SOCIAL), "social");
     assert_null(rs_touch_channel_name((enum rs_touch_channel)6));
+
+    assert_int_equal(MPB_COUNT(stages), RS_QUAL__COUNT);
+    for (int i = 0; i < RS_QUAL__COUNT; i++) {
+        assert_string_equal(rs_qual_stage_name((enum rs_qual_stage)i), stages[i]);
+    }
+    assert_null(rs_qual_stage_name(RS_QUAL__COUNT));
+    assert_int_equal(MPB_COUNT(deal_types), RS_DEAL__COUNT);
+    for (int i = 0; i < RS_DEAL__COUNT; i++) {
+        assert_string_equal(rs_deal_type_name((enum rs_deal_type)i), deal_types[i]);
+    }
+    assert_null(rs_deal_type_name(RS_DEAL__COUNT));
+    assert_string_equal(rs_outcome_name(RS_OUTCOME_WON), "won");
+    assert_string_equal(rs_outcome_name(RS_OUTCOME_LOST), "lost");
+    assert_null(rs_outcome_name((enum rs_outcome)2));
+    assert_int_equal(MPB_COUNT(milestones), RS_MS__COUNT);
+    for (int i = 0; i < RS_MS__COUNT; i++) {
+        assert_string_equal(rs_milestone_name((enum rs_milestone)i), milestones[i]);
+    }
+    assert_null(rs_milestone_name(RS_MS__COUNT));
 }
 
 /* ---- rs_buf ---- */
@@ -1380,10 +2439,14 @@ static struct rs_alert sample_alert(enum rs_alert_kind kind)
         .evaluated_at_ms = 1715681041000,
         .threshold_ms = 300000,
         .elapsed_ms = 361000,
-        .clock = "24x7",
+        .clock = "business",
+        .calendar_id = "emea_sales",
+        .elapsed_business_ms = 241000,
+        .paused_ms = 60000,
         .intent_tier = "high",
         .channel = { "demo_request", 12 },
         .segment = { "mid_market", 10 },
+        .stage = { "proposal", 8 },
     };
 
     memcpy(a.alert_id, sample_alert_id, sizeof(a.alert_id));
@@ -1471,17 +2534,21 @@ static void test_alert_encode_writes_every_key_in_order(void **state)
     assert_mp_int(at(&d.root, 10, "level_at"), 1715680980000);
     assert_mp_int(at(&d.root, 11, "evaluated_at"), 1715681041000);
     o = at(&d.root, 12, "threshold");
-    assert_int_equal(o->via.map.size, 2);
-    assert_mp_int(at(o, 0, "value_ms"), 300000);
-    assert_mp_str(at(o, 1, "clock"), "24x7");
-    o = at(&d.root, 13, "elapsed");
-    assert_int_equal(o->via.map.size, 1);
-    assert_mp_int(at(o, 0, "wall_ms"), 361000);
-    o = at(&d.root, 14, "context");
     assert_int_equal(o->via.map.size, 3);
+    assert_mp_int(at(o, 0, "value_ms"), 300000);
+    assert_mp_str(at(o, 1, "clock"), "business");
+    assert_mp_str(at(o, 2, "calendar_id"), "emea_sales");
+    o = at(&d.root, 13, "elapsed");
+    assert_int_equal(o->via.map.size, 3);
+    assert_mp_int(at(o, 0, "wall_ms"), 361000);
+    assert_mp_int(at(o, 1, "business_ms"), 241000);
+    assert_mp_int(at(o, 2, "paused_ms"), 60000);
+    o = at(&d.root, 14, "context");
+    assert_int_equal(o->via.map.size, 4);
     assert_mp_str(at(o, 0, "intent_tier"), "high");
     assert_mp_str(at(o, 1, "channel"), "demo_request");
     assert_mp_str(at(o, 2, "segment"), "mid_market");
+    assert_mp_str(at(o, 3, "stage"), "proposal");
 
     msgpack_zone_destroy(&d.zone);
     rs_buf_release(&buf);
@@ -1500,6 +2567,8 @@ static void test_alert_encode_writes_unset_strings_as_nil(void **state)
     a.intent_tier = NULL;
     a.channel = RS_STR_NULL;
     a.segment = RS_STR_NULL;
+    a.calendar_id = NULL;
+    a.stage = RS_STR_NULL;
     rs_buf_init(&buf);
     rs_alert_encode(&a, &buf);
     decode_alert(&d, &buf, 0);
@@ -1511,6 +2580,8 @@ static void test_alert_encode_writes_unset_strings_as_nil(void **state)
     assert_int_equal(at(context, 0, "intent_tier")->type, MSGPACK_OBJECT_NIL);
     assert_int_equal(at(context, 1, "channel")->type, MSGPACK_OBJECT_NIL);
     assert_int_equal(at(context, 2, "segment")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(at(context, 3, "stage")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(at(at(&d.root, 12, "threshold"), 2, "calendar_id")->type, MSGPACK_OBJECT_NIL);
 
     msgpack_zone_destroy(&d.zone);
     rs_buf_release(&buf);
@@ -1619,40 +2690,158 @@ static void assert_same_event(const struct rs_event *a, const struct rs_event *b
         assert_true(same_str(a->u.lead_merged.into_lead_id, b->u.lead_merged.into_lead_id));
         assert_true(same_str(a->u.lead_merged.reason, b->u.lead_merged.reason));
         break;
+    case RS_EV_LEAD_ASSIGNED:
+        assert_true(same_str(a->u.lead_assigned.lead_id, b->u.lead_assigned.lead_id));
+        assert_true(same_str(a->u.lead_assigned.owner_id, b->u.lead_assigned.owner_id));
+        assert_true(same_str(a->u.lead_assigned.queue, b->u.lead_assigned.queue));
+        break;
+    case RS_EV_LEAD_QUALIFIED:
+        assert_true(same_str(a->u.lead_qualified.lead_id, b->u.lead_qualified.lead_id));
+        assert_int_equal(a->u.lead_qualified.stage, b->u.lead_qualified.stage);
+        assert_true(same_str(a->u.lead_qualified.qualified_by, b->u.lead_qualified.qualified_by));
+        break;
+    case RS_EV_LEAD_RECYCLED:
+    case RS_EV_LEAD_REOPENED:
+        assert_true(same_str(a->u.lead_lifecycle.lead_id, b->u.lead_lifecycle.lead_id));
+        assert_true(same_str(a->u.lead_lifecycle.reason, b->u.lead_lifecycle.reason));
+        break;
+    case RS_EV_OPP_CREATED: {
+        const struct rs_opp_created *x = &a->u.opp_created;
+        const struct rs_opp_created *y = &b->u.opp_created;
+
+        assert_true(same_str(x->opportunity_id, y->opportunity_id));
+        assert_true(same_str(x->account_id, y->account_id));
+        assert_true(same_str(x->lead_id, y->lead_id));
+        assert_true(same_str(x->owner_id, y->owner_id));
+        assert_int_equal(x->deal_type, y->deal_type);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_true(same_str(x->stage, y->stage));
+        assert_true(same_str(x->segment, y->segment));
+        assert_true(same_str(x->team_id, y->team_id));
+        break;
+    }
+    case RS_EV_OPP_STAGE_CHANGED: {
+        const struct rs_opp_stage_changed *x = &a->u.opp_stage_changed;
+        const struct rs_opp_stage_changed *y = &b->u.opp_stage_changed;
+
+        assert_true(same_str(x->opportunity_id, y->opportunity_id));
+        assert_true(same_str(x->from_stage, y->from_stage));
+        assert_true(same_str(x->to_stage, y->to_stage));
+        assert_true(same_str(x->forecast_category, y->forecast_category));
+        assert_int_equal(x->has_amount, y->has_amount);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        break;
+    }
+    case RS_EV_OPP_CLOSED: {
+        const struct rs_opp_closed *x = &a->u.opp_closed;
+        const struct rs_opp_closed *y = &b->u.opp_closed;
+
+        assert_true(same_str(x->opportunity_id, y->opportunity_id));
+        assert_int_equal(x->outcome, y->outcome);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_int_equal(x->has_tcv, y->has_tcv);
+        assert_int_equal(x->tcv_minor, y->tcv_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_true(same_str(x->loss_reason, y->loss_reason));
+        assert_int_equal(x->close_date_ms, y->close_date_ms);
+        assert_true(same_str(x->owner_id, y->owner_id));
+        assert_int_equal(x->has_deal_type, y->has_deal_type);
+        assert_int_equal(x->deal_type, y->deal_type);
+        break;
+    }
+    case RS_EV_OPP_REOPENED:
+        assert_true(same_str(a->u.opp_reopened.opportunity_id, b->u.opp_reopened.opportunity_id));
+        assert_true(same_str(a->u.opp_reopened.reason, b->u.opp_reopened.reason));
+        break;
+    case RS_EV_HANDOFF_STARTED:
+    case RS_EV_HANDOFF_COMPLETED:
+        assert_true(same_str(a->u.handoff.account_id, b->u.handoff.account_id));
+        assert_true(same_str(a->u.handoff.opportunity_id, b->u.handoff.opportunity_id));
+        assert_true(same_str(a->u.handoff.ae_id, b->u.handoff.ae_id));
+        assert_true(same_str(a->u.handoff.csm_id, b->u.handoff.csm_id));
+        assert_int_equal(a->u.handoff.checklist_complete, b->u.handoff.checklist_complete);
+        assert_true(same_str(a->u.handoff.segment, b->u.handoff.segment));
+        break;
+    case RS_EV_ONBOARDING_MILESTONE:
+        assert_true(
+            same_str(a->u.onboarding_milestone.account_id, b->u.onboarding_milestone.account_id));
+        assert_int_equal(a->u.onboarding_milestone.milestone, b->u.onboarding_milestone.milestone);
+        assert_true(same_str(a->u.onboarding_milestone.status, b->u.onboarding_milestone.status));
+        break;
+    case RS_EV_ONBOARDING_PAUSED:
+    case RS_EV_ONBOARDING_RESUMED:
+        assert_true(same_str(a->u.onboarding_pause.account_id, b->u.onboarding_pause.account_id));
+        assert_true(same_str(a->u.onboarding_pause.reason, b->u.onboarding_pause.reason));
+        break;
+    case RS_EV_REP_ONBOARDED:
+        assert_true(same_str(a->u.rep_onboarded.rep_id, b->u.rep_onboarded.rep_id));
+        assert_int_equal(a->u.rep_onboarded.start_date_ms, b->u.rep_onboarded.start_date_ms);
+        assert_true(same_str(a->u.rep_onboarded.role, b->u.rep_onboarded.role));
+        assert_true(same_str(a->u.rep_onboarded.segment, b->u.rep_onboarded.segment));
+        assert_true(same_str(a->u.rep_onboarded.team_id, b->u.rep_onboarded.team_id));
+        break;
+    case RS_EV_REP_QUOTA_SET: {
+        const struct rs_rep_quota_set *x = &a->u.rep_quota_set;
+        const struct rs_rep_quota_set *y = &b->u.rep_quota_set;
+
+        assert_true(same_str(x->rep_id, y->rep_id));
+        assert_true(same_str(x->period, y->period));
+        assert_int_equal(x->period_start_ms, y->period_start_ms);
+        assert_int_equal(x->quota_minor, y->quota_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->ramp_n, y->ramp_n);
+        assert_memory_equal(x->ramp_pct, y->ramp_pct, x->ramp_n * sizeof(x->ramp_pct[0]));
+        break;
+    }
+    case RS_EV_REP_TERMINATED:
+        assert_true(same_str(a->u.rep_terminated.rep_id, b->u.rep_terminated.rep_id));
+        assert_true(same_str(a->u.rep_terminated.reason, b->u.rep_terminated.reason));
+        break;
     case RS_EV__COUNT:
         fail();
     }
 }
 
+static void round_trip(struct fx *fx, struct rs_event_decoder *other, const struct event_case *c)
+{
+    struct rs_event again;
+    struct rs_buf buf;
+    struct rs_buf twice;
+
+    if (decode_event(fx, c->kvs, c->n, NULL, NULL) != 0) {
+        print_error("%s: %s\n", c->type, fx->err.msg);
+        fail();
+    }
+    assert_string_equal(rs_event_type_name(fx->ev.type), c->type);
+    rs_buf_init(&buf);
+    rs_event_encode(&fx->ev, &buf);
+    if (rs_event_decode(other, buf.data, buf.len, &again, &fx->fault, &fx->err) != 0) {
+        print_error("%s encoded: %s\n", c->type, fx->err.msg);
+        fail();
+    }
+    assert_same_event(&fx->ev, &again);
+    /* And the encoding is a fixed point: the same event gives the same bytes. */
+    rs_buf_init(&twice);
+    rs_event_encode(&again, &twice);
+    assert_int_equal(twice.len, buf.len);
+    assert_memory_equal(twice.data, buf.data, buf.len);
+    rs_buf_release(&twice);
+    rs_buf_release(&buf);
+}
+
 static void test_event_encode_round_trips_every_type(void **state)
 {
     struct fx *fx = *state;
-    const struct event_case cases[] = {
-        { "lead.created", created, MPB_COUNT(created) },
-        { "lead.touched", touched, MPB_COUNT(touched) },
-        { "lead.disqualified", disqualified, MPB_COUNT(disqualified) },
-        { "lead.converted", converted, MPB_COUNT(converted) },
-        { "lead.merged", merged, MPB_COUNT(merged) },
-        { "lead.created", created_min, MPB_COUNT(created_min) },
-        { "lead.touched", touched_min, MPB_COUNT(touched_min) },
-        { "lead.converted", converted_min, MPB_COUNT(converted_min) },
-        { "lead.merged", merged_min, MPB_COUNT(merged_min) },
-    };
-
     struct rs_event_decoder other; /* so that `first` stays valid by the header's rules */
 
+    assert_int_equal(MPB_COUNT(full_cases), RS_EV__COUNT);
+    assert_int_equal(MPB_COUNT(min_cases), RS_EV__COUNT);
     rs_event_decoder_init(&other, TEST_MAX_BYTES);
-    for (size_t c = 0; c < MPB_COUNT(cases); c++) {
-        struct rs_event again;
-        struct rs_buf buf;
-
-        assert_int_equal(decode_event(fx, cases[c].kvs, cases[c].n, NULL, NULL), 0);
-        rs_buf_init(&buf);
-        rs_event_encode(&fx->ev, &buf);
-        assert_int_equal(rs_event_decode(&other, buf.data, buf.len, &again, &fx->fault, &fx->err),
-                         0);
-        assert_same_event(&fx->ev, &again);
-        rs_buf_release(&buf);
+    for (size_t c = 0; c < MPB_COUNT(full_cases); c++) {
+        assert_string_equal(full_cases[c].type, rs_event_type_name((enum rs_event_type)c));
+        round_trip(fx, &other, &full_cases[c]);
+        round_trip(fx, &other, &min_cases[c]);
     }
     rs_event_decoder_release(&other);
 }
@@ -1680,13 +2869,29 @@ static void test_alert_view_decode_reads_what_alert_encode_wrote(void **state)
     assert_int_equal(view.evaluated_at_ms, 1715681041000);
     assert_int_equal(view.threshold_ms, 300000);
     assert_int_equal(view.elapsed_ms, 361000);
+    assert_str(view.calendar_id, "emea_sales");
+    assert_int_equal(view.elapsed_business_ms, 241000);
+    assert_int_equal(view.paused_ms, 60000);
+    assert_str(view.stage, "proposal");
 
     a = sample_alert(RS_ALERT_WARNING);
+    a.calendar_id = NULL;
+    a.stage = RS_STR_NULL;
     rs_buf_reset(&buf);
     rs_alert_encode(&a, &buf);
     assert_int_equal(rs_alert_view_decode(&fx->dec, buf.data, buf.len, &view, &fx->err), 0);
     assert_int_equal(view.kind, RS_ALERT_WARNING);
     assert_unset(view.retracts_id);
+    assert_unset(view.calendar_id);
+    assert_unset(view.stage);
+
+    a = sample_alert(RS_ALERT_CRITICAL);
+    a.level = "L3_critical";
+    rs_buf_reset(&buf);
+    rs_alert_encode(&a, &buf);
+    assert_int_equal(rs_alert_view_decode(&fx->dec, buf.data, buf.len, &view, &fx->err), 0);
+    assert_int_equal(view.kind, RS_ALERT_CRITICAL);
+    assert_str(view.level, "L3_critical");
     rs_buf_release(&buf);
 }
 
@@ -1708,6 +2913,339 @@ static void test_alert_view_decode_rejects_bad_input_without_allocating(void **s
     assert_int_equal(
         rs_alert_view_decode(&fx->dec, mpb_data(&fx->b), mpb_len(&fx->b), &view, &fx->err),
         RS_EDECODE);
+}
+
+/* ---- schemas/ ---- */
+
+/* JSON -> msgpack as `revstream send` writes it, leaving out the top-level key `drop`. */
+static void json_to_msgpack(json_t *v, struct rs_buf *out, const char *drop)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v);
+
+        if (drop != NULL && json_object_get(v, drop) != NULL) {
+            n--;
+        }
+        rs_event_write_map(out, (uint32_t)n);
+        json_object_foreach(v, key, item)
+        {
+            if (drop != NULL && strcmp(key, drop) == 0) {
+                continue;
+            }
+            rs_event_write_str(out, key, strlen(key));
+            json_to_msgpack(item, out, NULL);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        rs_event_write_array(out, (uint32_t)json_array_size(v));
+        json_array_foreach(v, i, item)
+        {
+            json_to_msgpack(item, out, NULL);
+        }
+        break;
+    case JSON_STRING:
+        rs_event_write_str(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        rs_event_write_int(out, (int64_t)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        rs_event_write_double(out, json_real_value(v));
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        rs_event_write_bool(out, json_is_true(v));
+        break;
+    case JSON_NULL:
+        rs_event_write_nil(out);
+        break;
+    }
+}
+
+/* Decode `example` without `drop`, or with `key` set to `value` when value is not NULL. */
+static int decode_json(struct fx *fx, json_t *example, const char *drop, const char *key,
+                       json_t *value)
+{
+    json_t *copy = json_copy(example);
+    struct rs_buf buf;
+    int rc;
+
+    assert_non_null(copy);
+    if (value != NULL) {
+        assert_int_equal(json_object_set(copy, key, value), 0);
+    }
+    rs_buf_init(&buf);
+    json_to_msgpack(copy, &buf, drop);
+    memset(&fx->err, 0, sizeof(fx->err));
+    rc = rs_event_decode(&fx->dec, buf.data, buf.len, &fx->ev, &fx->fault, &fx->err);
+    rs_buf_release(&buf);
+    json_decref(copy);
+    return rc;
+}
+
+/* A string member of `o`, or "" when there is none, so that a comparison fails readably. */
+static const char *json_str_at(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "";
+}
+
+static bool json_array_has(json_t *array, const char *s)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(array, i, item)
+    {
+        if (strcmp(json_string_value(item), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static json_t *load_schema(const char *file)
+{
+    const char *src = getenv("RS_SOURCE_DIR"); /* set by tests/CMakeLists.txt */
+    char path[4096];
+    json_error_t jerr;
+    json_t *root;
+
+    assert_non_null(src);
+    (void)snprintf(path, sizeof(path), "%s/schemas/%s", src, file);
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        print_error("%s: %s (line %d)\n", path, jerr.text, jerr.line);
+        fail();
+    }
+    return root;
+}
+
+/*
+ * The schema of `type` against the decoder: its examples decode; dropping a key in `required`
+ * is missing_field and dropping any other is fine; and the decoder reads every property, which
+ * shows as wrong_type when the property is given an object.
+ */
+static void check_event_schema(struct fx *fx, const char *file, const char *type, int t)
+{
+    json_t *root = load_schema(file);
+    json_t *props = json_object_get(root, "properties");
+    json_t *required = json_object_get(root, "required");
+    json_t *examples = json_object_get(root, "examples");
+    json_t *example = json_array_get(examples, 0);
+    char id[300];
+    const char *key;
+    json_t *value;
+    size_t i;
+
+    (void)snprintf(id, sizeof(id), "urn:revstream:schemas:%s", type);
+    assert_string_equal(json_str_at(root, "$id"), id);
+    assert_string_equal(json_str_at(root, "title"), type);
+    assert_string_equal(json_str_at(json_object_get(props, "type"), "const"), type);
+    assert_true(json_is_array(required));
+    assert_true(json_array_size(examples) >= 1);
+
+    json_array_foreach(examples, i, value)
+    {
+        if (decode_json(fx, value, NULL, NULL, NULL) != 0) {
+            print_error("%s: example %zu: %s\n", file, i, fx->err.msg);
+            fail();
+        }
+        assert_int_equal(fx->ev.type, t);
+    }
+    json_array_foreach(required, i, value)
+    {
+        const char *field = json_string_value(value);
+
+        if (strcmp(field, "type") == 0) {
+            continue;
+        }
+        assert_non_null(json_object_get(props, field));
+        if (decode_json(fx, example, field, NULL, NULL) != RS_EDECODE ||
+            fx->fault != RS_FAULT_MISSING_FIELD || strstr(fx->err.msg, field) == NULL) {
+            print_error("%s: without required '%s': fault=%s msg='%s'\n", file, field,
+                        rs_event_fault_name(fx->fault), fx->err.msg);
+            fail();
+        }
+    }
+    json_object_foreach(props, key, value)
+    {
+        json_t *object;
+        char want[128];
+
+        if (strcmp(key, "type") == 0) {
+            continue;
+        }
+        /* The example sets every field, so that each of these checks tests something. */
+        if (json_object_get(example, key) == NULL) {
+            print_error("%s: the first example lacks '%s'\n", file, key);
+            fail();
+        }
+        if (!json_array_has(required, key) && decode_json(fx, example, key, NULL, NULL) != 0) {
+            print_error("%s: without optional '%s': %s\n", file, key, fx->err.msg);
+            fail();
+        }
+        (void)snprintf(want, sizeof(want), "field '%s': expected ", key);
+        object = json_object();
+        if (decode_json(fx, example, NULL, key, object) != RS_EDECODE ||
+            fx->fault != RS_FAULT_WRONG_TYPE || strstr(fx->err.msg, want) == NULL) {
+            print_error("%s: '%s' as a map: fault=%s msg='%s'\n", file, key,
+                        rs_event_fault_name(fx->fault), fx->err.msg);
+            fail();
+        }
+        json_decref(object);
+    }
+    json_decref(root);
+}
+
+static void test_schemas_describe_exactly_the_types_the_decoder_knows(void **state)
+{
+    struct fx *fx = *state;
+    const char *src = getenv("RS_SOURCE_DIR");
+    bool seen[RS_EV__COUNT] = { false };
+    char dir[4096];
+    struct dirent *e;
+    DIR *d;
+
+    assert_non_null(src);
+    (void)snprintf(dir, sizeof(dir), "%s/schemas", src);
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char type[256];
+        int t;
+
+        if (len <= 5 || len - 5 >= sizeof(type) || strcmp(e->d_name + len - 5, ".json") != 0 ||
+            strcmp(e->d_name, "envelope.json") == 0 || strcmp(e->d_name, "alert.json") == 0) {
+            continue;
+        }
+        memcpy(type, e->d_name, len - 5);
+        type[len - 5] = '\0';
+        for (t = 0; t < RS_EV__COUNT; t++) {
+            if (strcmp(rs_event_type_name((enum rs_event_type)t), type) == 0) {
+                break;
+            }
+        }
+        if (t == RS_EV__COUNT) {
+            print_error("schemas/%s names a type the decoder does not know\n", e->d_name);
+            fail();
+        }
+        assert_false(seen[t]);
+        seen[t] = true;
+        check_event_schema(fx, e->d_name, type, t);
+    }
+    assert_int_equal(closedir(d), 0);
+    for (int t = 0; t < RS_EV__COUNT; t++) {
+        if (!seen[t]) {
+            print_error("no schemas/%s.json\n", rs_event_type_name((enum rs_event_type)t));
+            fail();
+        }
+    }
+}
+
+/* The value of `key` in msgpack map `map`; NULL if absent. */
+static const msgpack_object *map_value(const msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
+            return &kv->val;
+        }
+    }
+    return NULL;
+}
+
+/* The keys of msgpack map `map`, in order, against the JSON array `names`. */
+static void assert_keys_are(const msgpack_object *map, json_t *names, const char *where)
+{
+    size_t i;
+    json_t *name;
+
+    assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
+    if (map->via.map.size != json_array_size(names)) {
+        print_error("%s: %u keys written, %zu in the schema\n", where, map->via.map.size,
+                    json_array_size(names));
+        fail();
+    }
+    json_array_foreach(names, i, name)
+    {
+        (void)at(map, (uint32_t)i, json_string_value(name));
+    }
+}
+
+static void test_alert_schema_lists_what_alert_encode_writes(void **state)
+{
+    json_t *root = load_schema("alert.json");
+    json_t *props = json_object_get(root, "properties");
+    json_t *kinds = json_object_get(json_object_get(props, "type"), "enum");
+    json_t *required = json_array();
+    static const char *const sub[] = { "entity", "start_event", "threshold", "elapsed", "context" };
+    struct rs_alert a = sample_alert(RS_ALERT_RETRACTED);
+    struct rs_buf buf;
+    struct decoded d;
+
+    (void)state;
+    assert_int_equal(json_array_size(kinds), RS_ALERT__COUNT);
+    for (int k = 0; k < RS_ALERT__COUNT; k++) {
+        assert_string_equal(json_string_value(json_array_get(kinds, (size_t)k)),
+                            rs_alert_kind_name((enum rs_alert_kind)k));
+    }
+
+    /* A retracted alert writes every key: the required ones in order, then retracts. */
+    rs_buf_init(&buf);
+    rs_alert_encode(&a, &buf);
+    decode_alert(&d, &buf, 0);
+    assert_int_equal(json_array_extend(required, json_object_get(root, "required")), 0);
+    assert_int_equal(json_array_append_new(required, json_string("retracts")), 0);
+    assert_keys_are(&d.root, required, "alert");
+    for (size_t i = 0; i < MPB_COUNT(sub); i++) {
+        const msgpack_object *o = map_value(&d.root, sub[i]);
+
+        assert_non_null(o);
+        assert_keys_are(o, json_object_get(json_object_get(props, sub[i]), "required"), sub[i]);
+    }
+    msgpack_zone_destroy(&d.zone);
+    rs_buf_release(&buf);
+    json_decref(required);
+    json_decref(root);
+}
+
+static void test_alert_schema_level_pattern_takes_every_ladder_name(void **state)
+{
+    json_t *root = load_schema("alert.json");
+    const char *pattern =
+        json_str_at(json_object_get(json_object_get(root, "properties"), "level"), "pattern");
+    static const char *const good[] = { "L0_warning",  "L1_breach",     "L2_escalate",
+                                        "L3_critical", "L0_warning_50", "resolved" };
+    static const char *const bad[] = { "", "L1", "warning", "l1_breach", "L1_Breach", "resolved2" };
+    regex_t re;
+
+    (void)state;
+    assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+    for (size_t i = 0; i < MPB_COUNT(good); i++) {
+        if (regexec(&re, good[i], 0, NULL, 0) != 0) {
+            print_error("'%s' does not match %s\n", good[i], pattern);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < MPB_COUNT(bad); i++) {
+        if (regexec(&re, bad[i], 0, NULL, 0) == 0) {
+            print_error("'%s' matches %s\n", bad[i], pattern);
+            fail();
+        }
+    }
+    regfree(&re);
+    json_decref(root);
 }
 
 #define FX_TEST(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1764,6 +3302,24 @@ int main(void)
         FX_TEST(test_decode_enum_out_of_range_is_bad_value),
         FX_TEST(test_decode_empty_required_id_is_bad_value),
         FX_TEST(test_decode_identifier_longer_than_limit_is_bad_value),
+        FX_TEST(test_decode_lead_lifecycle_events_fill_every_field),
+        FX_TEST(test_decode_opportunity_events_fill_every_field),
+        FX_TEST(test_decode_handoff_and_onboarding_events_fill_every_field),
+        FX_TEST(test_decode_rep_events_fill_every_field),
+        FX_TEST(test_decode_new_types_absent_optional_fields_take_their_defaults),
+        FX_TEST(test_decode_new_types_nil_optional_fields_take_their_defaults),
+        FX_TEST(test_decode_close_and_start_date_take_the_forms_of_ts),
+        FX_TEST(test_decode_new_enums_accept_every_value),
+        FX_TEST(test_decode_new_enum_out_of_range_is_bad_value),
+        FX_TEST(test_decode_bad_currency_is_bad_value),
+        FX_TEST(test_decode_negative_amount_or_empty_quota_is_bad_value),
+        FX_TEST(test_decode_bad_period_is_bad_value),
+        FX_TEST(test_decode_period_start_is_the_first_instant_of_the_month_utc),
+        FX_TEST(test_decode_ramp_schedule_size_and_values_are_checked),
+        FX_TEST(test_decode_account_id_of_new_types_defaults_to_account_and_must_match),
+        FX_TEST(test_decode_checklist_and_pause_reason_are_required_only_where_they_decide),
+        FX_TEST(test_decode_new_identifiers_must_be_non_empty_and_short),
+        FX_TEST(test_decode_new_free_text_fields_may_be_empty),
         FX_TEST(test_decode_payload_over_max_bytes_is_too_large),
         cmocka_unit_test(test_name_functions_name_every_value_and_null_outside),
         cmocka_unit_test(test_buf_append_grows_and_reset_keeps_the_memory),
@@ -1774,6 +3330,9 @@ int main(void)
         FX_TEST(test_event_encode_round_trips_every_type),
         FX_TEST(test_alert_view_decode_reads_what_alert_encode_wrote),
         FX_TEST(test_alert_view_decode_rejects_bad_input_without_allocating),
+        FX_TEST(test_schemas_describe_exactly_the_types_the_decoder_knows),
+        cmocka_unit_test(test_alert_schema_lists_what_alert_encode_writes),
+        cmocka_unit_test(test_alert_schema_level_pattern_takes_every_ladder_name),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,9 +8,13 @@
 #include "store.h"
 #include "tmpdir.h"
 
+#include <lmdb.h> /* only to build a state directory as an older version left it */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct fixture {
     char *dir;
@@ -252,6 +256,312 @@ static void test_store_signed_keys_sort_numerically(void **state)
     assert_int_equal(rs_store_key_i64(rs_store_get_u64(a)), -5);
 }
 
+static void put_commit(struct rs_store *st, const char *key, const char *val)
+{
+    assert_int_equal(rs_store_begin(st, NULL), 0);
+    assert_int_equal(rs_store_put(st, RS_DB_AGGREGATES, B(key), B(val), NULL), 0);
+    assert_int_equal(rs_store_commit(st, NULL), 0);
+}
+
+static void assert_get(struct rs_store *st, const char *key, const char *want)
+{
+    struct rs_bytes val;
+
+    assert_int_equal(rs_store_get(st, RS_DB_AGGREGATES, B(key), &val, NULL), 0);
+    assert_int_equal(val.len, strlen(want));
+    assert_memory_equal(val.ptr, want, val.len);
+}
+
+static void test_store_snapshot_keeps_the_commit_it_started_from(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_bytes k, v;
+
+    put_commit(f->st, "a", "v1");
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    assert_get(f->st, "a", "v1");
+    put_commit(f->st, "a", "v2"); /* the writer is not blocked by the snapshot */
+    put_commit(f->st, "b", "new");
+    assert_get(f->st, "a", "v1");
+    assert_int_equal(rs_store_seek(f->st, RS_DB_AGGREGATES, B("a\x01"), &k, &v, NULL),
+                     RS_ENOTFOUND);
+    rs_store_read_end(f->st);
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    assert_get(f->st, "a", "v2");
+    assert_int_equal(rs_store_seek(f->st, RS_DB_AGGREGATES, B("a\x01"), &k, &v, NULL), 0);
+    assert_int_equal(k.len, 1);
+    assert_memory_equal(k.ptr, "b", 1);
+    assert_memory_equal(v.ptr, "new", 3);
+    rs_store_read_end(f->st);
+}
+
+static void test_store_get_needs_a_batch_or_a_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_bytes k, v;
+    struct rs_err err;
+
+    put_commit(f->st, "a", "v1");
+    assert_int_equal(rs_store_get(f->st, RS_DB_AGGREGATES, B("a"), &v, &err), RS_ESTORE);
+    assert_non_null(strstr(err.msg, "no batch or snapshot"));
+    assert_int_equal(rs_store_seek(f->st, RS_DB_AGGREGATES, B(""), &k, &v, NULL), RS_ESTORE);
+    rs_store_read_end(f->st); /* without a begin: nothing to end */
+}
+
+static void test_store_snapshots_nest_and_are_refused_inside_a_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_bytes v;
+
+    put_commit(f->st, "a", "v1");
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    rs_store_read_end(f->st);
+    assert_get(f->st, "a", "v1"); /* the outer one is still open */
+    rs_store_read_end(f->st);
+    assert_int_equal(rs_store_get(f->st, RS_DB_AGGREGATES, B("a"), &v, NULL), RS_ESTORE);
+
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_read_begin(f->st, NULL), RS_ESTORE);
+    assert_int_equal(rs_store_put(f->st, RS_DB_AGGREGATES, B("a"), B("v2"), NULL), 0);
+    assert_get(f->st, "a", "v2"); /* the batch's own write */
+    rs_store_abort(f->st);
+
+    /* A snapshot open when a batch begins: the batch is what its thread reads. */
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_AGGREGATES, B("a"), B("v3"), NULL), 0);
+    assert_get(f->st, "a", "v3");
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+    assert_get(f->st, "a", "v1");
+    rs_store_read_end(f->st);
+}
+
+struct reader {
+    struct rs_store *st;
+    int begin_rc;
+    int get_rc;
+    bool in_batch;
+    char val[8];
+};
+
+static void *read_elsewhere(void *arg)
+{
+    struct reader *r = arg;
+    struct rs_bytes v;
+
+    r->in_batch = rs_store_in_batch(r->st);
+    r->begin_rc = rs_store_read_begin(r->st, NULL);
+    r->get_rc = rs_store_get(r->st, RS_DB_AGGREGATES, B("a"), &v, NULL);
+    if (r->get_rc == 0 && v.len < sizeof(r->val)) {
+        memcpy(r->val, v.ptr, v.len);
+    }
+    rs_store_read_end(r->st);
+    return NULL;
+}
+
+static void test_store_another_thread_reads_the_last_commit_during_a_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r = { f->st, -1, -1, true, { 0 } };
+    pthread_t th;
+
+    put_commit(f->st, "a", "old");
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_AGGREGATES, B("a"), B("new"), NULL), 0);
+    assert_int_equal(pthread_create(&th, NULL, read_elsewhere, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_false(r.in_batch);
+    assert_int_equal(r.begin_rc, 0);
+    assert_int_equal(r.get_rc, 0);
+    assert_string_equal(r.val, "old");
+    assert_true(rs_store_in_batch(f->st));
+    assert_get(f->st, "a", "new");
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+}
+
+static void test_store_open_readonly_without_state_returns_enotfound(void **state)
+{
+    struct fixture *f = *state;
+    char *empty = rs_test_tmpdir_new();
+    char missing[4200];
+    struct rs_store *ro = NULL;
+    struct rs_err err;
+
+    (void)f;
+    assert_int_equal(rs_store_open_readonly(&ro, empty, &err), RS_ENOTFOUND);
+    assert_non_null(strstr(err.msg, empty));
+    (void)snprintf(missing, sizeof(missing), "%s/not-there", empty);
+    assert_int_equal(rs_store_open_readonly(&ro, missing, NULL), RS_ENOTFOUND);
+    assert_null(ro);
+    rs_test_tmpdir_remove(empty);
+}
+
+static void test_store_readonly_reads_snapshots_and_refuses_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_store_offset off = { 5, 6, 7 }, got;
+    struct rs_store *ro;
+    struct rs_err err;
+
+    put_commit(f->st, "a", "v1");
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_offset_put(f->st, "events", 2, &off, NULL), 0);
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+    rs_store_close(f->st);
+    f->st = NULL;
+
+    assert_int_equal(rs_store_open_readonly(&ro, f->dir, NULL), 0);
+    assert_int_equal(rs_store_begin(ro, &err), RS_ESTORE);
+    assert_non_null(strstr(err.msg, "read-only"));
+    assert_int_equal(rs_store_read_begin(ro, NULL), 0);
+    assert_get(ro, "a", "v1");
+    rs_store_read_end(ro);
+    assert_int_equal(rs_store_offset_get(ro, "events", 2, &got, NULL), 0);
+    assert_int_equal(got.next_offset, 5);
+    assert_int_equal(rs_store_count(ro, RS_DB_AGGREGATES), 1);
+    rs_store_close(ro);
+    assert_int_equal(rs_store_open(&f->st, f->dir, 1, NULL), 0); /* for the teardown */
+}
+
+/* Child side of the two-process test: write, report, wait for the parent, repeat. */
+static int writer_process(const char *dir, int to_parent, int from_parent)
+{
+    struct rs_store *st;
+    char go;
+    int ok = rs_store_open(&st, dir, 1, NULL) == 0;
+
+    for (int round = 1; ok && round <= 2; round++) {
+        char val[2] = { (char)('0' + round), '\0' };
+
+        ok = rs_store_begin(st, NULL) == 0 &&
+             rs_store_put(st, RS_DB_AGGREGATES, B("k"), B(val), NULL) == 0 &&
+             rs_store_commit(st, NULL) == 0 && write(to_parent, val, 1) == 1 &&
+             read(from_parent, &go, 1) == 1;
+    }
+    if (ok) {
+        rs_store_close(st); /* while the parent still has the environment open */
+    }
+    return ok ? 0 : 1;
+}
+
+static void test_store_readonly_works_while_another_process_writes(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = rs_test_tmpdir_new();
+    int up[2], down[2];
+    char c = 0;
+    struct rs_store *ro;
+    int status;
+    pid_t pid;
+
+    (void)f;
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int rc = writer_process(dir, up[1], down[0]);
+
+        free(dir); /* the child's copy: a leak checker follows fork() */
+        _exit(rc);
+    }
+    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_int_equal(c, '1');
+    assert_int_equal(rs_store_open_readonly(&ro, dir, NULL), 0);
+    assert_int_equal(rs_store_read_begin(ro, NULL), 0);
+    assert_get(ro, "k", "1");
+    assert_int_equal(write(down[1], "g", 1), 1);
+    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_int_equal(c, '2');
+    assert_get(ro, "k", "1"); /* the snapshot holds */
+    rs_store_read_end(ro);
+    assert_int_equal(rs_store_read_begin(ro, NULL), 0);
+    assert_get(ro, "k", "2");
+    rs_store_read_end(ro);
+    assert_int_equal(write(down[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    rs_store_close(ro);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+    rs_test_tmpdir_remove(dir);
+}
+
+/* A state directory as a build before the aggregates database left it. */
+static void make_old_state(const char *dir, uint32_t version)
+{
+    static const char *const old_dbs[] = { "meta",   "offsets",     "entities",
+                                           "timers", "timer_index", "outbox" };
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi, meta = 0;
+    uint8_t v[4];
+    MDB_val k = { 14, (void *)(uintptr_t) "format_version" };
+    MDB_val val = { 4, v };
+
+    rs_store_put_u32(v, version);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mdb_dbi_open(txn, old_dbs[i], MDB_CREATE, &dbi), 0);
+        if (i == 0) {
+            meta = dbi;
+        }
+    }
+    assert_int_equal(mdb_put(txn, meta, &k, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_store_state_without_aggregates_reads_empty_and_gains_it(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = rs_test_tmpdir_new();
+    struct rs_store *st;
+    struct rs_bytes k, v;
+
+    (void)f;
+    make_old_state(dir, RS_STORE_FORMAT_VERSION);
+    assert_int_equal(rs_store_open_readonly(&st, dir, NULL), 0);
+    assert_int_equal(rs_store_read_begin(st, NULL), 0);
+    assert_int_equal(rs_store_get(st, RS_DB_AGGREGATES, B("k"), &v, NULL), RS_ENOTFOUND);
+    assert_int_equal(rs_store_seek(st, RS_DB_AGGREGATES, B(""), &k, &v, NULL), RS_ENOTFOUND);
+    rs_store_read_end(st);
+    assert_int_equal(rs_store_count(st, RS_DB_AGGREGATES), 0);
+    rs_store_close(st);
+
+    assert_int_equal(rs_store_open(&st, dir, 1, NULL), 0); /* same format: accepted, db added */
+    put_commit(st, "k", "v");
+    rs_store_close(st);
+    assert_int_equal(rs_store_open_readonly(&st, dir, NULL), 0);
+    assert_int_equal(rs_store_read_begin(st, NULL), 0);
+    assert_get(st, "k", "v");
+    rs_store_read_end(st);
+    rs_store_close(st);
+    rs_test_tmpdir_remove(dir);
+}
+
+static void test_store_readonly_refuses_another_format_version(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = rs_test_tmpdir_new();
+    struct rs_store *st = NULL;
+    struct rs_err err;
+
+    (void)f;
+    make_old_state(dir, RS_STORE_FORMAT_VERSION + 1);
+    assert_int_equal(rs_store_open_readonly(&st, dir, &err), RS_ESTORE);
+    assert_non_null(strstr(err.msg, "format version"));
+    assert_null(st);
+    rs_test_tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +584,26 @@ int main(void)
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_batch_inside_batch, store_setup,
                                         store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_snapshot_keeps_the_commit_it_started_from,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_get_needs_a_batch_or_a_snapshot, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_snapshots_nest_and_are_refused_inside_a_batch,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_another_thread_reads_the_last_commit_during_a_batch, store_setup,
+            store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_open_readonly_without_state_returns_enotfound,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_readonly_reads_snapshots_and_refuses_batches,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_readonly_works_while_another_process_writes,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_state_without_aggregates_reads_empty_and_gains_it, store_setup,
+            store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_readonly_refuses_another_format_version,
+                                        store_setup, store_teardown),
         cmocka_unit_test(test_store_signed_keys_sort_numerically),
     };
 
