@@ -13,6 +13,7 @@
 #include "store.h"
 #include "tmpdir.h"
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1085,6 +1086,24 @@ static void test_metrics_onboarding_worked_example(void **state)
     assert_false(v.is_null);
     assert_near(v.value, 0);
     assert_int_equal(f->m.counters.negative_durations, 1);
+
+    /* Two of five reached: the median (rank 2 of 0..4) is among those still waiting. */
+    begin(f);
+    for (int i = 0; i < 5; i++) {
+        struct rs_str account = id_of(f, "M", i);
+
+        handoff_completed(f, account, id_of(f, "MO", i), S("csm1"), at(f, "2026-05-04", 9, 0));
+        if (i < 2) {
+            milestone(f, account, RS_MS_FIRST_VALUE, at(f, "2026-05-04", 9, 0) + (i + 1) * DAY);
+        }
+    }
+    commit(f);
+    v = read_at(f, RS_M20_ONBOARDING, "milestone=first_value", RS_GRAIN_MONTH, "2026-05",
+                at(f, "2026-08-01", 0, 0));
+    assert_true(v.is_null);
+    assert_string_equal(v.null_reason, "insufficient_sample");
+    assert_near(v.pct_within, 0.4);
+    assert_int_equal(v.numerator, 2);
 }
 
 /* ---- the metrics topic ---------------------------------------------------------------- */
@@ -1222,6 +1241,65 @@ static void test_metrics_update_encode_null(void **state)
     rs_agg_cell_release(&cell);
 }
 
+/* schemas/metric.json lists exactly the keys the encoder writes, in its order. */
+static void test_metrics_schema_lists_what_update_encode_writes(void **state)
+{
+    static const char *const durations[4] = { "mean", "p50", "p75", "p90" };
+    struct fx *f = *state;
+    const char *src = getenv("RS_SOURCE_DIR");
+    char path[4096];
+    json_error_t jerr;
+    json_t *root, *required, *props;
+    struct rs_agg_cell cell;
+    struct rs_agg_key key = { 0, RS_M13_SALES_CYCLE, RS_GRAIN_MONTH, at(f, "2026-03-01", 0, 0),
+                              S("outcome=won") };
+    struct rs_buf k, out;
+    msgpack_unpacked u;
+    size_t off = 0, next = 0;
+
+    assert_non_null(src);
+    (void)snprintf(path, sizeof(path), "%s/schemas/metric.json", src);
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        fail_msg("%s: %s", path, jerr.text);
+    }
+    required = json_object_get(root, "required");
+    props = json_object_get(root, "properties");
+    assert_true(json_is_array(required) && json_is_object(props));
+    rs_agg_cell_init(&cell);
+    cell.n[0] = 1;
+    rs_sketch_add(&cell.sketch, 20);
+    rs_buf_init(&k);
+    rs_buf_init(&out);
+    rs_metric_update_encode(&f->m.cfg, &key, &cell, INT64_MIN, &k, &out);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, out.data, out.len, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(u.data.via.map.size, json_array_size(required) + 4);
+    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+        const msgpack_object_str *name = &u.data.via.map.ptr[i].key.via.str;
+        char buf[64];
+        bool duration = false;
+
+        assert_true(name->size < sizeof(buf));
+        memcpy(buf, name->ptr, name->size);
+        buf[name->size] = '\0';
+        assert_non_null(json_object_get(props, buf));
+        for (int d = 0; d < 4; d++) {
+            duration = duration || strcmp(buf, durations[d]) == 0;
+        }
+        if (!duration) {
+            assert_string_equal(buf, json_string_value(json_array_get(required, next)));
+            next++;
+        }
+    }
+    assert_int_equal(next, json_array_size(required));
+    msgpack_unpacked_destroy(&u);
+    rs_buf_release(&k);
+    rs_buf_release(&out);
+    rs_agg_cell_release(&cell);
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1256,6 +1334,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_update_encode, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_update_encode_null, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_schema_lists_what_update_encode_writes,
+                                        fx_setup, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
