@@ -1106,6 +1106,25 @@ static void test_metrics_onboarding_worked_example(void **state)
     assert_int_equal(v.numerator, 2);
 }
 
+/* onboarding_start_at_won: the clock starts at the won close, not at the handoff. */
+static void test_metrics_onboarding_starts_at_won(void **state)
+{
+    struct fx *f = *state;
+    struct rs_metric_value v;
+    int64_t close = at(f, "2026-03-02", 10, 0);
+
+    f->m.cfg.onboarding_start_at_won = true;
+    begin(f);
+    deal(f, S("O1"), S("ae1"), RS_STR_NULL, RS_OUTCOME_WON, 10, close - 20 * DAY, close);
+    handoff_completed(f, S("acct"), S("O1"), S("csm1"), close + 3 * DAY); /* not the start */
+    milestone(f, S("acct"), RS_MS_GO_LIVE, close + 10 * DAY);
+    commit(f);
+    v = read_at(f, RS_M20_ONBOARDING, "milestone=go_live", RS_GRAIN_MONTH, "2026-03",
+                close + 100 * DAY);
+    assert_int_equal(v.count, 1);
+    assert_near(v.value, 10);
+}
+
 /* ---- the metrics topic ---------------------------------------------------------------- */
 
 struct captured {
@@ -1331,6 +1350,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_ramp_worked_example, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_quota_worked_example, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_onboarding_worked_example, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_onboarding_starts_at_won, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_update_encode, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_update_encode_null, fx_setup, fx_teardown),
