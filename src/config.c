@@ -1147,6 +1147,10 @@ static int parse_line(struct load_ctx *ctx, char *line, size_t len)
         rc = set_kafka(ctx->cfg, key, value, full_origin, ctx->err);
         goto out;
     }
+    if (starts_with(key, STAGE_PREFIX)) {
+        rc = set_stage(ctx->cfg, key, value, full_origin, ctx->err);
+        goto out;
+    }
     index = find_key(key);
     if (index < 0) {
         rc = unknown_key(full_origin, key, ctx->err);
@@ -1154,7 +1158,8 @@ static int parse_line(struct load_ctx *ctx, char *line, size_t len)
     }
     if (ctx->set_at[index] != 0) {
         rc = rs_err_set(ctx->err, RS_ECONFIG,
-                        "%s: key '%s': already set on line %zu (only kafka.* keys may repeat)",
+                        "%s: key '%s': already set on line %zu (only kafka.* and per-stage keys "
+                        "may repeat)",
                         full_origin, key, ctx->set_at[index]);
         goto out;
     }

@@ -46,6 +46,11 @@ static int add_offset(void *opaque, const char *topic, int32_t partition,
     return 0;
 }
 
+static json_t *count(struct rs_store *st, enum rs_db db)
+{
+    return json_integer(st != NULL ? (json_int_t)rs_store_count(st, db) : 0);
+}
+
 static json_t *summary_json(const struct rs_config *cfg, struct rs_store *st,
                             const struct rs_sla_stats *ls, json_t *offsets)
 {
@@ -63,10 +68,10 @@ static json_t *summary_json(const struct rs_config *cfg, struct rs_store *st,
     json_object_set_new(leads, "p90_response_ms", json_real(ls->p90_response_ms));
     json_object_set_new(o, "state_dir", json_string(cfg->state_dir));
     json_object_set_new(o, "leads", leads);
-    json_object_set_new(o, "open_timers", json_integer((json_int_t)rs_store_count(st, RS_DB_TIMERS)));
-    json_object_set_new(o, "aggregates",
-                        json_integer((json_int_t)rs_store_count(st, RS_DB_AGGREGATES)));
-    json_object_set_new(o, "outbox", json_integer((json_int_t)rs_store_count(st, RS_DB_OUTBOX)));
+    json_object_set_new(o, "exists", json_true());
+    json_object_set_new(o, "open_timers", count(st, RS_DB_TIMERS));
+    json_object_set_new(o, "aggregates", count(st, RS_DB_AGGREGATES));
+    json_object_set_new(o, "outbox", count(st, RS_DB_OUTBOX));
     json_object_set(o, "offsets", offsets);
     return o;
 }
@@ -192,6 +197,16 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
     rc = rs_app_clocks_open(cfg, &zone, &cal, &err);
     if (rc == 0) {
         rc = rs_store_open_readonly(&st, cfg->state_dir, &err);
+        if (rc == RS_ENOTFOUND && strcmp(cli->what, "summary") == 0) {
+            /* Nothing consumed yet: an empty summary, and the directory stays untouched. */
+            struct rs_sla_stats none;
+
+            memset(&none, 0, sizeof(none));
+            result = summary_json(cfg, NULL, &none, sum.offsets);
+            json_object_set_new(result, "exists", json_false());
+            rc = 0;
+            goto print;
+        }
     }
     if (rc == 0) {
         rc = rs_store_offset_each(st, add_offset, &sum, &err);
@@ -232,6 +247,7 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
         fprintf(stderr, "revstream: %s\n", err.msg);
         goto out;
     }
+print:
     if (cli->table) {
         print_table(out, result);
     } else {

@@ -532,7 +532,7 @@ static void test_config_load_duplicate_key_is_rejected(void **state)
                                &path),
                      RS_ECONFIG);
     assert_msg_at(&fx->err, path, 3,
-                  "key 'batch.max_events': already set on line 1 (only kafka.* keys may repeat)");
+                  "key 'batch.max_events': already set on line 1 (only kafka.* and per-stage keys may repeat)");
 }
 
 static void test_config_load_same_topic_twice_names_both_keys(void **state)
@@ -880,8 +880,8 @@ static void test_config_validate_catches_what_set_cannot(void **state)
     assert_int_equal(rs_config_validate(&fx->cfg, &fx->err), RS_ECONFIG);
     assert_string_equal(fx->err.msg,
                         "--set: key 'topic.dlq': topic 'revops.alerts' is already used by key "
-                        "'topic.alerts' (default); topic.events, topic.alerts and topic.dlq "
-                        "must differ");
+                        "'topic.alerts' (default); topic.events, topic.alerts, topic.dlq and "
+                        "topic.metrics must differ");
 
     assert_int_equal(rs_config_set(&fx->cfg, "topic.dlq", "revops.dlq", "--set", &fx->err), 0);
     fx->cfg.warning_pct = 0; /* a field written directly, bypassing rs_config_set() */

@@ -3124,8 +3124,9 @@ static void test_schemas_describe_exactly_the_types_the_decoder_knows(void **sta
         int t;
 
         if (len <= 5 || len - 5 >= sizeof(type) || strcmp(e->d_name + len - 5, ".json") != 0 ||
-            strcmp(e->d_name, "envelope.json") == 0 || strcmp(e->d_name, "alert.json") == 0) {
-            continue;
+            strcmp(e->d_name, "envelope.json") == 0 || strcmp(e->d_name, "alert.json") == 0 ||
+            strcmp(e->d_name, "metric.json") == 0) {
+            continue; /* the envelope, and what the engine writes rather than reads */
         }
         memcpy(type, e->d_name, len - 5);
         type[len - 5] = '\0';
