@@ -54,6 +54,22 @@
  *       n4 sum of elapsed ms (met and breached_then_met)     sketch: elapsed on the rule clock
  * Every counter is a sum of facts, so cells of one key sum over partitions; the values that
  * are not sums (the ramp, the share of reps at quota) are computed on read.
+ *
+ * Decisions the specification leaves open:
+ * - M11 counts instances (a reopen or recycle is attempt + 1 with its own clock); a touch
+ *   earlier than the current instance's start is not its touch. % within SLA is over all
+ *   instances (an untouched lead is not within). Spam before any touch leaves M11 only.
+ * - M12 is person-level: first-reach times per stage, the earliest event wins, a later stage
+ *   reaches every earlier one at its time (skipping), regressions change nothing. SAL is MQL
+ *   accepted, not a stage. End-to-end pairs use the sum of their steps' windows (lead->opp
+ *   90 d, lead->won 270 d). Win rate counts every deal type; a reversed win leaves the won
+ *   stage when it was that deal's close.
+ * - M15/M16 across partitions: bookings are credited by (rep, close month) on the deal's
+ *   partition, quota by (rep, month) on the rep's, from the quota's period for QUOTA_MONTHS
+ *   months (re-written by each rep.quota_set, cut at the termination month). A team's
+ *   bookings follow the opportunity's team_id, its quota the rep's team.
+ * - M14 keys the SLA-04 outcome and the handoff by opportunity_id (slarule.c's entity).
+ * - The tenant is not part of the metric keys yet (one company per deployment).
  */
 
 #define MS_PER_MIN  (60 * INT64_C(1000))
