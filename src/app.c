@@ -1247,6 +1247,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     if (rc != 0) {
         goto fail;
     }
+    app->metrics.st = app->store; /* SLA outcomes reach the metrics without a store argument */
     rc = rs_kafka_producer_open(&app->producer, loop, cfg, on_delivered, on_producer_fatal, app,
                                 err);
     if (rc != 0) {
