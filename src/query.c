@@ -158,6 +158,28 @@ static json_t *num_or_null(bool is_null, double v)
     return is_null ? json_null() : json_real(v);
 }
 
+/* What value2 holds, per metric (metrics.c); NULL when it holds nothing. */
+static const char *value2_name(uint16_t metric)
+{
+    switch (metric) {
+    case RS_M11_SPEED_TO_LEAD:
+    case RS_M11_SPEED_BUSINESS:
+        return "pct_never_touched";
+    case RS_M12_WIN_RATE:
+        return "value_win_rate";
+    case RS_M14_HANDOFF:
+        return "completion_rate_any_time";
+    case RS_M16_QUOTA:
+        return "share_all_reps_at_quota";
+    case RS_M20_ONBOARDING:
+        return "pct_reached";
+    case RS_MSLA_COMPLIANCE:
+        return "pct_breached";
+    default:
+        return NULL;
+    }
+}
+
 static json_t *value_json(const struct rs_query_ctx *ctx, const struct rs_metric_def *def,
                           json_t *dims, enum rs_grain grain, int64_t bucket,
                           const struct rs_metric_value *v)
@@ -183,6 +205,9 @@ static json_t *value_json(const struct rs_query_ctx *ctx, const struct rs_metric
     json_object_set_new(o, "p75", json_real(v->p75));
     json_object_set_new(o, "p90", json_real(v->p90));
     json_object_set_new(o, "pct_within", json_real(v->pct_within));
+    if (value2_name(def->id) != NULL) {
+        json_object_set_new(o, value2_name(def->id), json_real(v->value2));
+    }
     json_object_set_new(o, "status", json_string(v->provisional ? "provisional" : "final"));
     json_object_set_new(o, "low_confidence", json_boolean(v->low_confidence));
     return o;
