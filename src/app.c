@@ -34,7 +34,7 @@
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
-#define ALERT_SERIES_MAX 64 /* (rule, level) pairs counted for /metrics */
+#define ALERT_SERIES_MAX   64 /* (rule, level) pairs counted for /metrics */
 #define OUTBOX_HEADERS_MAX 6
 
 struct part {
@@ -78,7 +78,7 @@ struct rs_app {
     struct rs_http *http;
     struct rs_app_counters counters;
     struct app_stats stats;
-    bool clock_firing;      /* inside body_tick: alerts fired by the wall clock */
+    bool clock_firing;        /* inside body_tick: alerts fired by the wall clock */
     struct rs_err *batch_err; /* the open batch's error, for callbacks that have none */
 
     struct part *parts;
@@ -256,7 +256,8 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
     uint64_t seq;
 
     count_alert(&app->stats, alert);
-    if (app->clock_firing && alert->kind <= RS_ALERT_CRITICAL && alert->kind != RS_ALERT_RECOVERED) {
+    if (app->clock_firing && alert->kind <= RS_ALERT_CRITICAL &&
+        alert->kind != RS_ALERT_RECOVERED) {
         rs_histogram_observe(&app->stats.fire_lag_ms, (double)(now_ms(app) - alert->level_at_ms));
     }
 
@@ -291,13 +292,11 @@ static int emit_metric(void *opaque, const struct rs_agg_key *key, const struct 
     rs_buf_reset(&app->payload);
     rs_metric_update_encode(&app->metrics.cfg, key, cell, part_watermark(app, key->partition),
                             &app->mkey, &app->payload);
-    record_begin(&app->record, DEST_METRICS, 0,
-                 (struct rs_bytes){ app->mkey.data, app->mkey.len });
+    record_begin(&app->record, DEST_METRICS, 0, (struct rs_bytes){ app->mkey.data, app->mkey.len });
     rs_buf_append(&app->record, &none, 1);
     rs_buf_append(&app->record, app->payload.data, app->payload.len);
-    rc = rs_store_outbox_append(app->store,
-                                (struct rs_bytes){ app->record.data, app->record.len }, &seq,
-                                app->batch_err != NULL ? app->batch_err : &err);
+    rc = rs_store_outbox_append(app->store, (struct rs_bytes){ app->record.data, app->record.len },
+                                &seq, app->batch_err != NULL ? app->batch_err : &err);
     if (rc == 0) {
         app->stats.metric_updates++;
     }
@@ -474,11 +473,9 @@ static int fire_partition(struct rs_app *app, int32_t id, struct part *p, int64_
     }
     /* The rules first: their pass puts SLA-01's due timers back, and SLA-01's pass (which
      * takes every due timer) then finds only its own and leaves the next deadline of all. */
-    rc = rs_rules_fire(&app->rules, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
-                       err);
+    rc = rs_rules_fire(&app->rules, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
     if (rc >= 0) {
-        rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms,
-                         err);
+        rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
     }
     return rc < 0 ? rc : 0;
 }
@@ -1467,10 +1464,10 @@ int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum r
     if (rc != 0) {
         return rc;
     }
-    rc = rs_metrics_read(&app->metrics.cfg, app->store, def,
-                         (struct rs_str){ dims != NULL ? dims : "", dims != NULL ? strlen(dims) : 0 },
-                         grain, rs_bucket_start(app->zone, grain, t_ms), n > 0 ? ids : NULL, n,
-                         wm, out, err);
+    rc = rs_metrics_read(
+        &app->metrics.cfg, app->store, def,
+        (struct rs_str){ dims != NULL ? dims : "", dims != NULL ? strlen(dims) : 0 }, grain,
+        rs_bucket_start(app->zone, grain, t_ms), n > 0 ? ids : NULL, n, wm, out, err);
     rs_store_read_end(app->store);
     return rc;
 }

@@ -223,8 +223,7 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
         } else if (cli->command == RS_CMD_INSPECT && strcmp(a, "--table") == 0) {
             cli->table = true;
         } else if (cli->command == RS_CMD_INSPECT && a[0] != '-' && cli->what == NULL) {
-            static const char *const whats[] = { "summary", "metrics", "metric", "series",
-                                                 "open" };
+            static const char *const whats[] = { "summary", "metrics", "metric", "series", "open" };
             size_t w;
 
             for (w = 0; w < sizeof(whats) / sizeof(whats[0]) && strcmp(a, whats[w]) != 0; w++) {

@@ -35,7 +35,7 @@
 /* Variables under ENV_PREFIX are ours, so one that names no key is an error (config.h). */
 #define ENV_PREFIX       "REVSTREAM_"
 #define ENV_KAFKA_PREFIX "REVSTREAM_KAFKA_"
-#define KAFKA_PREFIX     "kafka." /* the keys handed to librdkafka */
+#define KAFKA_PREFIX     "kafka."                         /* the keys handed to librdkafka */
 #define STAGE_PREFIX     "sla.stalled_opportunity.stage." /* per-stage SLA-03 thresholds */
 
 /* Duration units; int64_t from the start so that 365 * MS_PER_D cannot overflow an int. */
@@ -70,7 +70,8 @@ struct key_spec {
 #define TIER_FIELD(tier) \
     (offsetof(struct rs_config, lead_threshold_ms) + (size_t)(tier) * sizeof(int64_t))
 
-#define ENABLED_FIELD(rule) (offsetof(struct rs_config, sla_enabled) + (size_t)(rule) * sizeof(bool))
+#define ENABLED_FIELD(rule) \
+    (offsetof(struct rs_config, sla_enabled) + (size_t)(rule) * sizeof(bool))
 #define ONBOARD_FIELD(i) (offsetof(struct rs_config, onboarding_ms) + (size_t)(i) * sizeof(int64_t))
 #define WINDOW_FIELD(i) \
     (offsetof(struct rs_config, funnel_window_ms) + (size_t)(i) * sizeof(int64_t))
@@ -114,8 +115,8 @@ static const struct key_spec key_specs[] = {
     { "sla.mql_acceptance.threshold", KEY_DURATION, FIELD(mql_acceptance_ms), 1, 365 * MS_PER_D,
       "9h" },
     { "sla.stalled_opportunity.enabled", KEY_BOOL, ENABLED_FIELD(3), 0, 0, "true" },
-    { "sla.stalled_opportunity.threshold", KEY_DURATION, FIELD(stalled_opp_ms), 1,
-      365 * MS_PER_D, "30d" },
+    { "sla.stalled_opportunity.threshold", KEY_DURATION, FIELD(stalled_opp_ms), 1, 365 * MS_PER_D,
+      "30d" },
     { "sla.handoff.enabled", KEY_BOOL, ENABLED_FIELD(4), 0, 0, "true" },
     { "sla.handoff.threshold", KEY_DURATION, FIELD(handoff_ms), 1, 365 * MS_PER_D, "18h" },
     { "sla.onboarding.enabled", KEY_BOOL, ENABLED_FIELD(5), 0, 0, "true" },
@@ -124,21 +125,18 @@ static const struct key_spec key_specs[] = {
     { "sla.onboarding.enterprise", KEY_DURATION, ONBOARD_FIELD(2), 1, 730 * MS_PER_D, "90d" },
     { "sla.onboarding.default", KEY_DURATION, ONBOARD_FIELD(3), 1, 730 * MS_PER_D, "60d" },
     { "sla.freshness.enabled", KEY_BOOL, ENABLED_FIELD(7), 0, 0, "true" },
-    { "sla.freshness.silence", KEY_DURATION, FIELD(freshness_silence_ms), 1, 30 * MS_PER_D,
-      "60m" },
+    { "sla.freshness.silence", KEY_DURATION, FIELD(freshness_silence_ms), 1, 30 * MS_PER_D, "60m" },
     { "sla.freshness.lag_p95", KEY_DURATION, FIELD(freshness_lag_ms), 1, 30 * MS_PER_D, "15m" },
     { "metrics.funnel_window.lead_mql", KEY_DURATION, WINDOW_FIELD(0), 1, 730 * MS_PER_D, "30d" },
     { "metrics.funnel_window.mql_sql", KEY_DURATION, WINDOW_FIELD(1), 1, 730 * MS_PER_D, "30d" },
     { "metrics.funnel_window.sql_opp", KEY_DURATION, WINDOW_FIELD(2), 1, 730 * MS_PER_D, "30d" },
-    { "metrics.funnel_window.opp_won", KEY_DURATION, WINDOW_FIELD(3), 1, 730 * MS_PER_D,
-      "180d" },
-    { "metrics.reopen_same_opportunity", KEY_DURATION, FIELD(reopen_same_opp_ms), 0,
-      365 * MS_PER_D, "30d" },
+    { "metrics.funnel_window.opp_won", KEY_DURATION, WINDOW_FIELD(3), 1, 730 * MS_PER_D, "180d" },
+    { "metrics.reopen_same_opportunity", KEY_DURATION, FIELD(reopen_same_opp_ms), 0, 365 * MS_PER_D,
+      "30d" },
     { "metrics.lateness.ops", KEY_DURATION, FIELD(lateness_ops_ms), 0, 365 * MS_PER_D, "2d" },
     { "metrics.lateness.sales", KEY_DURATION, FIELD(lateness_sales_ms), 0, 365 * MS_PER_D, "7d" },
     { "metrics.min_n", KEY_U32, FIELD(min_n), 1, 1000000, "10" },
-    { "metrics.onboarding_start", KEY_STRING, FIELD(onboarding_start), 0, 0,
-      "handoff_completed" },
+    { "metrics.onboarding_start", KEY_STRING, FIELD(onboarding_start), 0, 0, "handoff_completed" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */

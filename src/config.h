@@ -98,24 +98,24 @@ struct rs_config {
     char *calendar_holidays; /* calendar.holidays, "YYYY-MM-DD,...", default "none" */
 
     /* SLA-02..07 (METRICS.md §5.5); thresholds on the rule's clock. */
-    bool sla_enabled[8];                   /* sla.<rule>.enabled, by enum rs_rule_id */
-    int64_t mql_acceptance_ms;             /* sla.mql_acceptance.threshold, 9h business */
-    int64_t stalled_opp_ms;                /* sla.stalled_opportunity.threshold, 30d */
-    size_t n_stage_thresholds;             /* sla.stalled_opportunity.stage.<name> */
+    bool sla_enabled[8];       /* sla.<rule>.enabled, by enum rs_rule_id */
+    int64_t mql_acceptance_ms; /* sla.mql_acceptance.threshold, 9h business */
+    int64_t stalled_opp_ms;    /* sla.stalled_opportunity.threshold, 30d */
+    size_t n_stage_thresholds; /* sla.stalled_opportunity.stage.<name> */
     char *stage_names[RS_CONFIG_STAGES_MAX];
     int64_t stage_ms[RS_CONFIG_STAGES_MAX];
-    int64_t handoff_ms;                    /* sla.handoff.threshold, 18h business */
-    int64_t onboarding_ms[4];              /* sla.onboarding.{smb,mid_market,enterprise,default} */
-    int64_t freshness_silence_ms;          /* sla.freshness.silence, 60m business */
-    int64_t freshness_lag_ms;              /* sla.freshness.lag_p95, 15m */
+    int64_t handoff_ms;           /* sla.handoff.threshold, 18h business */
+    int64_t onboarding_ms[4];     /* sla.onboarding.{smb,mid_market,enterprise,default} */
+    int64_t freshness_silence_ms; /* sla.freshness.silence, 60m business */
+    int64_t freshness_lag_ms;     /* sla.freshness.lag_p95, 15m */
 
     /* Metrics (METRICS.md §7). */
-    int64_t funnel_window_ms[4];     /* metrics.funnel_window.{lead_mql,mql_sql,sql_opp,opp_won} */
-    int64_t reopen_same_opp_ms;      /* metrics.reopen_same_opportunity, 30d */
-    int64_t lateness_ops_ms;         /* metrics.lateness.ops, 2d */
-    int64_t lateness_sales_ms;       /* metrics.lateness.sales, 7d */
-    uint32_t min_n;                  /* metrics.min_n, 10 */
-    char *onboarding_start;          /* metrics.onboarding_start: handoff_completed, opportunity_won */
+    int64_t funnel_window_ms[4]; /* metrics.funnel_window.{lead_mql,mql_sql,sql_opp,opp_won} */
+    int64_t reopen_same_opp_ms;  /* metrics.reopen_same_opportunity, 30d */
+    int64_t lateness_ops_ms;     /* metrics.lateness.ops, 2d */
+    int64_t lateness_sales_ms;   /* metrics.lateness.sales, 7d */
+    uint32_t min_n;              /* metrics.min_n, 10 */
+    char *onboarding_start;      /* metrics.onboarding_start: handoff_completed, opportunity_won */
 
     /* Where each key outside kafka. was last set; read it with rs_config_origin(). */
     char **origins;

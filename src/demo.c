@@ -26,7 +26,7 @@
 #define FAST_AFTER_MS (30 * 3600 * INT64_C(1000)) /* past the leads' day, the clock runs faster */
 #define FAST_FACTOR   25.0 /* days of pipeline in seconds: stalls, handoffs, onboarding */
 #define HOUR_MS       (3600 * INT64_C(1000))
-#define USD(x)        ((int64_t)(x) * 100) /* minor units */
+#define USD(x)        ((int64_t)(x)*100) /* minor units */
 
 /* One generated message, encoded. */
 struct gen_msg {
@@ -270,9 +270,9 @@ static int64_t generate_pipeline(struct demo *d, uint64_t *s, const char *lead, 
     {
         bool missing_csm = uniform(s) < 0.05;
         /* Two business days is about 2.8 calendar days: a fifth are late. */
-        int64_t done = t + (int64_t)((uniform(s) < 0.8 ? 0.2 + 1.5 * uniform(s)
-                                                        : 3.5 + 2 * uniform(s)) *
-                                     (double)DAY_MS);
+        int64_t done =
+            t + (int64_t)((uniform(s) < 0.8 ? 0.2 + 1.5 * uniform(s) : 3.5 + 2 * uniform(s)) *
+                          (double)DAY_MS);
 
         envelope(&ev, RS_EV_HANDOFF_STARTED, id, sizeof(id), lead, "handoff-s", t + HOUR_MS,
                  account);
@@ -301,8 +301,7 @@ static int64_t generate_pipeline(struct demo *d, uint64_t *s, const char *lead, 
         for (size_t k = 0; k < sizeof(milestones) / sizeof(milestones[0]); k++) {
             t += (int64_t)((0.5 + (k == 0 ? 1 : 4) * uniform(s)) * (double)DAY_MS);
             if (pause && k == 1) {
-                envelope(&ev, RS_EV_ONBOARDING_PAUSED, id, sizeof(id), lead, "paused", t,
-                         account);
+                envelope(&ev, RS_EV_ONBOARDING_PAUSED, id, sizeof(id), lead, "paused", t, account);
                 ev.u.onboarding_pause.account_id = S(account);
                 ev.u.onboarding_pause.reason = S("waiting_on_customer");
                 add_event(d, &ev, account);

@@ -333,10 +333,10 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
  * - money (`*_minor`) is an integer: amounts >= 0, quota_minor > 0; `currency` is exactly three
  *   ASCII upper-case letters; `period` is "YYYY-MM" (year 1970..9999, month 01..12);
  *   `ramp_schedule` (optional) is an array of at most RS_RAMP_MAX integers in
- *   0..RS_RAMP_PCT_MAX (absent or empty means no ramp); anything else in range or size is RS_FAULT_BAD_VALUE.
- * On failure the contents of *ev are unspecified (partly this payload, partly the last).
- * Ownership: the strings in *ev borrow `data` and the decoder's zone; both stay valid until
- * the next rs_event_decode() on this decoder or until `data` is freed, whichever comes first.
+ *   0..RS_RAMP_PCT_MAX (absent or empty means no ramp); anything else in range or size is
+ * RS_FAULT_BAD_VALUE. On failure the contents of *ev are unspecified (partly this payload, partly
+ * the last). Ownership: the strings in *ev borrow `data` and the decoder's zone; both stay valid
+ * until the next rs_event_decode() on this decoder or until `data` is freed, whichever comes first.
  * (Today they point into `data` only, since msgpack-c does not copy str payloads; do not rely
  * on that.)
  */

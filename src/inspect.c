@@ -62,7 +62,8 @@ static json_t *summary_json(const struct rs_config *cfg, struct rs_store *st,
     json_object_set_new(leads, "running", json_integer((json_int_t)ls->running));
     json_object_set_new(leads, "breached", json_integer((json_int_t)ls->breached));
     json_object_set_new(leads, "met", json_integer((json_int_t)ls->met));
-    json_object_set_new(leads, "breached_then_met", json_integer((json_int_t)ls->breached_then_met));
+    json_object_set_new(leads, "breached_then_met",
+                        json_integer((json_int_t)ls->breached_then_met));
     json_object_set_new(leads, "cancelled", json_integer((json_int_t)ls->cancelled));
     json_object_set_new(leads, "p50_response_ms", json_real(ls->p50_response_ms));
     json_object_set_new(leads, "p90_response_ms", json_real(ls->p90_response_ms));

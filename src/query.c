@@ -7,11 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
-#define SERIES_MAX   400 /* buckets in one series answer */
-#define OPEN_LIMIT   100 /* default open instances in one answer */
-#define OPEN_MAX     10000
-#define PARAM_SHOWN  64 /* bytes of a bad parameter value quoted back */
-#define DIM_PAIRS    8
+#define SERIES_MAX  400 /* buckets in one series answer */
+#define OPEN_LIMIT  100 /* default open instances in one answer */
+#define OPEN_MAX    10000
+#define PARAM_SHOWN 64 /* bytes of a bad parameter value quoted back */
+#define DIM_PAIRS   8
 
 static const char *param(const struct rs_query_params *p, const char *name)
 {
@@ -32,8 +32,9 @@ static int parse_name(const struct rs_query_params *p, const struct rs_metric_de
     const char *name = param(p, "name");
 
     if (name == NULL) {
-        return rs_err_set(err, RS_EINVAL, "parameter 'name': missing; one of the metrics of "
-                                          "/api/metrics");
+        return rs_err_set(err, RS_EINVAL,
+                          "parameter 'name': missing; one of the metrics of "
+                          "/api/metrics");
     }
     *def = rs_metric_by_name(name, strlen(name));
     if (*def == NULL) {
@@ -81,9 +82,8 @@ static bool key_allowed(const struct rs_metric_def *def, const char *key, size_t
 }
 
 /* "k=v,k=v" -> canonical dims in out. */
-static int parse_dims(const struct rs_query_params *p, const struct rs_metric_def *def,
-                      char *out, size_t size, struct rs_str *dims, json_t *echo,
-                      struct rs_err *err)
+static int parse_dims(const struct rs_query_params *p, const struct rs_metric_def *def, char *out,
+                      size_t size, struct rs_str *dims, json_t *echo, struct rs_err *err)
 {
     const char *d = param(p, "dims");
     struct rs_str pairs[DIM_PAIRS][2];
@@ -294,7 +294,8 @@ int rs_query_series(const struct rs_query_ctx *ctx, const struct rs_query_params
     echo = json_object();
     rc = parse_dims(params, def, dbuf, sizeof(dbuf), &dims, echo, err);
     points = json_array();
-    for (int64_t b = from, n = 0; rc == 0 && b <= to; b = rs_bucket_end(ctx->mcfg->zone, grain, b)) {
+    for (int64_t b = from, n = 0; rc == 0 && b <= to;
+         b = rs_bucket_end(ctx->mcfg->zone, grain, b)) {
         struct rs_metric_value v;
 
         if (++n > SERIES_MAX) {
@@ -361,9 +362,9 @@ static int on_open(void *opaque, const struct rs_sla_open *o)
     item = json_object();
     json_object_set_new(item, "sla_type", json_string(o->sla_type));
     json_object_set_new(item, "entity_id", json_stringn(o->entity_id.ptr, o->entity_id.len));
-    json_object_set_new(item, "owner_id", rs_str_is_set(o->owner_id)
-                                              ? json_stringn(o->owner_id.ptr, o->owner_id.len)
-                                              : json_null());
+    json_object_set_new(item, "owner_id",
+                        rs_str_is_set(o->owner_id) ? json_stringn(o->owner_id.ptr, o->owner_id.len)
+                                                   : json_null());
     json_object_set_new(item, "status", json_string(o->status));
     json_object_set_new(item, "partition", json_integer(o->partition));
     json_object_set_new(item, "start_at", json_integer(o->start_ms));
@@ -424,7 +425,8 @@ int rs_query_open(const struct rs_query_ctx *ctx, const struct rs_query_params *
         return rc;
     }
     *out = json_object();
-    json_object_set_new(*out, "rule", rule != 0 ? json_string(rs_rule_sla_type(rule)) : json_null());
+    json_object_set_new(*out, "rule",
+                        rule != 0 ? json_string(rs_rule_sla_type(rule)) : json_null());
     json_object_set_new(*out, "owner", owner_s != NULL ? json_string(owner_s) : json_null());
     json_object_set_new(*out, "total", json_integer((json_int_t)c.total));
     json_object_set_new(*out, "truncated", json_boolean(c.total > c.limit));

@@ -36,7 +36,7 @@
 #define MIN        (60 * INT64_C(1000))
 #define HOUR       (60 * MIN)
 #define DAY        (24 * HOUR)
-#define USD(x)     ((int64_t)(x) * 100)
+#define USD(x)     ((int64_t)(x)*100)
 
 struct env {
     const char *brokers;
@@ -181,8 +181,8 @@ struct queued_line {
     char text[768];
 };
 
-__attribute__((format(printf, 4, 5))) static void line(struct env *e, const char *type,
-                                                       int64_t ts, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void line(struct env *e, const char *type, int64_t ts,
+                                                       const char *fmt, ...)
 {
     struct queued_line *q;
     va_list ap;
@@ -195,8 +195,8 @@ __attribute__((format(printf, 4, 5))) static void line(struct env *e, const char
     q = &queue[queue_n];
     q->ts = ts;
     q->order = queue_n++;
-    n = snprintf(q->text, sizeof(q->text), "{\"type\":\"%s\",\"id\":\"e%zu\",\"ts\":%lld,",
-                 type, ++e->n_lines, (long long)ts);
+    n = snprintf(q->text, sizeof(q->text), "{\"type\":\"%s\",\"id\":\"e%zu\",\"ts\":%lld,", type,
+                 ++e->n_lines, (long long)ts);
     va_start(ap, fmt);
     n += vsnprintf(q->text + n, sizeof(q->text) - (size_t)n, fmt, ap);
     va_end(ap);
@@ -317,8 +317,7 @@ static void wait_applied(struct env *e, const char *day)
     char query[128];
     int64_t deadline = rs_tb_now_ms() + 60000;
 
-    (void)snprintf(query, sizeof(query), "/api/metric?name=speed_to_lead&grain=day&bucket=%s",
-                   day);
+    (void)snprintf(query, sizeof(query), "/api/metric?name=speed_to_lead&grain=day&bucket=%s", day);
     for (;;) {
         char *body = NULL;
         int status = rs_test_http_get(e->port, query, &body, 2000);
@@ -444,9 +443,9 @@ static void on_alert_msg(void *opaque, const rd_kafka_message_t *m)
         as->cap = as->cap == 0 ? 1024 : as->cap * 2;
         as->lines = realloc(as->lines, as->cap * sizeof(*as->lines));
     }
-    (void)snprintf(as->lines[as->n++], sizeof(as->lines[0]), "%.6s|%.*s|%s|%.*s",
-                   a.sla_type.ptr, (int)a.entity_id.len, a.entity_id.ptr,
-                   rs_alert_kind_name(a.kind), (int)a.level.len, a.level.ptr);
+    (void)snprintf(as->lines[as->n++], sizeof(as->lines[0]), "%.6s|%.*s|%s|%.*s", a.sla_type.ptr,
+                   (int)a.entity_id.len, a.entity_id.ptr, rs_alert_kind_name(a.kind),
+                   (int)a.level.len, a.level.ptr);
 }
 
 static bool has_alert(const struct alert_set *as, const char *want)
@@ -566,8 +565,8 @@ static void timeline(struct env *e)
              "\"rep_id\":\"R%c\",\"start_date\":%lld,\"role\":\"ae\",\"team_id\":\"team-x\"", r,
              (long long)(ramping ? utc(2027, 5, 1, 0, 0) : utc(2026, 1, 1, 0, 0)));
         line(e, "rep.quota_set", utc(2027, 1, 15, 10, 1),
-             "\"rep_id\":\"R%c\",\"period\":\"%s\",\"quota_minor\":%lld,\"currency\":\"USD\"%s",
-             r, ramping ? "2027-05" : "2027-01", (long long)USD(150000),
+             "\"rep_id\":\"R%c\",\"period\":\"%s\",\"quota_minor\":%lld,\"currency\":\"USD\"%s", r,
+             ramping ? "2027-05" : "2027-01", (long long)USD(150000),
              ramping ? ",\"ramp_schedule\":[50,50]" : "");
     }
     /* R1's bookings for M15: Feb $10k, Mar $20k (O1), Apr $35k, May $52k (the five M13 deals). */
@@ -588,7 +587,7 @@ static void timeline(struct env *e)
             int mo, d;
             int64_t amount;
         } may[] = {
-            { "O5E", "acct-8", 2, 4, USD(18000) },  { "O5D", "acct-9", 3, 11, USD(12000) },
+            { "O5E", "acct-8", 2, 4, USD(18000) },   { "O5D", "acct-9", 3, 11, USD(12000) },
             { "O5C", "acct-10", 3, 30, USD(10000) }, { "O5B", "acct-11", 4, 5, USD(7000) },
             { "O5A", "acct-12", 4, 20, USD(5000) },
         };
@@ -743,8 +742,7 @@ static void assert_api_edges(struct env *e)
     bool o5e = false, o5a = false;
 
     /* A time series: May and June of handoff completion. */
-    v = get_json(e, "/api/series?name=handoff_completion&grain=month&from=2027-05&to=2027-06",
-                 200);
+    v = get_json(e, "/api/series?name=handoff_completion&grain=month&from=2027-05&to=2027-06", 200);
     assert_int_equal(json_array_size(json_object_get(v, "points")), 2);
     json_decref(v);
     /* Open SLA instances: O5E's handoff never completed; O5A's did. */
@@ -851,12 +849,11 @@ static void assert_metrics_topic(struct env *e)
 static void assert_inspect(struct env *e)
 {
     char out[4200];
-    const char *args[] = { RS_BINARY, "inspect",   "-c",      e->config, "metric", "--name",
+    const char *args[] = { RS_BINARY,  "inspect", "-c",    e->config,  "metric",  "--name",
                            "win_rate", "--grain", "month", "--bucket", "2027-03", NULL };
-    const char *table[] = { RS_BINARY, "inspect", "-c", e->config, "--table", "open", "--rule",
-                            "SLA-04",  NULL };
-    const char *bad[] = { RS_BINARY, "inspect", "-c", e->config, "metric", "--name", "nope",
-                          NULL };
+    const char *table[] = { RS_BINARY, "inspect", "-c",     e->config, "--table",
+                            "open",    "--rule",  "SLA-04", NULL };
+    const char *bad[] = { RS_BINARY, "inspect", "-c", e->config, "metric", "--name", "nope", NULL };
     char *text;
     json_t *v;
 
@@ -947,8 +944,8 @@ static void test_freshness_alerts_a_silent_source_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_funnel_metrics_and_slas_through_the_broker,
-                                        env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_funnel_metrics_and_slas_through_the_broker, env_setup,
+                                        env_teardown),
         cmocka_unit_test_setup_teardown(test_freshness_alerts_a_silent_source_live, env_setup,
                                         env_teardown),
     };

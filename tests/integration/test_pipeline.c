@@ -110,8 +110,7 @@ static void write_config_to(struct env *e, const char *path, const char *state_d
             "log.level = warn\n"
             "%s",
             e->brokers, e->group, e->group, instance, e->events, e->alerts, e->dlq, e->metrics,
-            state_dir,
-            extra != NULL ? extra : "");
+            state_dir, extra != NULL ? extra : "");
     assert_int_equal(fclose(f), 0);
 }
 

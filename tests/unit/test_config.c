@@ -532,7 +532,8 @@ static void test_config_load_duplicate_key_is_rejected(void **state)
                                &path),
                      RS_ECONFIG);
     assert_msg_at(&fx->err, path, 3,
-                  "key 'batch.max_events': already set on line 1 (only kafka.* and per-stage keys may repeat)");
+                  "key 'batch.max_events': already set on line 1 (only kafka.* and per-stage keys "
+                  "may repeat)");
 }
 
 static void test_config_load_same_topic_twice_names_both_keys(void **state)

@@ -348,9 +348,8 @@ static const struct mpb_kv rep_onboarded_min[] = {
 };
 
 static const struct mpb_kv quota_set_min[] = {
-    MPB_S("type", "rep.quota_set"), MPB_S("id", "ev-20"),
-    MPB_I("ts", 1704067200000),     MPB_S("rep_id", "rep_42"),
-    MPB_S("period", "2024-01"),     MPB_I("quota_minor", 1),
+    MPB_S("type", "rep.quota_set"), MPB_S("id", "ev-20"),       MPB_I("ts", 1704067200000),
+    MPB_S("rep_id", "rep_42"),      MPB_S("period", "2024-01"), MPB_I("quota_minor", 1),
     MPB_S("currency", "USD"),
 };
 
