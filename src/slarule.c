@@ -1381,9 +1381,6 @@ int rs_rules_apply(struct rs_rules *r, struct rs_store *st, uint32_t partition,
         if (!tr->when(ev, &o, &f) || !rs_str_is_set(f.entity) || f.entity.len == 0) {
             continue;
         }
-        if (tr->action == ACT_HEARTBEAT && received_ms > 0) {
-            t = received_ms;
-        }
         rc = run(&c, tr->action, tr->rule, &f, t, received_ms > 0 ? received_ms : ev->ts_ms);
         if (rc != 0) {
             return rc;

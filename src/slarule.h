@@ -45,12 +45,16 @@
  *   outcome already reported (M14: a reversed win leaves the denominator).
  * - SLA-05: pause and resume apply from their own time, in arrival order; a stop settles
  *   every level against the deadlines net of all pauses.
- * - SLA-07: the entity is the event's `source` ("default" when absent) and the time is the
- *   receive time. Before a silence level fires, the same source's instances in the other
- *   partitions of this store are read: if one heard from the source later, this instance
- *   takes that time instead of alerting, so a quiet partition alone never alarms (partitions
- *   owned by another process are not seen). The ingest lag is the P95 (type 7) of the last 64
- *   lags (receive - event time), judged from 20 samples on; "L1_ingest_lag" and
+ * - SLA-07: the entity is the event's `source` ("default" when absent) and the silence is
+ *   measured in event time, like every other clock here: the deadline is the source's latest
+ *   event time plus the threshold, and the watermark fires it (the wall clock, once caught
+ *   up), so a replay of the same events gives the same alerts and a stream whose event times
+ *   run ahead of the brokers' clocks is not silent. A source whose events arrive late, not
+ *   rarely, is the ingest-lag rule's case. Before a silence level fires, the same source's
+ * instances in the other partitions of this store are read: if one heard from the source later,
+ * this instance takes that time instead of alerting, so a quiet partition alone never alarms
+ * (partitions owned by another process are not seen). The ingest lag is the P95 (type 7) of the
+ * last 64 lags (receive - event time), judged from 20 samples on; "L1_ingest_lag" and
  *   "resolved_ingest_lag" alerts carry their own episode number as attempt.
  *
  * Threads: the loop thread, inside the caller's store batch.

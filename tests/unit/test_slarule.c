@@ -722,9 +722,9 @@ static void test_freshness_silence_alerts_then_recovers(void **state)
     struct fixture *f = *state;
 
     f->r.cfg.freshness.enabled = true;
-    from_source(f, 0, "crm", T0 - MIN, T0);
+    from_source(f, 0, "crm", T0, T0);
     assert_int_equal(f->next_deadline, T0 + 60 * MIN + 1);
-    from_source(f, 0, "crm", T0 + 29 * MIN, T0 + 30 * MIN); /* moves the window */
+    from_source(f, 0, "crm", T0 + 30 * MIN, T0 + 30 * MIN); /* moves the window */
     /* The timer stays at the old window's end and moves when it fires there. */
     assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "crm"), T0 + 60 * MIN + 1);
     assert_int_equal(fire(f, T0 + 61 * MIN), 1);
@@ -740,7 +740,7 @@ static void test_freshness_silence_alerts_then_recovers(void **state)
     assert_int_equal(f->alerts[0].elapsed_ms, 60 * MIN);
     assert_outcome(&f->outcomes[0], "breached", +1, 1, 60 * MIN);
 
-    from_source(f, 0, "crm", T0 + 119 * MIN, T0 + 120 * MIN);
+    from_source(f, 0, "crm", T0 + 120 * MIN, T0 + 120 * MIN);
     assert_int_equal(f->n, 2);
     assert_int_equal(f->alerts[1].kind, RS_ALERT_RECOVERED);
     assert_int_equal(f->n_out, 3);
@@ -748,8 +748,21 @@ static void test_freshness_silence_alerts_then_recovers(void **state)
     assert_outcome(&f->outcomes[2], "breached_then_met", +1, 1, 90 * MIN);
     assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "crm"), T0 + 180 * MIN + 1);
 
-    from_source(f, 0, NULL, T0, T0 + 121 * MIN);
+    from_source(f, 0, NULL, T0 + 121 * MIN, T0 + 121 * MIN);
     assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "default"), T0 + 181 * MIN + 1);
+}
+
+/* Silence is measured in event time: a stream whose events run a day ahead of the brokers'
+ * clock (or a replay, whose events are old) is judged by its own timeline. */
+static void test_freshness_silence_runs_on_event_time(void **state)
+{
+    struct fixture *f = *state;
+
+    f->r.cfg.freshness.enabled = true;
+    from_source(f, 0, "crm", T0 + 24 * 60 * MIN, T0);
+    assert_int_equal(timer_of(f, RS_RULE_DATA_FRESHNESS, "crm"), T0 + (24 * 60 + 60) * MIN + 1);
+    assert_int_equal(fire(f, T0 + 61 * MIN), 0);
+    assert_int_equal(f->n, 0);
 }
 
 static void test_freshness_quiet_partition_alone_does_not_alarm(void **state)
@@ -941,6 +954,7 @@ int main(void)
         T(test_onboarding_pause_pushes_every_level),
         T(test_onboarding_threshold_follows_segment),
         T(test_freshness_silence_alerts_then_recovers),
+        T(test_freshness_silence_runs_on_event_time),
         T(test_freshness_quiet_partition_alone_does_not_alarm),
         T(test_freshness_ingest_lag_alerts_and_resolves),
         T(test_stale_timers_are_ignored),
