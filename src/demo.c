@@ -535,7 +535,12 @@ static int on_tail_batch(void *opaque, const struct rs_msg *msgs, size_t n)
             continue;
         }
         at = a.evaluated_at_ms - SIM_START_MS;
-        format_duration(elapsed, sizeof(elapsed), a.elapsed_ms);
+        /* On a business calendar the level is reached in business time: show that. */
+        format_duration(elapsed, sizeof(elapsed),
+                        a.calendar_id.ptr != NULL ? a.elapsed_business_ms : a.elapsed_ms);
+        if (a.calendar_id.ptr != NULL) {
+            strncat(elapsed, " business", sizeof(elapsed) - strlen(elapsed) - 1);
+        }
         format_duration(threshold, sizeof(threshold), a.threshold_ms);
         printf("  day %2" PRId64 " %02" PRId64 ":%02" PRId64 "  %.*s %-14s %-13.*s %-11.*s "
                "%-10.*s owner %-7.*s threshold %-6s elapsed %s\n",
