@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include "mem.h"
+#include "record.h"
 
 #include <assert.h>
 #include <glib.h>
@@ -151,18 +152,6 @@ static void rec_init(struct rec *r)
     r->found = false;
 }
 
-static struct rs_bytes entity_key(uint8_t *buf, uint32_t partition, uint8_t kind, struct rs_str id)
-{
-    size_t len = id.len < RS_EVENT_ID_MAX ? id.len : RS_EVENT_ID_MAX;
-
-    rs_store_put_u32(buf, partition);
-    buf[4] = kind;
-    if (len > 0) {
-        memcpy(buf + 5, id.ptr, len);
-    }
-    return (struct rs_bytes){ buf, 5 + len };
-}
-
 /* Layout: version, REC_INTS, the ints big-endian, then REC_STRS strings as u16 length
  * (STR_UNSET: unset) and bytes. Keep in sync with rec_decode(). */
 static size_t rec_encode(const struct rec *r, uint8_t *out)
@@ -238,7 +227,7 @@ static int rec_load(struct rs_store *st, uint32_t partition, uint8_t kind, struc
     int rc;
 
     rec_init(r);
-    rc = rs_store_get(st, RS_DB_ENTITIES, entity_key(kbuf, partition, kind, id), &val, err);
+    rc = rs_store_get(st, RS_DB_ENTITIES, rs_entity_key(kbuf, partition, kind, id), &val, err);
     if (rc == RS_ENOTFOUND) {
         rs_err_clear(err);
         return 0;
@@ -256,7 +245,7 @@ static int rec_save(struct rs_store *st, uint32_t partition, uint8_t kind, struc
     uint8_t vbuf[REC_MAX];
     size_t len = rec_encode(r, vbuf);
 
-    return rs_store_put(st, RS_DB_ENTITIES, entity_key(kbuf, partition, kind, id),
+    return rs_store_put(st, RS_DB_ENTITIES, rs_entity_key(kbuf, partition, kind, id),
                         (struct rs_bytes){ vbuf, len }, err);
 }
 

@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "record.h"
 #include "timer.h"
 
 #include <math.h>
@@ -16,7 +17,6 @@
 #define RECORD_VERSION 1
 #define STR_MAX        1024 /* longest id or label kept on a lead record; longer ones are cut */
 #define RECORD_MAX     (40 + 5 * (2 + STR_MAX))
-#define ENTITY_KEY_MAX (5 + RS_TIMER_ENTITY_MAX)
 
 static const char SLA_TYPE[] = "SLA-01_speed_to_lead";
 
@@ -62,43 +62,6 @@ void rs_sla_init(struct rs_sla *sla, const struct rs_sla_config *cfg, rs_sla_emi
     sla->opaque = opaque;
 }
 
-static struct rs_bytes lead_key(uint8_t *buf, uint32_t partition, struct rs_str id)
-{
-    size_t len = id.len < RS_TIMER_ENTITY_MAX ? id.len : RS_TIMER_ENTITY_MAX;
-
-    rs_store_put_u32(buf, partition);
-    buf[4] = KIND_LEAD;
-    memcpy(buf + 5, id.ptr, len);
-    return (struct rs_bytes){ buf, 5 + len };
-}
-
-static uint8_t *put_str(uint8_t *p, struct rs_str s)
-{
-    size_t len = s.ptr == NULL ? 0 : (s.len < STR_MAX ? s.len : STR_MAX);
-
-    p[0] = (uint8_t)(len >> 8);
-    p[1] = (uint8_t)len;
-    if (len > 0) {
-        memcpy(p + 2, s.ptr, len);
-    }
-    return p + 2 + len;
-}
-
-static const uint8_t *get_str(const uint8_t *p, const uint8_t *end, struct rs_str *s)
-{
-    size_t len;
-
-    if (p == NULL || end - p < 2) {
-        return NULL;
-    }
-    len = (size_t)p[0] << 8 | p[1];
-    if ((size_t)(end - p - 2) < len) {
-        return NULL;
-    }
-    *s = (struct rs_str){ len > 0 ? (const char *)p + 2 : NULL, len };
-    return p + 2 + len;
-}
-
 /* Layout: version tier status fired flags pad(3) attempt(4) created(8) touched(8) threshold(8),
  * then five length-prefixed strings. Keep in sync with lead_decode(). */
 static size_t lead_encode(const struct lead *l, uint8_t *out)
@@ -116,11 +79,11 @@ static size_t lead_encode(const struct lead *l, uint8_t *out)
     rs_store_put_u64(p + 20, (uint64_t)l->touched_ms);
     rs_store_put_u64(p + 28, (uint64_t)l->threshold_ms);
     p += 36;
-    p = put_str(p, l->owner);
-    p = put_str(p, l->channel);
-    p = put_str(p, l->segment);
-    p = put_str(p, l->account);
-    p = put_str(p, l->tenant);
+    p = rs_rec_put_str(p, l->owner, STR_MAX);
+    p = rs_rec_put_str(p, l->channel, STR_MAX);
+    p = rs_rec_put_str(p, l->segment, STR_MAX);
+    p = rs_rec_put_str(p, l->account, STR_MAX);
+    p = rs_rec_put_str(p, l->tenant, STR_MAX);
     return (size_t)(p - out);
 }
 
@@ -145,11 +108,11 @@ static int lead_decode(struct lead *l, struct rs_bytes val, struct rs_err *err)
     l->touched_ms = (int64_t)rs_store_get_u64(p + 20);
     l->threshold_ms = (int64_t)rs_store_get_u64(p + 28);
     p += 36;
-    p = get_str(p, end, &l->owner);
-    p = get_str(p, end, &l->channel);
-    p = get_str(p, end, &l->segment);
-    p = get_str(p, end, &l->account);
-    p = get_str(p, end, &l->tenant);
+    p = rs_rec_get_str(p, end, &l->owner);
+    p = rs_rec_get_str(p, end, &l->channel);
+    p = rs_rec_get_str(p, end, &l->segment);
+    p = rs_rec_get_str(p, end, &l->account);
+    p = rs_rec_get_str(p, end, &l->tenant);
     if (p == NULL || l->tier >= RS_TIER__COUNT || l->status > ST_CANCELLED) {
         return rs_err_set(err, RS_ESTORE, "lead record is corrupt");
     }
@@ -160,9 +123,10 @@ static int lead_decode(struct lead *l, struct rs_bytes val, struct rs_err *err)
 static int lead_load(struct rs_store *st, uint32_t partition, struct rs_str id, struct lead *l,
                      struct rs_err *err)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     struct rs_bytes val;
-    int rc = rs_store_get(st, RS_DB_ENTITIES, lead_key(kbuf, partition, id), &val, err);
+    int rc =
+        rs_store_get(st, RS_DB_ENTITIES, rs_entity_key(kbuf, partition, KIND_LEAD, id), &val, err);
 
     if (rc != 0) {
         return rc;
@@ -173,11 +137,11 @@ static int lead_load(struct rs_store *st, uint32_t partition, struct rs_str id, 
 static int lead_save(struct rs_store *st, uint32_t partition, struct rs_str id,
                      const struct lead *l, struct rs_err *err)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     uint8_t vbuf[RECORD_MAX];
     size_t len = lead_encode(l, vbuf);
 
-    return rs_store_put(st, RS_DB_ENTITIES, lead_key(kbuf, partition, id),
+    return rs_store_put(st, RS_DB_ENTITIES, rs_entity_key(kbuf, partition, KIND_LEAD, id),
                         (struct rs_bytes){ vbuf, len }, err);
 }
 
@@ -673,7 +637,7 @@ static int cmp_i64(const void *a, const void *b)
 
 int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err *err)
 {
-    uint8_t from[ENTITY_KEY_MAX + 1];
+    uint8_t from[RS_ENTITY_KEY_MAX + 1];
     size_t from_len = 0;
     int64_t *resp = NULL;
     size_t cap = 0;
@@ -698,7 +662,7 @@ int rs_sla_stats(struct rs_store *st, struct rs_sla_stats *stats, struct rs_err 
             break;
         }
         /* Next seek: the smallest key after this one. */
-        from_len = key.len < ENTITY_KEY_MAX ? key.len : ENTITY_KEY_MAX;
+        from_len = key.len < RS_ENTITY_KEY_MAX ? key.len : RS_ENTITY_KEY_MAX;
         memcpy(from, key.ptr, from_len);
         from[from_len++] = 0;
         if (key.len < 5 || ((const uint8_t *)key.ptr)[4] != KIND_LEAD) {

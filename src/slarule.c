@@ -1,6 +1,7 @@
 #include "slarule.h"
 
 #include "mem.h"
+#include "record.h"
 #include "timer.h"
 
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 #define LAG_MIN        20 /* SLA-07: fewer samples give no P95 worth alerting on */
 #define RECORD_MAX     (HEADER_LEN + 4 * (2 + STR_MAX) + 4 * LAG_RING)
 #define OPP_MAX        (2 + 3 * (2 + STR_MAX))
-#define ENTITY_KEY_MAX (5 + RS_TIMER_ENTITY_MAX)
 #define PAYLOAD_LEN    5 /* level(u8) attempt(u32) */
 #define NO_TIME        INT64_MIN
 #define DEAL_UNKNOWN   0xff
@@ -197,45 +197,6 @@ void rs_rules_init(struct rs_rules *r, const struct rs_rules_config *cfg, rs_sla
 
 /* ---- records ---------------------------------------------------------------------------- */
 
-static struct rs_bytes entity_key(uint8_t *buf, uint32_t partition, uint8_t kind, struct rs_str id)
-{
-    size_t len = id.len < RS_TIMER_ENTITY_MAX ? id.len : RS_TIMER_ENTITY_MAX;
-
-    rs_store_put_u32(buf, partition);
-    buf[4] = kind;
-    if (len > 0) {
-        memcpy(buf + 5, id.ptr, len);
-    }
-    return (struct rs_bytes){ buf, 5 + len };
-}
-
-static uint8_t *put_str(uint8_t *p, struct rs_str s)
-{
-    size_t len = s.ptr == NULL ? 0 : (s.len < STR_MAX ? s.len : STR_MAX);
-
-    p[0] = (uint8_t)(len >> 8);
-    p[1] = (uint8_t)len;
-    if (len > 0) {
-        memcpy(p + 2, s.ptr, len);
-    }
-    return p + 2 + len;
-}
-
-static const uint8_t *get_str(const uint8_t *p, const uint8_t *end, struct rs_str *s)
-{
-    size_t len;
-
-    if (p == NULL || end - p < 2) {
-        return NULL;
-    }
-    len = (size_t)p[0] << 8 | p[1];
-    if ((size_t)(end - p - 2) < len) {
-        return NULL;
-    }
-    *s = (struct rs_str){ len > 0 ? (const char *)p + 2 : NULL, len };
-    return p + 2 + len;
-}
-
 static void put_i64(uint8_t *p, int64_t v)
 {
     rs_store_put_u64(p, (uint64_t)v);
@@ -272,10 +233,10 @@ static size_t inst_encode(const struct inst *in, uint8_t *out)
     put_i64(p + 56, in->paused_business_ms);
     put_i64(p + 64, in->target_ms);
     p += HEADER_LEN;
-    p = put_str(p, in->owner);
-    p = put_str(p, in->dim);
-    p = put_str(p, in->account);
-    p = put_str(p, in->tenant);
+    p = rs_rec_put_str(p, in->owner, STR_MAX);
+    p = rs_rec_put_str(p, in->dim, STR_MAX);
+    p = rs_rec_put_str(p, in->account, STR_MAX);
+    p = rs_rec_put_str(p, in->tenant, STR_MAX);
     if (in->rule == RS_RULE_DATA_FRESHNESS) {
         for (size_t i = 0; i < LAG_RING; i++, p += 4) {
             rs_store_put_u32(p, in->lag_ms[i]);
@@ -314,10 +275,10 @@ static int inst_decode(struct inst *in, struct rs_bytes val, struct rs_err *err)
     in->paused_business_ms = get_i64(p + 56);
     in->target_ms = get_i64(p + 64);
     p += HEADER_LEN;
-    p = get_str(p, end, &in->owner);
-    p = get_str(p, end, &in->dim);
-    p = get_str(p, end, &in->account);
-    p = get_str(p, end, &in->tenant);
+    p = rs_rec_get_str(p, end, &in->owner);
+    p = rs_rec_get_str(p, end, &in->dim);
+    p = rs_rec_get_str(p, end, &in->account);
+    p = rs_rec_get_str(p, end, &in->tenant);
     memset(in->lag_ms, 0, sizeof(in->lag_ms));
     if (p != NULL && in->rule == RS_RULE_DATA_FRESHNESS) {
         if (end - p != 4 * LAG_RING) {
@@ -349,10 +310,11 @@ static void inst_new(struct inst *in, uint8_t rule)
 static int inst_load(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_str id,
                      struct inst *in, struct rs_err *err)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     struct rs_bytes val;
-    int rc = rs_store_get(st, RS_DB_ENTITIES,
-                          entity_key(kbuf, partition, (uint8_t)(KIND_BASE + rule), id), &val, err);
+    int rc =
+        rs_store_get(st, RS_DB_ENTITIES,
+                     rs_entity_key(kbuf, partition, (uint8_t)(KIND_BASE + rule), id), &val, err);
 
     if (rc != 0) {
         return rc;
@@ -369,7 +331,7 @@ static int64_t breach_deadline(const struct rs_rule_config *cfg, const struct in
 
 static int inst_save(const struct ctx *c, struct rs_str id, struct inst *in)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     uint8_t vbuf[RECORD_MAX];
     size_t len;
 
@@ -379,20 +341,20 @@ static int inst_save(const struct ctx *c, struct rs_str id, struct inst *in)
     len = inst_encode(in, vbuf);
 
     return rs_store_put(c->st, RS_DB_ENTITIES,
-                        entity_key(kbuf, c->partition, (uint8_t)(KIND_BASE + in->rule), id),
+                        rs_entity_key(kbuf, c->partition, (uint8_t)(KIND_BASE + in->rule), id),
                         (struct rs_bytes){ vbuf, len }, c->err);
 }
 
 static int opp_load(const struct ctx *c, struct rs_str id, struct opp *o)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     struct rs_bytes val;
     const uint8_t *p, *end;
     int rc;
 
     memset(o, 0, offsetof(struct opp, raw));
     o->deal_type = DEAL_UNKNOWN;
-    rc = rs_store_get(c->st, RS_DB_ENTITIES, entity_key(kbuf, c->partition, KIND_OPP, id), &val,
+    rc = rs_store_get(c->st, RS_DB_ENTITIES, rs_entity_key(kbuf, c->partition, KIND_OPP, id), &val,
                       c->err);
     if (rc == RS_ENOTFOUND) {
         return 0;
@@ -407,9 +369,9 @@ static int opp_load(const struct ctx *c, struct rs_str id, struct opp *o)
     memcpy(o->raw, val.ptr, val.len);
     end = o->raw + val.len;
     o->deal_type = o->raw[1];
-    p = get_str(o->raw + 2, end, &o->owner);
-    p = get_str(p, end, &o->account);
-    p = get_str(p, end, &o->stage);
+    p = rs_rec_get_str(o->raw + 2, end, &o->owner);
+    p = rs_rec_get_str(p, end, &o->account);
+    p = rs_rec_get_str(p, end, &o->stage);
     if (p == NULL) {
         return rs_err_set(c->err, RS_ESTORE, "opportunity record is corrupt");
     }
@@ -419,16 +381,16 @@ static int opp_load(const struct ctx *c, struct rs_str id, struct opp *o)
 
 static int opp_save(const struct ctx *c, struct rs_str id, const struct opp *o)
 {
-    uint8_t kbuf[ENTITY_KEY_MAX];
+    uint8_t kbuf[RS_ENTITY_KEY_MAX];
     uint8_t vbuf[OPP_MAX];
     uint8_t *p = vbuf;
 
     p[0] = RECORD_VERSION;
     p[1] = o->deal_type;
-    p = put_str(p + 2, o->owner);
-    p = put_str(p, o->account);
-    p = put_str(p, o->stage);
-    return rs_store_put(c->st, RS_DB_ENTITIES, entity_key(kbuf, c->partition, KIND_OPP, id),
+    p = rs_rec_put_str(p + 2, o->owner, STR_MAX);
+    p = rs_rec_put_str(p, o->account, STR_MAX);
+    p = rs_rec_put_str(p, o->stage, STR_MAX);
+    return rs_store_put(c->st, RS_DB_ENTITIES, rs_entity_key(kbuf, c->partition, KIND_OPP, id),
                         (struct rs_bytes){ vbuf, (size_t)(p - vbuf) }, c->err);
 }
 
@@ -1540,7 +1502,7 @@ int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition, i
 int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner, rs_sla_open_cb *cb,
                        void *opaque, struct rs_err *err)
 {
-    uint8_t from[ENTITY_KEY_MAX + 1];
+    uint8_t from[RS_ENTITY_KEY_MAX + 1];
     size_t from_len = 0;
     int rc;
 
@@ -1560,7 +1522,7 @@ int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner, r
             return rc;
         }
         /* Next seek: the smallest key after this one. */
-        from_len = key.len < ENTITY_KEY_MAX ? key.len : ENTITY_KEY_MAX;
+        from_len = key.len < RS_ENTITY_KEY_MAX ? key.len : RS_ENTITY_KEY_MAX;
         memcpy(from, key.ptr, from_len);
         from[from_len++] = 0;
         if (key.len < 5) {
