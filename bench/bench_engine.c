@@ -28,8 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define T0 INT64_C(1772409600000)
@@ -69,8 +69,8 @@ static int rules_emit(void *opaque, const struct rs_alert *a, struct rs_err *err
     return emit_count(((struct rules_ctx *)opaque)->alerts, a, err);
 }
 
-static int rules_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o,
-                         int sign, struct rs_err *err)
+static int rules_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o, int sign,
+                         struct rs_err *err)
 {
     return rs_metrics_sla_outcome(((struct rules_ctx *)opaque)->metrics, partition, o, sign, err);
 }
