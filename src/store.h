@@ -41,6 +41,8 @@ enum rs_db {
     RS_DB_TIMER_INDEX,
     RS_DB_OUTBOX,
     RS_DB_AGGREGATES,
+    RS_DB_DEDUP,        /* partition(u32) id -> event time(i64)                (dedup.c) */
+    RS_DB_DEDUP_EXPIRY, /* partition(u32) event time(i64) id -> ""             (dedup.c) */
     RS_DB__COUNT
 };
 
@@ -179,6 +181,15 @@ void rs_store_usage(struct rs_store *st, uint64_t *map_bytes, uint64_t *used_byt
 
 /* Flush committed batches to disk (fsync). Any thread. Returns 0 or RS_ESTORE. */
 int rs_store_sync(struct rs_store *st, struct rs_err *err);
+
+/*
+ * Write a canonical dump of the state to `out` (a FILE *): for each database in name order,
+ * each entry in key order as "db<TAB>hex key<TAB>hex value<NEWLINE>". What depends on when
+ * Kafka acknowledged a publish, not on the events, is left out: the outbox and its sequence
+ * in meta. Two stores that applied the same events in the same order dump the same bytes.
+ * Opens its own read snapshot. Returns 0, RS_ESTORE, or RS_EIO if writing fails.
+ */
+int rs_store_dump(struct rs_store *st, void *out, struct rs_err *err);
 
 /* LMDB's version string, for `revstream version`. */
 const char *rs_store_lmdb_version(void);
