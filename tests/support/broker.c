@@ -94,14 +94,18 @@ rd_kafka_t *rs_tb_producer_new(const char *brokers)
     return rk;
 }
 
-/* Produce with the key's partitioner (partition RD_KAFKA_PARTITION_UA) or to `partition`. */
+/*
+ * Produce with the key's partitioner (partition RD_KAFKA_PARTITION_UA) or to `partition`,
+ * stamped by librdkafka (timestamp_ms 0) or with `timestamp_ms`.
+ */
 static void produce(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
-                    size_t key_len, const void *payload, size_t len)
+                    size_t key_len, const void *payload, size_t len, int64_t timestamp_ms)
 {
     rd_kafka_resp_err_t err;
 
     for (;;) {
-        rd_kafka_vu_t vu[5];
+        rd_kafka_vu_t vu[6];
+        size_t n = 4;
         rd_kafka_error_t *error;
 
         vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
@@ -113,10 +117,16 @@ static void produce(rd_kafka_t *p, const char *topic, int32_t partition, const v
         vu[2].u.mem.size = len;
         vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
         vu[3].u.i = RD_KAFKA_MSG_F_COPY;
-        vu[4].vtype = RD_KAFKA_VTYPE_KEY;
-        vu[4].u.mem.ptr = (void *)(uintptr_t)key;
-        vu[4].u.mem.size = key_len;
-        error = rd_kafka_produceva(p, vu, key != NULL ? 5 : 4);
+        if (key != NULL) {
+            vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+            vu[n].u.mem.ptr = (void *)(uintptr_t)key;
+            vu[n++].u.mem.size = key_len;
+        }
+        if (timestamp_ms != 0) {
+            vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+            vu[n++].u.i64 = timestamp_ms;
+        }
+        error = rd_kafka_produceva(p, vu, n);
         err = error != NULL ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
         if (error != NULL) {
             rd_kafka_error_destroy(error);
@@ -135,13 +145,19 @@ static void produce(rd_kafka_t *p, const char *topic, int32_t partition, const v
 void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key_len,
                    const void *payload, size_t len)
 {
-    produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, payload, len);
+    produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, payload, len, 0);
 }
 
 void rs_tb_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
                       size_t len)
 {
-    produce(p, topic, partition, NULL, 0, payload, len);
+    produce(p, topic, partition, NULL, 0, payload, len, 0);
+}
+
+void rs_tb_produce_at(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
+                      size_t len, int64_t timestamp_ms)
+{
+    produce(p, topic, partition, NULL, 0, payload, len, timestamp_ms);
 }
 
 void rs_tb_flush(rd_kafka_t *p)
@@ -202,7 +218,27 @@ size_t rs_tb_read(rd_kafka_t *reader, size_t want, int idle_ms, int timeout_ms,
     return n;
 }
 
+/* In the child: `fd_target` to a new file at `path`; NULL keeps it. */
+static void redirect(const char *path, int fd_target)
+{
+    int fd;
+
+    if (path == NULL) {
+        return;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, fd_target) < 0) {
+        _exit(127);
+    }
+    close(fd);
+}
+
 pid_t rs_tb_spawn(const char *const *args, const char *out_path)
+{
+    return rs_tb_spawn_io(args, out_path, NULL);
+}
+
+pid_t rs_tb_spawn_io(const char *const *args, const char *out_path, const char *err_path)
 {
     pid_t pid = fork();
 
@@ -210,14 +246,8 @@ pid_t rs_tb_spawn(const char *const *args, const char *out_path)
         die("fork", strerror(errno));
     }
     if (pid == 0) {
-        if (out_path != NULL) {
-            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-            if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0) {
-                _exit(127);
-            }
-            close(fd);
-        }
+        redirect(out_path, STDOUT_FILENO);
+        redirect(err_path, STDERR_FILENO);
         execve(args[0], (char *const *)(uintptr_t)args, environ);
         _exit(127);
     }
@@ -242,6 +272,11 @@ int rs_tb_wait(pid_t pid)
 int rs_tb_run(const char *const *args, const char *out_path)
 {
     return rs_tb_wait(rs_tb_spawn(args, out_path));
+}
+
+int rs_tb_run_io(const char *const *args, const char *out_path, const char *err_path)
+{
+    return rs_tb_wait(rs_tb_spawn_io(args, out_path, err_path));
 }
 
 char *rs_tb_slurp(const char *path)

@@ -31,6 +31,11 @@ void rs_tb_produce(rd_kafka_t *p, const char *topic, const void *key, size_t key
 void rs_tb_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
                       size_t len);
 
+/* Produce one message to `partition` with an explicit record timestamp (ms, > 0), as a source
+ * that stamps its own records does; copied; aborts on a local error. */
+void rs_tb_produce_at(rd_kafka_t *p, const char *topic, int32_t partition, const void *payload,
+                      size_t len, int64_t timestamp_ms);
+
 /* Wait until everything produced is acknowledged; aborts if not within 30 s. */
 void rs_tb_flush(rd_kafka_t *p);
 
@@ -45,10 +50,15 @@ size_t rs_tb_read(rd_kafka_t *reader, size_t want, int idle_ms, int timeout_ms,
 
 /* Start `revstream <args...>` (NULL-terminated) with stdout to `out_path` (NULL: inherit). */
 pid_t rs_tb_spawn(const char *const *args, const char *out_path);
+/* The same, with stderr to `err_path` too (NULL: inherit). */
+pid_t rs_tb_spawn_io(const char *const *args, const char *out_path, const char *err_path);
 /* Wait for the child; returns its exit code, or 128 + signal. */
 int rs_tb_wait(pid_t pid);
 /* Run to completion and return the exit code; stdout goes to out_path. */
 int rs_tb_run(const char *const *args, const char *out_path);
+
+/* Run to completion with stdout and stderr captured; returns the exit code. */
+int rs_tb_run_io(const char *const *args, const char *out_path, const char *err_path);
 
 /* Read a whole file (NUL-terminated). Returns new (free), or NULL. */
 char *rs_tb_slurp(const char *path);
