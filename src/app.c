@@ -3,6 +3,7 @@
 
 #include "agg.h"
 #include "calendar.h"
+#include "dedup.h"
 #include "event.h"
 #include "http.h"
 #include "kafka_io.h"
@@ -22,8 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DRAIN_TIMEOUT_MS  10000 /* how long a stop waits for Kafka to acknowledge the outbox */
@@ -33,6 +34,9 @@
 #define DLQ_LOG_EVERY     1000
 #define DLQ_PAYLOAD_MAX   900000 /* longer originals are cut; revstream.truncated says so */
 #define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
+/* Dedup entries expired per partition and batch: more than a batch records, so the table
+ * shrinks, and bounded, so a watermark jump does not make one batch delete a week of ids. */
+#define DEDUP_EXPIRE_MAX 20000
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
@@ -41,8 +45,9 @@ enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
 
 struct part {
     bool assigned;
-    bool fetched; /* a message or EOF since assignment: the high watermark is fresh */
-    bool dirty;   /* progress changed in the open batch: write it once at its end */
+    bool fetched;     /* a message or EOF since assignment: the high watermark is fresh */
+    bool dirty;       /* progress changed in the open batch: write it once at its end */
+    bool dedup_dirty; /* ids recorded in the open batch: expire old ones at its end */
     struct rs_store_offset off;
     struct rs_watermark wm;
     int64_t next_deadline_ms;
@@ -80,10 +85,10 @@ struct rs_app {
     struct rs_http *http;
     struct rs_app_counters counters;
     struct app_stats stats;
-    bool clock_firing;        /* inside body_tick: alerts fired by the wall clock */
+    bool clock_firing;                  /* inside body_tick: alerts fired by the wall clock */
     const struct rs_app_replay *replay; /* NULL: the live service */
     bool replay_done;
-    int lock_fd; /* flock on <state.dir>/revstream.lock: one engine per directory */
+    int lock_fd;              /* flock on <state.dir>/revstream.lock: one engine per directory */
     struct rs_err *batch_err; /* the open batch's error, for callbacks that have none */
 
     struct part *parts;
@@ -535,6 +540,20 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         wm = rs_watermark_event(&p->wm);
         rc = fire_partition(app, msg->partition, p, wm, err);
         if (rc == 0) {
+            bool duplicate = false;
+
+            /* A duplicate id within the window: counted, never applied (METRICS.md §1.6). */
+            rc = rs_dedup_check(app->store, (uint32_t)msg->partition, ev.id, ev.ts_ms, wm,
+                                app->cfg->dedup_window_ms, &duplicate, err);
+            if (rc == 0 && duplicate) {
+                app->counters.duplicates++;
+                rc = rs_metrics_duplicate(&app->metrics, app->store, (uint32_t)msg->partition, &ev,
+                                          err);
+                goto applied;
+            }
+            p->dedup_dirty = true;
+        }
+        if (rc == 0) {
             rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
                               &p->next_deadline_ms, err);
         }
@@ -552,6 +571,7 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
             rc = fire_partition(app, msg->partition, p, wm, err);
         }
     }
+applied:
     if (rc != 0) {
         return rc;
     }
@@ -638,11 +658,24 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
             return rc;
         }
     }
-    /* Each partition's progress once per batch, in the same transaction as its state. */
+    /* Each partition's progress once per batch, in the same transaction as its state; and
+     * the dedup entries that fell out of the window, a bounded number per batch. */
     for (size_t i = 0; i < app->n_parts; i++) {
         struct part *p = &app->parts[i];
         int rc;
 
+        if (p->dedup_dirty && app->cfg->dedup_window_ms > 0) {
+            int64_t wm = rs_watermark_event(&p->wm);
+
+            p->dedup_dirty = false;
+            if (wm != INT64_MIN) {
+                rc = rs_dedup_expire(app->store, (uint32_t)i, wm - app->cfg->dedup_window_ms,
+                                     DEDUP_EXPIRE_MAX, err);
+                if (rc < 0) {
+                    return rc;
+                }
+            }
+        }
         if (!p->dirty) {
             continue;
         }
@@ -965,6 +998,9 @@ static void write_prometheus(struct rs_app *app, struct rs_buf *b)
                        (double)c->dead_letters_by_fault[f]);
     }
     counter(b, "revstream_batches_total", "LMDB batches committed.", (double)c->batches);
+    counter(b, "revstream_duplicates_total",
+            "Events whose id was seen within dedup.window: counted, not applied.",
+            (double)c->duplicates);
     counter(b, "revstream_published_total", "Outbox entries acknowledged by Kafka.",
             (double)c->published);
     counter(b, "revstream_publish_failures_total", "Outbox entries dropped as unpublishable.",
@@ -1186,8 +1222,8 @@ static int lock_state_dir(struct rs_app *app, struct rs_err *err)
     (void)snprintf(path, sizeof(path), "%s/revstream.lock", app->cfg->state_dir);
     app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (app->lock_fd < 0) {
-        return rs_err_set(err, RS_ESTORE, "state.dir '%s': cannot open %s: %s",
-                          app->cfg->state_dir, path, strerror(errno));
+        return rs_err_set(err, RS_ESTORE, "state.dir '%s': cannot open %s: %s", app->cfg->state_dir,
+                          path, strerror(errno));
     }
     if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
@@ -1406,8 +1442,7 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
         }
         check_replay_done(app); /* every range may be empty */
     } else {
-        rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app,
-                                    err);
+        rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app, err);
         if (rc != 0) {
             return rc;
         }

@@ -45,7 +45,7 @@ struct rs_app_counters {
     uint64_t dead_letters_by_fault[RS_FAULT__COUNT];
     uint64_t skipped;    /* already applied (offset below the stored one) */
     uint64_t duplicates; /* an event id seen within dedup.window: counted, not applied */
-    uint64_t published; /* outbox entries acknowledged by Kafka */
+    uint64_t published;  /* outbox entries acknowledged by Kafka */
     uint64_t publish_failures;
     uint64_t batch_retries; /* batches run again after the map grew */
 };

@@ -31,9 +31,9 @@ struct rs_cli {
     const char *sets[RS_CLI_SETS_MAX];
     int n_sets;
     /* inspect */
-    const char *what; /* summary (default), metrics, metric, series, open */
-    bool table;       /* --table instead of JSON */
-    bool dump;        /* --dump: the canonical dump of every database */
+    const char *what;      /* summary (default), metrics, metric, series, open */
+    bool table;            /* --table instead of JSON */
+    bool dump;             /* --dump: the canonical dump of every database */
     const char *state_dir; /* inspect, replay: --state-dir DIR */
     /* replay */
     const char *from;         /* --from: earliest (default), an ISO-8601 time, or P:O,... */

@@ -46,6 +46,16 @@ static int add_offset(void *opaque, const char *topic, int32_t partition,
     return 0;
 }
 
+/* Duplicates ever dropped: the duplicate_events cells of one grain, every partition. */
+static int add_duplicates(void *opaque, const struct rs_agg_key *key,
+                          const struct rs_agg_cell *cell)
+{
+    if (key->grain == RS_GRAIN_QUARTER) {
+        *(int64_t *)opaque += cell->n[0];
+    }
+    return 0;
+}
+
 static json_t *count(struct rs_store *st, enum rs_db db)
 {
     return json_integer(st != NULL ? (json_int_t)rs_store_count(st, db) : 0);
@@ -73,6 +83,16 @@ static json_t *summary_json(const char *dir, struct rs_store *st, const struct r
     json_object_set_new(o, "open_timers", count(st, RS_DB_TIMERS));
     json_object_set_new(o, "aggregates", count(st, RS_DB_AGGREGATES));
     json_object_set_new(o, "outbox", count(st, RS_DB_OUTBOX));
+    {
+        int64_t dups = 0;
+        struct rs_err err;
+
+        if (st != NULL && rs_store_read_begin(st, &err) == 0) {
+            (void)rs_agg_scan(st, RS_MDQ_DUPLICATES, add_duplicates, &dups, &err);
+            rs_store_read_end(st);
+        }
+        json_object_set_new(o, "duplicates", json_integer(dups));
+    }
     json_object_set(o, "offsets", offsets);
     return o;
 }

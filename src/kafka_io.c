@@ -490,7 +490,7 @@ int rs_kafka_consumer_assign(struct rs_kafka_consumer *c, const char *topic,
     }
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset =
-            offsets[i] == RS_KAFKA_OFFSET_DEFAULT    ? RD_KAFKA_OFFSET_BEGINNING
+            offsets[i] == RS_KAFKA_OFFSET_DEFAULT     ? RD_KAFKA_OFFSET_BEGINNING
             : offsets[i] == RS_KAFKA_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
                                                       : offsets[i];
     }
@@ -684,8 +684,8 @@ int rs_kafka_query_offsets(const struct rs_config *cfg, const char *topic, int64
             }
         }
         if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rc = rs_err_set(err, RS_EKAFKA, "offsets for time %lld on '%s': %s",
-                            (long long)at_ms, topic, rd_kafka_err2str(kerr));
+            rc = rs_err_set(err, RS_EKAFKA, "offsets for time %lld on '%s': %s", (long long)at_ms,
+                            topic, rd_kafka_err2str(kerr));
             goto out;
         }
     }

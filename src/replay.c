@@ -77,18 +77,19 @@ static int parse_pairs(const char *text, size_t n, int64_t *offsets, struct rs_e
         errno = 0;
         part = strtoul(p, &end, 10);
         if (end == p || *end != ':' || errno != 0) {
-            return rs_err_set(err, RS_EUSAGE, "'%s': expected PARTITION:OFFSET pairs like 0:100,1:0",
-                              text);
+            return rs_err_set(err, RS_EUSAGE,
+                              "'%s': expected PARTITION:OFFSET pairs like 0:100,1:0", text);
         }
         p = end + 1;
         off = strtoll(p, &end, 10);
         if (end == p || off < 0 || errno != 0 || (*end != ',' && *end != '\0')) {
-            return rs_err_set(err, RS_EUSAGE, "'%s': expected PARTITION:OFFSET pairs like 0:100,1:0",
-                              text);
+            return rs_err_set(err, RS_EUSAGE,
+                              "'%s': expected PARTITION:OFFSET pairs like 0:100,1:0", text);
         }
         if (part >= n) {
-            return rs_err_set(err, RS_EUSAGE, "'%s': partition %lu does not exist (the topic has %zu)",
-                              text, part, n);
+            return rs_err_set(err, RS_EUSAGE,
+                              "'%s': partition %lu does not exist (the topic has %zu)", text, part,
+                              n);
         }
         offsets[part] = off;
         p = *end == ',' ? end + 1 : end;
@@ -170,8 +171,7 @@ static int save_range(const struct replay *rp, struct rs_err *err)
     range_path(rp, path, sizeof(path));
     (void)snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (mkdir(rp->cli->state_dir, 0700) != 0 && errno != EEXIST) {
-        return rs_err_set(err, RS_EIO, "--state-dir '%s': %s", rp->cli->state_dir,
-                          strerror(errno));
+        return rs_err_set(err, RS_EIO, "--state-dir '%s': %s", rp->cli->state_dir, strerror(errno));
     }
     f = fopen(tmp, "w");
     if (f == NULL) {
@@ -265,7 +265,9 @@ static int configure(struct replay *rp, struct rs_err *err)
     rc = rs_config_set(cfg, "state.dir", rp->cli->state_dir, "--state-dir", err);
     for (size_t i = 0; rc == 0 && !rp->cli->no_output && i < 3; i++) {
         char name[512];
-        const char *base = i == 0 ? cfg->topic_alerts : i == 1 ? cfg->topic_metrics : cfg->topic_dlq;
+        const char *base = i == 0   ? cfg->topic_alerts
+                           : i == 1 ? cfg->topic_metrics
+                                    : cfg->topic_dlq;
 
         (void)snprintf(name, sizeof(name), "%s%s", base, suffix);
         rc = rs_config_set(cfg, outputs[i], name, "--topic-suffix", err);
@@ -371,8 +373,9 @@ static void on_signal(uv_signal_t *s, int signum)
     struct replay *rp = s->data;
 
     if (rp->stopped) {
-        fprintf(stderr, "replay: signal %d again: exiting now; --resume continues from the last "
-                        "commit\n",
+        fprintf(stderr,
+                "replay: signal %d again: exiting now; --resume continues from the last "
+                "commit\n",
                 signum);
         _exit(1);
     }
