@@ -3,6 +3,7 @@
 
 #include "agg.h"
 #include "calendar.h"
+#include "dedup.h"
 #include "event.h"
 #include "http.h"
 #include "kafka_io.h"
@@ -16,11 +17,13 @@
 #include "timer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,9 @@
 #define DLQ_LOG_EVERY     1000
 #define DLQ_PAYLOAD_MAX   900000 /* longer originals are cut; revstream.truncated says so */
 #define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
+/* Dedup entries expired per partition and batch: more than a batch records, so the table
+ * shrinks, and bounded, so a watermark jump does not make one batch delete a week of ids. */
+#define DEDUP_EXPIRE_MAX 20000
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
@@ -39,8 +45,9 @@ enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
 
 struct part {
     bool assigned;
-    bool fetched; /* a message or EOF since assignment: the high watermark is fresh */
-    bool dirty;   /* progress changed in the open batch: write it once at its end */
+    bool fetched;     /* a message or EOF since assignment: the high watermark is fresh */
+    bool dirty;       /* progress changed in the open batch: write it once at its end */
+    bool dedup_dirty; /* ids recorded in the open batch: expire old ones at its end */
     struct rs_store_offset off;
     struct rs_watermark wm;
     int64_t next_deadline_ms;
@@ -78,7 +85,10 @@ struct rs_app {
     struct rs_http *http;
     struct rs_app_counters counters;
     struct app_stats stats;
-    bool clock_firing;        /* inside body_tick: alerts fired by the wall clock */
+    bool clock_firing;                  /* inside body_tick: alerts fired by the wall clock */
+    const struct rs_app_replay *replay; /* NULL: the live service */
+    bool replay_done;
+    int lock_fd;              /* flock on <state.dir>/revstream.lock: one engine per directory */
     struct rs_err *batch_err; /* the open batch's error, for callbacks that have none */
 
     struct part *parts;
@@ -256,6 +266,9 @@ static int emit_alert(void *opaque, const struct rs_alert *alert, struct rs_err 
     uint64_t seq;
 
     count_alert(&app->stats, alert);
+    if (app->replay != NULL && app->replay->no_output) {
+        return 0;
+    }
     if (app->clock_firing && alert->kind <= RS_ALERT_CRITICAL &&
         alert->kind != RS_ALERT_RECOVERED) {
         rs_histogram_observe(&app->stats.fire_lag_ms, (double)(now_ms(app) - alert->level_at_ms));
@@ -288,6 +301,9 @@ static int emit_metric(void *opaque, const struct rs_agg_key *key, const struct 
     uint64_t seq;
     int rc;
 
+    if (app->replay != NULL && app->replay->no_output) {
+        return 0;
+    }
     rs_buf_reset(&app->mkey);
     rs_buf_reset(&app->payload);
     rs_metric_update_encode(&app->metrics.cfg, key, cell, part_watermark(app, key->partition),
@@ -328,6 +344,9 @@ static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_eve
         RS_LOG_WARN("dead letter topic=%s partition=%d offset=%" PRId64 " reason=%s count=%" PRIu64
                     ": %s",
                     msg->topic, msg->partition, msg->offset, reason, count, detail);
+    }
+    if (app->replay != NULL && app->replay->no_output) {
+        return 0;
     }
     (void)snprintf(partition, sizeof(partition), "%d", msg->partition);
     (void)snprintf(offset, sizeof(offset), "%" PRId64, msg->offset);
@@ -495,6 +514,10 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         app->counters.skipped++; /* applied before a restart or a seek: never twice */
         return 0;
     }
+    if (app->replay != NULL && ((size_t)msg->partition >= app->replay->n ||
+                                msg->offset >= app->replay->end[msg->partition])) {
+        return 0; /* past the replay's end: written after it started */
+    }
     p->fetched = true;
     p->wm.caught_up = false;
     rs_err_clear(&derr);
@@ -517,6 +540,20 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         wm = rs_watermark_event(&p->wm);
         rc = fire_partition(app, msg->partition, p, wm, err);
         if (rc == 0) {
+            bool duplicate = false;
+
+            /* A duplicate id within the window: counted, never applied (METRICS.md §1.6). */
+            rc = rs_dedup_check(app->store, (uint32_t)msg->partition, ev.id, ev.ts_ms, wm,
+                                app->cfg->dedup_window_ms, &duplicate, err);
+            if (rc == 0 && duplicate) {
+                app->counters.duplicates++;
+                rc = rs_metrics_duplicate(&app->metrics, app->store, (uint32_t)msg->partition, &ev,
+                                          err);
+                goto applied;
+            }
+            p->dedup_dirty = true;
+        }
+        if (rc == 0) {
             rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
                               &p->next_deadline_ms, err);
         }
@@ -534,6 +571,7 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
             rc = fire_partition(app, msg->partition, p, wm, err);
         }
     }
+applied:
     if (rc != 0) {
         return rc;
     }
@@ -620,11 +658,24 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
             return rc;
         }
     }
-    /* Each partition's progress once per batch, in the same transaction as its state. */
+    /* Each partition's progress once per batch, in the same transaction as its state; and
+     * the dedup entries that fell out of the window, a bounded number per batch. */
     for (size_t i = 0; i < app->n_parts; i++) {
         struct part *p = &app->parts[i];
         int rc;
 
+        if (p->dedup_dirty && app->cfg->dedup_window_ms > 0) {
+            int64_t wm = rs_watermark_event(&p->wm);
+
+            p->dedup_dirty = false;
+            if (wm != INT64_MIN) {
+                rc = rs_dedup_expire(app->store, (uint32_t)i, wm - app->cfg->dedup_window_ms,
+                                     DEDUP_EXPIRE_MAX, err);
+                if (rc < 0) {
+                    return rc;
+                }
+            }
+        }
         if (!p->dirty) {
             continue;
         }
@@ -635,6 +686,24 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
         p->dirty = false;
     }
     return 0;
+}
+
+/* A replay is done once every partition's progress reached its end. */
+static void check_replay_done(struct rs_app *app)
+{
+    const struct rs_app_replay *r = app->replay;
+
+    if (r == NULL || app->replay_done || app->stopping) {
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (i >= app->n_parts || !app->parts[i].assigned ||
+            app->parts[i].off.next_offset < r->end[i]) {
+            return;
+        }
+    }
+    app->replay_done = true;
+    r->done(r->opaque);
 }
 
 static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
@@ -651,8 +720,9 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         fail(app, "batch", &err);
         return rc;
     }
+    check_replay_done(app);
     /* Kafka's group offsets follow ours, for lag monitoring only. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; app->replay == NULL && i < n; i++) {
         if (i + 1 == n || msgs[i + 1].partition != msgs[i].partition) {
             rs_kafka_consumer_store_offset(app->consumer, msgs[i].topic, msgs[i].partition,
                                            msgs[i].offset + 1);
@@ -698,7 +768,7 @@ static void on_tick(uv_timer_t *t)
         }
         /* Caught up: at EOF, or at the high watermark the fetcher last saw since assignment
          * (librdkafka keeps the one from before a rebalance until the next fetch). */
-        if (!p->wm.caught_up && p->fetched && app->consumer != NULL) {
+        if (!p->wm.caught_up && p->fetched && app->consumer != NULL && app->replay == NULL) {
             int64_t hi =
                 rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events, (int32_t)i);
 
@@ -754,7 +824,12 @@ static int on_assign(void *opaque, const char *topic, const int32_t *ids, int64_
         struct part *p = part_get(app, ids[i]);
 
         rc = rs_store_offset_get(app->store, topic, ids[i], &p->off, &err);
-        if (rc == RS_ENOTFOUND) {
+        if (rc == RS_ENOTFOUND && app->replay != NULL) {
+            int64_t from = (size_t)ids[i] < app->replay->n ? app->replay->start[ids[i]] : 0;
+
+            p->off = (struct rs_store_offset){ from, INT64_MIN, 0 };
+            offsets[i] = from;
+        } else if (rc == RS_ENOTFOUND) {
             /* No state for it here: rebuild it from the start of the log, never from the
              * group's committed offset, which would skip events this store never saw. */
             p->off = (struct rs_store_offset){ 0, INT64_MIN, 0 };
@@ -769,7 +844,9 @@ static int on_assign(void *opaque, const char *topic, const int32_t *ids, int64_
         }
         /* The oldest retained message, whatever auto.offset.reset says: a log whose start
          * was deleted must not make a rebuild jump to its end. */
-        offsets[i] = rc == RS_ENOTFOUND ? RS_KAFKA_OFFSET_BEGINNING : p->off.next_offset;
+        if (app->replay == NULL || rc == 0) {
+            offsets[i] = rc == RS_ENOTFOUND ? RS_KAFKA_OFFSET_BEGINNING : p->off.next_offset;
+        }
         rs_watermark_init(&p->wm, app->cfg->max_out_of_orderness_ms, p->off.max_ts_ms);
         p->assigned = true;
         p->fetched = false;
@@ -805,7 +882,8 @@ static void on_eof(void *opaque, const char *topic, int32_t partition, int64_t o
     struct part *p = part_get(app, partition);
 
     (void)topic;
-    if (p != NULL && p->assigned && offset <= p->off.next_offset) {
+    /* A replay never lets the wall clock fire: it is not caught up with anything live. */
+    if (p != NULL && p->assigned && offset <= p->off.next_offset && app->replay == NULL) {
         p->fetched = true;
         p->wm.caught_up = true;
     }
@@ -920,6 +998,9 @@ static void write_prometheus(struct rs_app *app, struct rs_buf *b)
                        (double)c->dead_letters_by_fault[f]);
     }
     counter(b, "revstream_batches_total", "LMDB batches committed.", (double)c->batches);
+    counter(b, "revstream_duplicates_total",
+            "Events whose id was seen within dedup.window: counted, not applied.",
+            (double)c->duplicates);
     counter(b, "revstream_published_total", "Outbox entries acknowledged by Kafka.",
             (double)c->published);
     counter(b, "revstream_publish_failures_total", "Outbox entries dropped as unpublishable.",
@@ -1127,6 +1208,41 @@ static void init_stats(struct app_stats *stats)
     rs_histogram_init(&stats->fire_lag_ms, lag_bounds, sizeof(lag_bounds) / sizeof(lag_bounds[0]));
 }
 
+/*
+ * One engine per state directory: two writers would interleave their batches and each seek
+ * to the other's offsets. LMDB itself allows that, so an flock says who owns the directory;
+ * the kernel drops it when the process ends, kill -9 included.
+ */
+static int lock_state_dir(struct rs_app *app, struct rs_err *err)
+{
+    char path[4096];
+    char pid[24];
+    int n;
+
+    (void)snprintf(path, sizeof(path), "%s/revstream.lock", app->cfg->state_dir);
+    app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (app->lock_fd < 0) {
+        return rs_err_set(err, RS_ESTORE, "state.dir '%s': cannot open %s: %s", app->cfg->state_dir,
+                          path, strerror(errno));
+    }
+    if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t len = read(app->lock_fd, pid, sizeof(pid) - 1);
+
+        pid[len > 0 ? len : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        return rs_err_set(err, RS_ESTORE,
+                          "state.dir '%s' is in use by another revstream process%s%s%s (%s)",
+                          app->cfg->state_dir, pid[0] != '\0' ? " (pid " : "", pid,
+                          pid[0] != '\0' ? ")" : "", e == EWOULDBLOCK ? "locked" : strerror(e));
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(app->lock_fd, 0) != 0 || write(app->lock_fd, pid, (size_t)n) != n) {
+        RS_LOG_WARN("cannot write the pid into %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
                        struct rs_calendar **calendar, struct rs_err *err)
 {
@@ -1216,6 +1332,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     struct rs_metrics_config mc;
     int rc;
 
+    app->lock_fd = -1;
     app->loop = loop;
     app->cfg = cfg;
     app->clock.now_ms = wall_now_ms;
@@ -1245,6 +1362,10 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
         goto fail;
     }
     app->metrics.st = app->store; /* SLA outcomes reach the metrics without a store argument */
+    rc = lock_state_dir(app, err);
+    if (rc != 0) {
+        goto fail;
+    }
     rc = rs_kafka_producer_open(&app->producer, loop, cfg, on_delivered, on_producer_fatal, app,
                                 err);
     if (rc != 0) {
@@ -1259,6 +1380,9 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     return 0;
 
 fail:
+    if (app->lock_fd >= 0) {
+        (void)close(app->lock_fd);
+    }
     rs_store_close(app->store);
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
@@ -1299,17 +1423,37 @@ int rs_app_start(struct rs_app *app, struct rs_err *err)
         RS_LOG_INFO("outbox holds %" PRIu64 " entries from the last run; publishing them", pending);
     }
     pump_outbox(app);
-    rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app, err);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = rs_kafka_consumer_subscribe(app->consumer, app->cfg->topic_events, err);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = start_http(app, err);
-    if (rc != 0) {
-        return rc;
+    if (app->replay != NULL) {
+        int32_t *ids = rs_xcalloc(app->replay->n + 1, sizeof(*ids));
+
+        /* No group to join: the group id only names the client. */
+        rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, "revstream-replay",
+                                    &handlers, app, err);
+        for (size_t i = 0; i < app->replay->n; i++) {
+            ids[i] = (int32_t)i;
+        }
+        if (rc == 0) {
+            rc = rs_kafka_consumer_assign(app->consumer, app->cfg->topic_events, ids,
+                                          app->replay->n, err);
+        }
+        free(ids);
+        if (rc != 0) {
+            return rc;
+        }
+        check_replay_done(app); /* every range may be empty */
+    } else {
+        rc = rs_kafka_consumer_open(&app->consumer, app->loop, app->cfg, NULL, &handlers, app, err);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = rs_kafka_consumer_subscribe(app->consumer, app->cfg->topic_events, err);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = start_http(app, err);
+        if (rc != 0) {
+            return rc;
+        }
     }
     (void)uv_timer_start(&app->tick, on_tick, (uint64_t)app->cfg->tick_ms,
                          (uint64_t)app->cfg->tick_ms);
@@ -1472,6 +1616,25 @@ int rs_app_metric(struct rs_app *app, const char *name, const char *dims, enum r
     return rc;
 }
 
+void rs_app_set_replay(struct rs_app *app, const struct rs_app_replay *replay)
+{
+    app->replay = replay;
+}
+
+int64_t rs_app_next_offset(const struct rs_app *app, int32_t p)
+{
+    return p >= 0 && (size_t)p < app->n_parts && app->parts[p].assigned
+               ? app->parts[p].off.next_offset
+               : -1;
+}
+
+void rs_app_throttle(struct rs_app *app, bool stop)
+{
+    if (app->consumer != NULL && !app->stopping) {
+        rs_kafka_consumer_throttle(app->consumer, stop);
+    }
+}
+
 uint64_t rs_app_outbox_pending(const struct rs_app *app)
 {
     return rs_store_count(app->store, RS_DB_OUTBOX);
@@ -1485,6 +1648,9 @@ void rs_app_free(struct rs_app *app)
     rs_kafka_consumer_free(app->consumer);
     rs_kafka_producer_free(app->producer, FLUSH_ON_FREE_MS);
     rs_store_close(app->store);
+    if (app->lock_fd >= 0) {
+        (void)close(app->lock_fd); /* releases the directory */
+    }
     rs_event_decoder_release(&app->decoder);
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);

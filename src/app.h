@@ -43,8 +43,9 @@ struct rs_app_counters {
     uint64_t events;       /* decoded and applied */
     uint64_t dead_letters; /* by any reason */
     uint64_t dead_letters_by_fault[RS_FAULT__COUNT];
-    uint64_t skipped;   /* already applied (offset below the stored one) */
-    uint64_t published; /* outbox entries acknowledged by Kafka */
+    uint64_t skipped;    /* already applied (offset below the stored one) */
+    uint64_t duplicates; /* an event id seen within dedup.window: counted, not applied */
+    uint64_t published;  /* outbox entries acknowledged by Kafka */
     uint64_t publish_failures;
     uint64_t batch_retries; /* batches run again after the map grew */
 };
@@ -100,6 +101,31 @@ int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
 /* The metric options of `cfg`, over the zone and calendar (borrowed). */
 void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
                            const struct rs_calendar *calendar, struct rs_metrics_config *mc);
+
+/*
+ * A replay (`revstream replay`): partitions 0..n-1 of topic.events assigned directly (no group,
+ * no commits) from start (for a partition the store has no progress of; otherwise the stored
+ * offset, which is how a paused replay resumes) to end (exclusive); timers fire on event time
+ * only, never on the wall clock; no HTTP endpoint. `done` runs once every partition reached
+ * its end. Borrowed for the app's lifetime.
+ */
+struct rs_app_replay {
+    size_t n;
+    const int64_t *start;
+    const int64_t *end;
+    bool no_output; /* write nothing to the outbox: rebuild state only */
+    void (*done)(void *opaque);
+    void *opaque;
+};
+
+/* Make the app a replay; call before rs_app_start(). */
+void rs_app_set_replay(struct rs_app *app, const struct rs_app_replay *replay);
+
+/* The next offset partition p will apply (its progress), or -1 when it is not assigned. */
+int64_t rs_app_next_offset(const struct rs_app *app, int32_t p);
+
+/* Stop (true) or resume (false) consuming, for a rate limit. */
+void rs_app_throttle(struct rs_app *app, bool stop);
 
 /* Free after the loop finished. NULL allowed. */
 void rs_app_free(struct rs_app *app);

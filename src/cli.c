@@ -20,10 +20,37 @@ static const char usage_main[] =
     "  check-config FILE    validate FILE and print the effective configuration\n"
     "  inspect -c FILE      print state, metrics and open SLAs from the state store\n"
     "  send -c FILE [IN]    turn JSON lines (one event each) into msgpack events on the topic\n"
+    "  replay -c FILE --state-dir DIR\n"
+    "                       rebuild state from the events topic into DIR, from a time or offset\n"
     "  version              print the versions of revstream and its libraries\n"
     "\n"
     "'revstream <command> --help' describes a command. Exit codes: 0 ok, 1 runtime failure,\n"
     "2 bad usage or bad configuration.\n";
+
+static const char usage_replay[] =
+    "usage: revstream replay -c FILE --state-dir DIR [--from WHEN] [--to WHEN]\n"
+    "                        [--topic-suffix SUFFIX | --no-output] [--rate N] [--resume]\n"
+    "                        [--in-place]\n"
+    "\n"
+    "Rebuild state from FILE's events topic into DIR: partitions are assigned directly (no\n"
+    "consumer group is joined, nothing is committed), timers fire on event time only, and\n"
+    "alerts, metric updates and dead letters go to topics of their own.\n"
+    "\n"
+    "  --from WHEN          earliest (default), an ISO-8601 time such as 2026-03-02T00:00:00Z\n"
+    "                       (the first record at or after it, by Kafka record timestamp), or\n"
+    "                       PARTITION:OFFSET pairs separated by ',' (others from earliest)\n"
+    "  --to WHEN            end (default: the end offsets when the replay starts), a time, or\n"
+    "                       PARTITION:OFFSET pairs (exclusive; others to the end)\n"
+    "  --topic-suffix S     publish to topic.alerts, topic.metrics and topic.dlq + S\n"
+    "                       (default .replay; the topics must exist)\n"
+    "  --no-output          publish nothing: rebuild state only\n"
+    "  --rate N             apply at most N events per second\n"
+    "  --resume             continue a paused replay in DIR (its range is stored there)\n"
+    "  --in-place           allow DIR to be FILE's state.dir (refused while a service runs)\n"
+    "\n"
+    "Progress: a bar on a terminal, otherwise a line every 5 s; one summary line at the end.\n"
+    "SIGINT or SIGTERM pauses: the batch commits, the offsets to resume from are printed, and\n"
+    "the exit code is 3. Exit codes: 0 done, 1 failure, 2 bad usage or configuration, 3 paused.\n";
 
 static const char usage_run[] =
     "usage: revstream run -c FILE [--set KEY=VALUE]...\n"
@@ -55,7 +82,8 @@ static const char usage_check[] =
     "view of every kafka.* key, then print the effective configuration with secrets masked.\n";
 
 static const char usage_inspect[] =
-    "usage: revstream inspect -c FILE [--table] [WHAT] [--PARAM VALUE ...]\n"
+    "usage: revstream inspect -c FILE [--state-dir DIR] [--table | --dump] [WHAT]\n"
+    "                         [--PARAM VALUE ...]\n"
     "\n"
     "Read the state directory named in FILE in a read-only snapshot (safe next to a running\n"
     "engine: LMDB readers never block it) and print, as JSON or with --table as a table:\n"
@@ -70,7 +98,12 @@ static const char usage_inspect[] =
     "                       open SLA instances\n"
     "\n"
     "The same queries as the HTTP API (/api/metric, /api/series, /api/sla/open); buckets are\n"
-    "labels such as 2026-03-02, 2026-W10, 2026-03 or 2026-Q1.\n";
+    "labels such as 2026-03-02, 2026-W10, 2026-03 or 2026-Q1.\n"
+    "\n"
+    "  --state-dir DIR      read DIR instead of FILE's state.dir (a replay's, say)\n"
+    "  --dump               print every database, canonically: one 'db<TAB>key<TAB>value' line\n"
+    "                       per entry in hex, in key order, the outbox left out; two stores that\n"
+    "                       applied the same events print the same bytes\n";
 
 static const char usage_send[] =
     "usage: revstream send -c FILE [--topic TOPIC] [INPUT]\n"
@@ -168,6 +201,9 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
     } else if (strcmp(cmd, "send") == 0) {
         cli->command = RS_CMD_SEND;
         usage = usage_send;
+    } else if (strcmp(cmd, "replay") == 0) {
+        cli->command = RS_CMD_REPLAY;
+        usage = usage_replay;
     } else {
         return usage_error(usage_main, "unknown command '%s'", cmd);
     }
@@ -181,7 +217,7 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
             return 0;
         }
         if ((cli->command == RS_CMD_RUN || cli->command == RS_CMD_INSPECT ||
-             cli->command == RS_CMD_SEND) &&
+             cli->command == RS_CMD_SEND || cli->command == RS_CMD_REPLAY) &&
             (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)) {
             if (!has_value) {
                 return usage_error(usage, "option '%s' needs a file", a);
@@ -222,6 +258,39 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
             cli->config_path = a;
         } else if (cli->command == RS_CMD_INSPECT && strcmp(a, "--table") == 0) {
             cli->table = true;
+        } else if (cli->command == RS_CMD_INSPECT && strcmp(a, "--dump") == 0) {
+            cli->dump = true;
+        } else if ((cli->command == RS_CMD_INSPECT || cli->command == RS_CMD_REPLAY) &&
+                   strcmp(a, "--state-dir") == 0) {
+            if (!has_value) {
+                return usage_error(usage, "option '%s' needs a directory", a);
+            }
+            cli->state_dir = argv[++i];
+        } else if (cli->command == RS_CMD_REPLAY &&
+                   (strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 ||
+                    strcmp(a, "--topic-suffix") == 0)) {
+            const char **slot = strcmp(a, "--from") == 0 ? &cli->from
+                                : strcmp(a, "--to") == 0 ? &cli->to
+                                                         : &cli->topic_suffix;
+
+            if (!has_value) {
+                return usage_error(usage, "option '%s' needs a value", a);
+            }
+            *slot = argv[++i];
+        } else if (cli->command == RS_CMD_REPLAY && strcmp(a, "--no-output") == 0) {
+            cli->no_output = true;
+        } else if (cli->command == RS_CMD_REPLAY && strcmp(a, "--in-place") == 0) {
+            cli->in_place = true;
+        } else if (cli->command == RS_CMD_REPLAY && strcmp(a, "--resume") == 0) {
+            cli->resume = true;
+        } else if (cli->command == RS_CMD_REPLAY && strcmp(a, "--rate") == 0) {
+            uint64_t n;
+
+            if (!has_value || parse_u64(argv[i + 1], &n) != 0 || n == 0 || n > 100000000) {
+                return usage_error(usage, "option '%s' needs events per second, 1 to 100000000", a);
+            }
+            cli->rate = (double)n;
+            i++;
         } else if (cli->command == RS_CMD_INSPECT && a[0] != '-' && cli->what == NULL) {
             static const char *const whats[] = { "summary", "metrics", "metric", "series", "open" };
             size_t w;
@@ -262,8 +331,17 @@ int rs_cli_parse(struct rs_cli *cli, int argc, char **argv)
     if (cli->command == RS_CMD_INSPECT && cli->what == NULL) {
         cli->what = "summary";
     }
+    if (cli->command == RS_CMD_REPLAY && cli->state_dir == NULL) {
+        return usage_error(usage, "replay needs --state-dir DIR (its own state directory)");
+    }
+    if (cli->command == RS_CMD_REPLAY && cli->no_output && cli->topic_suffix != NULL) {
+        return usage_error(usage, "--no-output and --topic-suffix exclude each other");
+    }
+    if (cli->command == RS_CMD_REPLAY && cli->resume && (cli->from != NULL || cli->to != NULL)) {
+        return usage_error(usage, "--resume continues the stored range: no --from or --to");
+    }
     if ((cli->command == RS_CMD_RUN || cli->command == RS_CMD_INSPECT ||
-         cli->command == RS_CMD_SEND) &&
+         cli->command == RS_CMD_SEND || cli->command == RS_CMD_REPLAY) &&
         cli->config_path == NULL) {
         cli->config_path = getenv("REVSTREAM_CONFIG");
         if (cli->config_path == NULL) {

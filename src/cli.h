@@ -15,6 +15,7 @@ enum rs_cli_command {
     RS_CMD_CHECK_CONFIG,
     RS_CMD_INSPECT,
     RS_CMD_SEND,
+    RS_CMD_REPLAY,
     RS_CMD_VERSION,
 };
 
@@ -30,8 +31,18 @@ struct rs_cli {
     const char *sets[RS_CLI_SETS_MAX];
     int n_sets;
     /* inspect */
-    const char *what; /* summary (default), metrics, metric, series, open */
-    bool table;       /* --table instead of JSON */
+    const char *what;      /* summary (default), metrics, metric, series, open */
+    bool table;            /* --table instead of JSON */
+    bool dump;             /* --dump: the canonical dump of every database */
+    const char *state_dir; /* inspect, replay: --state-dir DIR */
+    /* replay */
+    const char *from;         /* --from: earliest (default), an ISO-8601 time, or P:O,... */
+    const char *to;           /* --to: end (default), a time, or P:O,... */
+    const char *topic_suffix; /* --topic-suffix, default ".replay" */
+    bool no_output;
+    bool in_place;
+    bool resume;
+    double rate; /* --rate events/s; 0: no limit */
     const char *param_names[RS_CLI_PARAMS_MAX];
     const char *param_values[RS_CLI_PARAMS_MAX];
     int n_params;

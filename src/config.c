@@ -95,6 +95,8 @@ static const struct key_spec key_specs[] = {
     { "batch.max_time", KEY_DURATION, FIELD(batch_max_ms), 1, MS_PER_MIN, "20ms" },
     /* 64 bytes to 1 GiB: librdkafka's message.max.bytes stops just below 1 GiB anyway. */
     { "event.max_bytes", KEY_SIZE, FIELD(event_max_bytes), 64, 1073741824, "1048576" },
+    /* 0s turns dedup off; a year bounds the table at a year of event ids. */
+    { "dedup.window", KEY_DURATION, FIELD(dedup_window_ms), 0, 365 * MS_PER_D, "7d" },
     { "time.max_out_of_orderness", KEY_DURATION, FIELD(max_out_of_orderness_ms), 0, 7 * MS_PER_D,
       "10m" },
     { "time.tick", KEY_DURATION, FIELD(tick_ms), 1, MS_PER_MIN, "100ms" },

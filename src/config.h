@@ -77,7 +77,8 @@ struct rs_config {
     uint32_t batch_max_events; /* batch.max_events, default 5000 */
     int64_t batch_max_ms;      /* batch.max_time, default 20ms */
 
-    size_t event_max_bytes; /* event.max_bytes, default 1048576 */
+    size_t event_max_bytes;  /* event.max_bytes, default 1048576 */
+    int64_t dedup_window_ms; /* dedup.window: event-time window of the id dedup, 7d; 0 off */
 
     int64_t max_out_of_orderness_ms; /* time.max_out_of_orderness, default 10m */
     int64_t tick_ms;                 /* time.tick: wall-clock timer check period, default 100ms */

@@ -46,13 +46,23 @@ static int add_offset(void *opaque, const char *topic, int32_t partition,
     return 0;
 }
 
+/* Duplicates ever dropped: the duplicate_events cells of one grain, every partition. */
+static int add_duplicates(void *opaque, const struct rs_agg_key *key,
+                          const struct rs_agg_cell *cell)
+{
+    if (key->grain == RS_GRAIN_QUARTER) {
+        *(int64_t *)opaque += cell->n[0];
+    }
+    return 0;
+}
+
 static json_t *count(struct rs_store *st, enum rs_db db)
 {
     return json_integer(st != NULL ? (json_int_t)rs_store_count(st, db) : 0);
 }
 
-static json_t *summary_json(const struct rs_config *cfg, struct rs_store *st,
-                            const struct rs_sla_stats *ls, json_t *offsets)
+static json_t *summary_json(const char *dir, struct rs_store *st, const struct rs_sla_stats *ls,
+                            json_t *offsets)
 {
     json_t *o = json_object();
     json_t *leads = json_object();
@@ -67,12 +77,22 @@ static json_t *summary_json(const struct rs_config *cfg, struct rs_store *st,
     json_object_set_new(leads, "cancelled", json_integer((json_int_t)ls->cancelled));
     json_object_set_new(leads, "p50_response_ms", json_real(ls->p50_response_ms));
     json_object_set_new(leads, "p90_response_ms", json_real(ls->p90_response_ms));
-    json_object_set_new(o, "state_dir", json_string(cfg->state_dir));
+    json_object_set_new(o, "state_dir", json_string(dir));
     json_object_set_new(o, "leads", leads);
     json_object_set_new(o, "exists", json_true());
     json_object_set_new(o, "open_timers", count(st, RS_DB_TIMERS));
     json_object_set_new(o, "aggregates", count(st, RS_DB_AGGREGATES));
     json_object_set_new(o, "outbox", count(st, RS_DB_OUTBOX));
+    {
+        int64_t dups = 0;
+        struct rs_err err;
+
+        if (st != NULL && rs_store_read_begin(st, &err) == 0) {
+            (void)rs_agg_scan(st, RS_MDQ_DUPLICATES, add_duplicates, &dups, &err);
+            rs_store_read_end(st);
+        }
+        json_object_set_new(o, "duplicates", json_integer(dups));
+    }
     json_object_set(o, "offsets", offsets);
     return o;
 }
@@ -192,18 +212,26 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
     struct rs_query_ctx ctx;
     struct rs_err err;
     json_t *result = NULL;
+    const char *dir = cli->state_dir != NULL ? cli->state_dir : cfg->state_dir;
     int rc;
 
     rs_err_clear(&err);
     rc = rs_app_clocks_open(cfg, &zone, &cal, &err);
     if (rc == 0) {
-        rc = rs_store_open_readonly(&st, cfg->state_dir, &err);
+        rc = rs_store_open_readonly(&st, dir, &err);
+        if (rc == 0 && cli->dump) {
+            rc = rs_store_dump(st, out, &err);
+            if (rc != 0) {
+                fprintf(stderr, "revstream: %s\n", err.msg);
+            }
+            goto out;
+        }
         if (rc == RS_ENOTFOUND && strcmp(cli->what, "summary") == 0) {
             /* Nothing consumed yet: an empty summary, and the directory stays untouched. */
             struct rs_sla_stats none;
 
             memset(&none, 0, sizeof(none));
-            result = summary_json(cfg, NULL, &none, sum.offsets);
+            result = summary_json(dir, NULL, &none, sum.offsets);
             json_object_set_new(result, "exists", json_false());
             rc = 0;
             goto print;
@@ -227,7 +255,7 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
         /* rs_sla_stats opens its own snapshot. */
         rc = rs_sla_stats(st, &ls, &err);
         if (rc == 0) {
-            result = summary_json(cfg, st, &ls, sum.offsets);
+            result = summary_json(dir, st, &ls, sum.offsets);
         }
     } else if (strcmp(cli->what, "metrics") == 0) {
         result = rs_query_list();

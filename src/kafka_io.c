@@ -33,7 +33,8 @@ struct rs_kafka_consumer {
     rd_kafka_message_t **raw;
     size_t n;
 
-    bool stopped; /* fatal error or handler asked to stop */
+    bool stopped;   /* fatal error or handler asked to stop */
+    bool throttled; /* rs_kafka_consumer_throttle(): not draining for now */
     bool closing;
     int handles_open;
     void (*done)(void *opaque);
@@ -265,7 +266,7 @@ static void drain(struct rs_kafka_consumer *c)
 {
     uint64_t start = uv_hrtime();
 
-    while (!c->stopped) {
+    while (!c->stopped && !c->throttled) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
         struct rs_msg *msg;
 
@@ -314,7 +315,7 @@ static void drain(struct rs_kafka_consumer *c)
         if (c->n >= c->batch_max || uv_hrtime() - start >= c->batch_max_ns) {
             flush_batch(c);
             /* Cut short for fairness: the queue is not empty, so no wake-up will come. */
-            if (!c->stopped) {
+            if (!c->stopped && !c->throttled) {
                 (void)uv_idle_start(&c->idle, on_consumer_idle);
             }
             return;
@@ -472,6 +473,57 @@ int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic, 
     return 0;
 }
 
+int rs_kafka_consumer_assign(struct rs_kafka_consumer *c, const char *topic,
+                             const int32_t *partitions, size_t n, struct rs_err *err)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n + 1);
+    int64_t *offsets = rs_xcalloc(n + 1, sizeof(*offsets));
+    rd_kafka_resp_err_t kerr;
+
+    for (size_t i = 0; i < n; i++) {
+        offsets[i] = RS_KAFKA_OFFSET_DEFAULT;
+    }
+    if (n > 0 && c->h.on_assign(c->opaque, topic, partitions, offsets, n) != 0) {
+        free(offsets);
+        rd_kafka_topic_partition_list_destroy(list);
+        return rs_err_set(err, RS_EKAFKA, "assigning '%s': the application refused", topic);
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset =
+            offsets[i] == RS_KAFKA_OFFSET_DEFAULT     ? RD_KAFKA_OFFSET_BEGINNING
+            : offsets[i] == RS_KAFKA_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+                                                      : offsets[i];
+    }
+    free(offsets);
+    kerr = rd_kafka_assign(c->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return rs_err_set(err, RS_EKAFKA, "cannot assign '%s': %s", topic, rd_kafka_err2str(kerr));
+    }
+    free(c->topic);
+    c->topic = rs_xstrdup(topic);
+    RS_LOG_INFO("assigned partitions=%zu topic=%s (no group)", n, topic);
+    (void)uv_poll_start(&c->poll, UV_READABLE, on_consumer_wake);
+    (void)uv_idle_start(&c->idle, on_consumer_idle);
+    return 0;
+}
+
+void rs_kafka_consumer_throttle(struct rs_kafka_consumer *c, bool stop)
+{
+    if (c->stopped || c->closing || c->throttled == stop) {
+        return;
+    }
+    c->throttled = stop;
+    if (stop) {
+        (void)uv_poll_stop(&c->poll);
+        (void)uv_idle_stop(&c->idle);
+    } else {
+        (void)uv_poll_start(&c->poll, UV_READABLE, on_consumer_wake);
+        /* The queue may hold messages whose wake-up came while stopped. */
+        (void)uv_idle_start(&c->idle, on_consumer_idle);
+    }
+}
+
 void rs_kafka_consumer_store_offset(struct rs_kafka_consumer *c, const char *topic,
                                     int32_t partition, int64_t next_offset)
 {
@@ -563,6 +615,97 @@ void rs_kafka_consumer_free(struct rs_kafka_consumer *c)
     free(c->raw);
     free(c->topic);
     free(c);
+}
+
+int rs_kafka_query_offsets(const struct rs_config *cfg, const char *topic, int64_t at_ms,
+                           int timeout_ms, size_t *n_out, int64_t **start, int64_t **end,
+                           struct rs_err *err)
+{
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_resp_err_t kerr;
+    char errstr[512];
+    size_t n = 0;
+    int rc;
+
+    *start = *end = NULL;
+    rc = consumer_conf(cfg, "revstream-query", &conf, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return rs_err_set(err, RS_EKAFKA, "cannot create a client: %s", errstr);
+    }
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    kerr = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != 0)) {
+        kerr = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    }
+    if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = rs_err_set(err, RS_EKAFKA, "topic '%s': %s", topic, rd_kafka_err2str(kerr));
+        goto out;
+    }
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        size_t id = (size_t)md->topics[0].partitions[i].id;
+
+        n = id + 1 > n ? id + 1 : n;
+    }
+    *start = rs_xcalloc(n + 1, sizeof(**start));
+    *end = rs_xcalloc(n + 1, sizeof(**end));
+    list = rd_kafka_topic_partition_list_new((int)n + 1);
+    for (size_t p = 0; p < n; p++) {
+        int64_t lo, hi;
+
+        kerr = rd_kafka_query_watermark_offsets(rk, topic, (int32_t)p, &lo, &hi, timeout_ms);
+        if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rc = rs_err_set(err, RS_EKAFKA, "topic '%s' partition %zu: %s", topic, p,
+                            rd_kafka_err2str(kerr));
+            goto out;
+        }
+        (*start)[p] = lo;
+        (*end)[p] = hi;
+        rd_kafka_topic_partition_list_add(list, topic, (int32_t)p)->offset = at_ms;
+    }
+    if (at_ms != INT64_MIN) {
+        kerr = rd_kafka_offsets_for_times(rk, list, timeout_ms);
+        for (int i = 0; kerr == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+            if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                kerr = tp->err;
+            } else {
+                /* -1: no record that late; the replay of that partition is empty. */
+                (*start)[tp->partition] = tp->offset >= 0 ? tp->offset : (*end)[tp->partition];
+            }
+        }
+        if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rc = rs_err_set(err, RS_EKAFKA, "offsets for time %lld on '%s': %s", (long long)at_ms,
+                            topic, rd_kafka_err2str(kerr));
+            goto out;
+        }
+    }
+    *n_out = n;
+
+out:
+    if (rc != 0) {
+        free(*start);
+        free(*end);
+        *start = *end = NULL;
+    }
+    if (list != NULL) {
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+    if (md != NULL) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
 }
 
 /* ---- producer ---------------------------------------------------------------------- */

@@ -85,6 +85,20 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
 /* Subscribe to `topic` and start polling on the loop. Returns 0 or RS_EKAFKA. */
 int rs_kafka_consumer_subscribe(struct rs_kafka_consumer *c, const char *topic, struct rs_err *err);
 
+/*
+ * Assign partitions[0..n) of `topic` directly, without joining the group (a replay: no
+ * rebalance, no commits), and start polling. on_assign runs first to pick the start offsets,
+ * as on a group assignment. Returns 0 or RS_EKAFKA.
+ */
+int rs_kafka_consumer_assign(struct rs_kafka_consumer *c, const char *topic,
+                             const int32_t *partitions, size_t n, struct rs_err *err);
+
+/*
+ * Stop (true) or resume (false) handing messages to on_batch, for a rate limit: what is
+ * fetched waits in librdkafka's queue (bounded by queued.max.messages.kbytes).
+ */
+void rs_kafka_consumer_throttle(struct rs_kafka_consumer *c, bool stop);
+
 /* Tell Kafka's group how far we are (monitoring only: our store holds the truth). */
 void rs_kafka_consumer_store_offset(struct rs_kafka_consumer *c, const char *topic,
                                     int32_t partition, int64_t next_offset);
@@ -164,6 +178,18 @@ void rs_kafka_mock_free(struct rs_kafka_mock *m);
  * so that a bad kafka.* key or value is reported at check time. Returns 0 or RS_ECONFIG.
  */
 int rs_kafka_check_config(const struct rs_config *cfg, struct rs_err *err);
+
+/*
+ * The partitions of `topic` and, for each, its first offset at or after the record timestamp
+ * at_ms (INT64_MIN: the log start; the log end when no record is that late) and its high
+ * watermark. *n_out gets the partition count, start and end (new arrays, index = partition;
+ * free them) the offsets. BLOCKS on the cluster for up to timeout_ms: call it before the loop
+ * runs (replay setup), never from a handler. Returns 0 or RS_EKAFKA naming the topic and the
+ * reason.
+ */
+int rs_kafka_query_offsets(const struct rs_config *cfg, const char *topic, int64_t at_ms,
+                           int timeout_ms, size_t *n_out, int64_t **start, int64_t **end,
+                           struct rs_err *err);
 
 /* librdkafka's version string, for `revstream version`. */
 const char *rs_kafka_version(void);

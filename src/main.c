@@ -12,6 +12,7 @@
 #include "inspect.h"
 #include "kafka_io.h"
 #include "log.h"
+#include "replay.h"
 #include "send.h"
 #include "sla.h"
 #include "store.h"
@@ -104,6 +105,13 @@ int main(int argc, char **argv)
         rc = load_config(&cfg, &cli);
         if (rc == 0) {
             rc = rs_inspect_run(&cfg, &cli, stdout);
+        }
+        rs_config_release(&cfg);
+        return rc;
+    case RS_CMD_REPLAY:
+        rc = load_config(&cfg, &cli);
+        if (rc == 0) {
+            rc = rs_replay_run(&cfg, &cli);
         }
         rs_config_release(&cfg);
         return rc;

@@ -50,6 +50,8 @@
  *   M20 time_to_onboard            dims "milestone=go_live|first_value"; bucket: start
  *       n0 started  n1 reached  n2..n5 reached within 7, 30, 60, 90 d
  *       n6 sum of durations ms (reached)  n7 negative durations  sketch: duration ms
+ *   MDQ  duplicate_events          dims ""; bucket: the duplicate's event time
+ *       n0 duplicates (an id seen within dedup.window, not applied)
  *   MSLA sla_compliance            dims "rule=SLA-0x" and "owner=<id>,rule=SLA-0x"; bucket:
  *       start  n0 met  n1 breached  n2 breached_then_met  n3 cancelled
  *       n4 sum of elapsed ms (met and breached_then_met)     sketch: elapsed on the rule clock
@@ -443,6 +445,7 @@ static const struct rs_metric_def defs[] = {
     { RS_M16_QUOTA, "quota_attainment", "ratio", "rep,team", MONTHLY_GRAINS, false },
     { RS_M20_ONBOARDING, "time_to_onboard", "days", "milestone", ALL_GRAINS, true },
     { RS_MSLA_COMPLIANCE, "sla_compliance", "ratio", "owner,rule", ALL_GRAINS, false },
+    { RS_MDQ_DUPLICATES, "duplicate_events", "count", "", ALL_GRAINS, false },
 };
 
 #define N_DEFS (sizeof(defs) / sizeof(defs[0]))
@@ -1532,6 +1535,19 @@ int rs_metrics_sla_outcome(void *opaque, uint32_t partition, const struct rs_sla
     return rc;
 }
 
+int rs_metrics_duplicate(struct rs_metrics *m, struct rs_store *st, uint32_t partition,
+                         const struct rs_event *ev, struct rs_err *err)
+{
+    struct fact f;
+
+    memset(&f, 0, sizeof(f));
+    f.metric = RS_MDQ_DUPLICATES;
+    f.grains = ALL_GRAINS;
+    f.t_ms = ev->ts_ms;
+    f.f.n[0] = 1;
+    return fact_apply(m, st, partition, &f, +1, err);
+}
+
 /* ---- the read side -------------------------------------------------------------------- */
 
 static int64_t add_sat(int64_t a, int64_t b)
@@ -1724,10 +1740,18 @@ void rs_metric_eval(const struct rs_metrics_config *cfg, const struct rs_metric_
         set_quantiles(out, sk, 1);
         break;
     }
+    case RS_MDQ_DUPLICATES:
+        out->count = n[0];
+        out->value = (double)n[0];
+        out->numerator = n[0];
+        break;
     default:
         out->is_null = true;
         out->null_reason = "no_base";
         break;
+    }
+    if (def->id == RS_MDQ_DUPLICATES) {
+        return; /* a count, not a ratio over units */
     }
     if (def->id != RS_M14_HANDOFF && def->id != RS_M16_QUOTA) {
         out->low_confidence = out->count < (int64_t)cfg->min_n;

@@ -42,6 +42,7 @@ enum rs_metric_id {
     RS_M16_QUOTA = 16,           /* by month; dims rep or team */
     RS_M20_ONBOARDING = 20,      /* by start-month cohort; dims milestone */
     RS_MSLA_COMPLIANCE = 50,     /* by start bucket; dims rule, and rule+owner */
+    RS_MDQ_DUPLICATES = 60,      /* dq.duplicate_events (METRICS.md §1.6.1), by event time */
 };
 
 struct rs_metrics_config {
@@ -84,6 +85,13 @@ int rs_metrics_apply(struct rs_metrics *m, struct rs_store *st, uint32_t partiti
 /* The rs_sla_outcome_cb for slarule.c and sla.c (opaque = struct rs_metrics *). */
 int rs_metrics_sla_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o,
                            int sign, struct rs_err *err);
+
+/*
+ * Count one duplicate event (an id seen within dedup.window, not applied) in the
+ * duplicate_events metric of its event time. Inside the caller's batch.
+ */
+int rs_metrics_duplicate(struct rs_metrics *m, struct rs_store *st, uint32_t partition,
+                         const struct rs_event *ev, struct rs_err *err);
 
 /* The metrics by name, for the API, the topic and inspect. */
 struct rs_metric_def {

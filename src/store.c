@@ -13,8 +13,12 @@
 
 /* Keep in sync with enum rs_db. */
 static const char *const db_names[RS_DB__COUNT] = {
-    "meta", "offsets", "entities", "timers", "timer_index", "outbox", "aggregates",
+    "meta",   "offsets",    "entities", "timers",       "timer_index",
+    "outbox", "aggregates", "dedup",    "dedup_expiry",
 };
+
+/* The meta key that keeps the outbox sequence monotonic across restarts with an empty outbox. */
+#define META_OUTBOX_SEQ "outbox_seq"
 
 /* The map never grows past this, whatever state.map_size_mb asked for: 1 TiB. */
 #define MAP_MAX_BYTES (UINT64_C(1) << 40)
@@ -140,7 +144,7 @@ static int load_outbox_next(struct rs_store *st, MDB_txn *txn, struct rs_err *er
     }
     /* A restart may find an empty outbox: the meta key keeps the sequence monotonic. */
     {
-        MDB_val mk = meta_key("outbox_seq");
+        MDB_val mk = meta_key(META_OUTBOX_SEQ);
         MDB_val mv;
 
         if (mdb_get(txn, st->dbi[RS_DB_META], &mk, &mv) == 0 && mv.mv_size == 8) {
@@ -422,7 +426,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     }
     if (st->outbox_next != st->outbox_committed) {
         uint8_t seq[8];
-        MDB_val k = meta_key("outbox_seq");
+        MDB_val k = meta_key(META_OUTBOX_SEQ);
         MDB_val v = { 8, seq };
 
         rs_store_put_u64(seq, st->outbox_next - 1);
@@ -820,4 +824,114 @@ int rs_store_sync(struct rs_store *st, struct rs_err *err)
     int rc = mdb_env_sync(st->env, 1);
 
     return rc == 0 ? 0 : store_error(st, err, rc, "sync");
+}
+
+/* ---- canonical dump ---- */
+
+/* Hex digits written per fwrite(): a value of any size costs one call per this many. */
+#define DUMP_CHUNK_BYTES 2048
+
+/* Write `len` bytes as lowercase hex. Returns 0, or -1 if the stream failed. */
+static int dump_hex(FILE *fp, const uint8_t *p, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char buf[2 * DUMP_CHUNK_BYTES];
+
+    while (len > 0) {
+        size_t n = len < DUMP_CHUNK_BYTES ? len : DUMP_CHUNK_BYTES;
+
+        for (size_t i = 0; i < n; i++) {
+            buf[2 * i] = digits[p[i] >> 4];
+            buf[2 * i + 1] = digits[p[i] & 0x0f];
+        }
+        if (fwrite(buf, 1, 2 * n, fp) != 2 * n) {
+            return -1;
+        }
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/*
+ * Left out of the dump: what depends on when Kafka acknowledged a publish rather than on the
+ * events applied. Keep in sync with the rs_store_dump() comment in store.h.
+ */
+static bool dump_skips(enum rs_db db, MDB_val key)
+{
+    static const char seq[] = META_OUTBOX_SEQ;
+
+    if (db == RS_DB_OUTBOX) {
+        return true;
+    }
+    return db == RS_DB_META && key.mv_size == sizeof(seq) - 1 &&
+           memcmp(key.mv_data, seq, sizeof(seq) - 1) == 0;
+}
+
+/* Databases by name, so the dump's order does not depend on the order of enum rs_db. */
+static void dump_order(enum rs_db order[RS_DB__COUNT])
+{
+    for (int i = 0; i < RS_DB__COUNT; i++) {
+        int j = i;
+
+        while (j > 0 && strcmp(db_names[order[j - 1]], db_names[i]) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (enum rs_db)i;
+    }
+}
+
+static int dump_write_error(struct rs_store *st, struct rs_err *err)
+{
+    return rs_err_set(err, RS_EIO, "cannot write the dump of state store '%s': %s", st->dir,
+                      strerror(errno));
+}
+
+/* Dump one database from `txn`. Returns 0, RS_EIO or RS_ESTORE. */
+static int dump_db(struct rs_store *st, MDB_txn *txn, enum rs_db db, FILE *fp, struct rs_err *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+
+    if (rc != 0) {
+        return store_error(st, err, rc, db_names[db]);
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (dump_skips(db, k)) {
+            continue;
+        }
+        if (fputs(db_names[db], fp) == EOF || fputc('\t', fp) == EOF ||
+            dump_hex(fp, k.mv_data, k.mv_size) != 0 || fputc('\t', fp) == EOF ||
+            dump_hex(fp, v.mv_data, v.mv_size) != 0 || fputc('\n', fp) == EOF) {
+            mdb_cursor_close(cur);
+            return dump_write_error(st, err); /* errno is still the stream's */
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : store_error(st, err, rc, db_names[db]);
+}
+
+int rs_store_dump(struct rs_store *st, void *out, struct rs_err *err)
+{
+    FILE *fp = out;
+    enum rs_db order[RS_DB__COUNT];
+    int rc = rs_store_read_begin(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    dump_order(order);
+    for (int i = 0; i < RS_DB__COUNT && rc == 0; i++) {
+        if (st->has_db[order[i]]) { /* a read-only store may predate a database: empty */
+            rc = dump_db(st, snap.txn, order[i], fp, err);
+        }
+    }
+    rs_store_read_end(st);
+    if (rc == 0 && fflush(fp) != 0) {
+        rc = dump_write_error(st, err); /* a buffered stream reports a full disk only here */
+    }
+    return rc;
 }

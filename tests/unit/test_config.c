@@ -186,6 +186,7 @@ static void test_config_init_sets_documented_defaults(void **state)
     assert_int_equal(cfg->batch_max_events, 5000);
     assert_int_equal(cfg->batch_max_ms, 20);
     assert_int_equal(cfg->event_max_bytes, 1048576);
+    assert_int_equal(cfg->dedup_window_ms, INT64_C(7) * 86400 * 1000);
     assert_int_equal(cfg->max_out_of_orderness_ms, 10 * 60 * 1000);
     assert_int_equal(cfg->tick_ms, 100);
     assert_int_equal(cfg->lead_threshold_ms[RS_TIER_HIGH], 5 * 60 * 1000);
@@ -435,6 +436,11 @@ static void test_config_set_enforces_each_range(void **state)
         { "sla.speed_to_lead.high", "0ms", RS_ECONFIG },
         { "sla.speed_to_lead.high", "1ms", 0 },
         { "sla.speed_to_lead.low", "365d", 0 },
+        { "dedup.window", "366d", RS_ECONFIG },
+        { "dedup.window", "-1d", RS_ECONFIG },
+        { "dedup.window", "7", RS_ECONFIG },
+        { "dedup.window", "365d", 0 },
+        { "dedup.window", "0s", 0 },
         { "time.max_out_of_orderness", "0s", 0 },
         { "time.max_out_of_orderness", "8d", RS_ECONFIG },
         { "time.tick", "0ms", RS_ECONFIG },
@@ -460,6 +466,7 @@ static void test_config_set_enforces_each_range(void **state)
     assert_int_equal(fx->cfg.warning_pct, 99);
     assert_int_equal(fx->cfg.escalate_pct, 101);
     assert_int_equal(fx->cfg.log_level, RS_LOG_LEVEL_WARN);
+    assert_int_equal(fx->cfg.dedup_window_ms, 0); /* the last accepted value: off */
 }
 
 static void test_config_load_bad_duration_names_key(void **state)
@@ -582,6 +589,32 @@ static void test_config_load_funnel_keys(void **state)
     assert_int_equal(fx->cfg.stage_ms[0], INT64_C(10) * 86400 * 1000); /* the later line wins */
     assert_string_equal(fx->cfg.stage_names[1], "proposal");
     assert_string_equal(fx->cfg.onboarding_start, "opportunity_won");
+}
+
+static void test_config_load_dedup_window_from_file_env_and_print(void **state)
+{
+    struct fixture *fx = *state;
+    const char *path = write_file(fx, "dedup.window = 36h\n");
+    char *const *env = make_env(fx, (const char *const[]){ "REVSTREAM_DEDUP_WINDOW=0s", NULL });
+    char *text;
+
+    assert_int_equal(rs_config_load(&fx->cfg, path, NULL, &fx->err), 0);
+    assert_int_equal(fx->cfg.dedup_window_ms, INT64_C(36) * 3600 * 1000);
+    text = print_to_string(&fx->cfg);
+    assert_non_null(strstr(text, "\ndedup.window = 36h\n"));
+    free(text);
+
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(rs_config_load(&fx->cfg, path, env, &fx->err), 0);
+    assert_int_equal(fx->cfg.dedup_window_ms, 0);
+    assert_string_equal(rs_config_origin(&fx->cfg, "dedup.window"), "env REVSTREAM_DEDUP_WINDOW");
+
+    rs_config_release(&fx->cfg);
+    rs_config_init(&fx->cfg);
+    assert_int_equal(load_text(fx, "dedup.window = 400d\n", &path), RS_ECONFIG);
+    assert_msg_at(&fx->err, path, 1,
+                  "key 'dedup.window': expected a duration from 0d to 365d, got '400d'");
 }
 
 static void test_config_load_bad_funnel_values_name_the_key(void **state)
@@ -1039,6 +1072,7 @@ int main(void)
         T(test_config_load_duplicate_key_is_rejected),
         T(test_config_load_same_topic_twice_names_both_keys),
         T(test_config_load_funnel_keys),
+        T(test_config_load_dedup_window_from_file_env_and_print),
         T(test_config_load_bad_funnel_values_name_the_key),
         T(test_config_load_missing_file_returns_enoent),
         T(test_config_load_directory_returns_eisdir),

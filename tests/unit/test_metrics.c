@@ -368,8 +368,39 @@ static void test_metrics_defs_by_name_and_id(void **state)
     assert_null(rs_metric_by_name("speed_to_lea", 12));
     assert_string_equal(rs_metric_by_id(RS_M16_QUOTA)->name, "quota_attainment");
     assert_null(rs_metric_by_id(999));
+    assert_string_equal(rs_metric_by_id(RS_MDQ_DUPLICATES)->name, "duplicate_events");
     assert_non_null(rs_metric_defs(&n));
-    assert_int_equal(n, 10);
+    assert_int_equal(n, 11);
+}
+
+/* A duplicate counts once in every grain of its event time, and nowhere else. */
+static void test_metrics_duplicate_counts_in_its_buckets(void **state)
+{
+    struct fx *f = *state;
+    struct rs_event ev;
+    struct rs_metric_value v;
+    struct rs_err err;
+    const struct rs_metric_def *def = rs_metric_by_id(RS_MDQ_DUPLICATES);
+    int64_t t = INT64_C(1772409600000) + 3600000; /* 2026-03-02 01:00 UTC */
+
+    memset(&ev, 0, sizeof(ev));
+    ev.ts_ms = t;
+    assert_int_equal(rs_store_begin(f->st, &err), 0);
+    assert_int_equal(rs_metrics_duplicate(&f->m, f->st, 0, &ev, &err), 0);
+    assert_int_equal(rs_metrics_duplicate(&f->m, f->st, 1, &ev, &err), 0);
+    assert_int_equal(rs_agg_flush(f->agg, f->st, NULL, NULL, &err), 0);
+    assert_int_equal(rs_store_commit(f->st, &err), 0);
+    assert_int_equal(rs_store_read_begin(f->st, &err), 0);
+    assert_int_equal(rs_metrics_read(&f->m.cfg, f->st, def, (struct rs_str){ "", 0 }, RS_GRAIN_DAY,
+                                     INT64_C(1772409600000), NULL, 0, t, &v, &err),
+                     0);
+    assert_int_equal(v.count, 2);
+    assert_true(v.value == 2.0);
+    assert_int_equal(rs_metrics_read(&f->m.cfg, f->st, def, (struct rs_str){ "", 0 }, RS_GRAIN_DAY,
+                                     INT64_C(1772409600000) + 86400000, NULL, 0, t, &v, &err),
+                     0);
+    assert_int_equal(v.count, 0);
+    rs_store_read_end(f->st);
 }
 
 /* M11 worked example on a hand-built cell: [2,3,4,4,5,7,9,15,30,120] min. */
@@ -1323,6 +1354,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_defs_by_name_and_id),
+        cmocka_unit_test_setup_teardown(test_metrics_duplicate_counts_in_its_buckets, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_eval_speed_to_lead_worked_example, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_eval_provisional_and_low_confidence, fx_setup,
