@@ -34,9 +34,6 @@
 #define DLQ_LOG_EVERY     1000
 #define DLQ_PAYLOAD_MAX   900000 /* longer originals are cut; revstream.truncated says so */
 #define PROGRESS_EVERY_MS 30000  /* a progress line in the log this often */
-/* Dedup entries expired per partition and batch: more than a batch records, so the table
- * shrinks, and bounded, so a watermark jump does not make one batch delete a week of ids. */
-#define DEDUP_EXPIRE_MAX 20000
 
 /* Outbox record destinations; stored in the record, never reuse a value. */
 enum { DEST_ALERTS = 0, DEST_DLQ = 1, DEST_METRICS = 2 };
@@ -545,13 +542,13 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
             /* A duplicate id within the window: counted, never applied (METRICS.md §1.6). */
             rc = rs_dedup_check(app->store, (uint32_t)msg->partition, ev.id, ev.ts_ms, wm,
                                 app->cfg->dedup_window_ms, &duplicate, err);
+            p->dedup_dirty = true; /* the watermark may have moved: expire at the batch's end */
             if (rc == 0 && duplicate) {
                 app->counters.duplicates++;
                 rc = rs_metrics_duplicate(&app->metrics, app->store, (uint32_t)msg->partition, &ev,
                                           err);
                 goto applied;
             }
-            p->dedup_dirty = true;
         }
         if (rc == 0) {
             rc = rs_sla_apply(&app->sla, app->store, (uint32_t)msg->partition, &ev,
@@ -668,12 +665,12 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
             int64_t wm = rs_watermark_event(&p->wm);
 
             p->dedup_dirty = false;
-            if (wm != INT64_MIN) {
-                rc = rs_dedup_expire(app->store, (uint32_t)i, wm - app->cfg->dedup_window_ms,
-                                     DEDUP_EXPIRE_MAX, err);
-                if (rc < 0) {
-                    return rc;
-                }
+            /* Everything out of the window goes, however much: a bounded pass would leave a
+             * backlog that depends on where batches end, and a replay must dump the same. */
+            rc = rs_dedup_expire(app->store, (uint32_t)i,
+                                 rs_dedup_cutoff_ms(wm, app->cfg->dedup_window_ms), 0, err);
+            if (rc < 0) {
+                return rc;
             }
         }
         if (!p->dirty) {

@@ -13,6 +13,7 @@
  * as absent, so the answer never depends on how far expiry has got.
  *
  * Cost per event (B-tree operations on the caller's batch, each O(log n) in the table):
+ *   dedup off (window 0):                 nothing
  *   duplicate, or older than the window:  1 get
  *   new, within the window:               1 get + 2 puts
  *   expiry, once per recorded event:      1 seek + 2 deletes (amortised over the calls)
@@ -21,7 +22,7 @@
  * value, plus LMDB's per-entry overhead.
  *
  * Usage, per event inside the batch (cutoff = rs_dedup_cutoff_ms(watermark, window)):
- *   rs_dedup_check(...) -> skip the event if *duplicate; count `unchecked` if ts < cutoff
+ *   rs_dedup_check(...) -> skip the event if *duplicate, else count `unchecked` if ts < cutoff
  *   rs_dedup_expire(st, partition, cutoff, max, err) as the watermark advances
  *
  * Threads: the loop thread, inside the caller's store batch.

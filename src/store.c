@@ -12,10 +12,12 @@
 #include <sys/stat.h>
 
 /* Keep in sync with enum rs_db. */
-static const char *const db_names[RS_DB__COUNT] = {
+static const char *const db_names[] = {
     "meta",   "offsets",    "entities", "timers",       "timer_index",
     "outbox", "aggregates", "dedup",    "dedup_expiry",
 };
+
+_Static_assert(sizeof(db_names) / sizeof(db_names[0]) == RS_DB__COUNT, "a name per enum rs_db");
 
 /* The meta key that keeps the outbox sequence monotonic across restarts with an empty outbox. */
 #define META_OUTBOX_SEQ "outbox_seq"

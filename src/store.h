@@ -9,6 +9,8 @@
  *   timer_index  partition(u32) rule(u8) entity -> deadline(i64)           (timer.c)
  *   outbox       sequence(u64) -> record not yet acknowledged by Kafka
  *   aggregates   partition(u32) metric(u16) dims NUL grain(u8) bucket(i64) -> cell  (agg.c)
+ *   dedup        partition(u32) id -> event time(i64)                    (dedup.c)
+ *   dedup_expiry partition(u32) event time(i64) id -> ""                (dedup.c)
  *
  * Writes happen inside a batch (one LMDB write transaction) that brackets one slice of the
  * Kafka stream: state, timers, offsets and outbox commit together or not at all. The
@@ -183,11 +185,16 @@ void rs_store_usage(struct rs_store *st, uint64_t *map_bytes, uint64_t *used_byt
 int rs_store_sync(struct rs_store *st, struct rs_err *err);
 
 /*
- * Write a canonical dump of the state to `out` (a FILE *): for each database in name order,
- * each entry in key order as "db<TAB>hex key<TAB>hex value<NEWLINE>". What depends on when
- * Kafka acknowledged a publish, not on the events, is left out: the outbox and its sequence
- * in meta. Two stores that applied the same events in the same order dump the same bytes.
- * Opens its own read snapshot. Returns 0, RS_ESTORE, or RS_EIO if writing fails.
+ * Write a canonical dump of the state to `out` (a FILE *): for each database in name order
+ * (strcmp of the names above: aggregates, dedup, dedup_expiry, entities, meta, offsets,
+ * timer_index, timers), each entry in LMDB key order as "db<TAB>hex key<TAB>hex value<NEWLINE>"
+ * with lowercase hex (an empty value leaves nothing after the second tab). What depends on
+ * when Kafka acknowledged a publish, not on the events, is left out: the outbox and its
+ * sequence in meta ("outbox_seq"). Two stores that applied the same events in the same order
+ * dump the same bytes. Opens its own read snapshot (nested in the thread's snapshot if it
+ * holds one), so it works on a read-only store and is refused inside a batch (RS_ESTORE). A
+ * database that a read-only directory predates dumps as empty. Flushes `out`.
+ * Returns 0, RS_ESTORE, or RS_EIO if writing fails (`out` may then hold a partial dump).
  */
 int rs_store_dump(struct rs_store *st, void *out, struct rs_err *err);
 

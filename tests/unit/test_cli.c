@@ -105,6 +105,46 @@ static void test_cli_bad_usage_exits_two(void **state)
     assert_file_has(f->err, "unexpected argument '--bogus'");
 }
 
+/* replay checks its options before it talks to a cluster: these fail without a broker. */
+static void test_cli_replay_bad_usage_exits_two(void **state)
+{
+    struct fixture *f = *state;
+    char text[8192], args[8192];
+
+    (void)snprintf(text, sizeof(text),
+                   "kafka.bootstrap.servers = 127.0.0.1:1\nkafka.group.id = g\n"
+                   "state.dir = %s/live\n",
+                   f->dir);
+    write_file(f->conf, text);
+    assert_int_equal(run(f, "replay --help"), 0);
+    assert_file_has(f->out, "--topic-suffix");
+    (void)snprintf(args, sizeof(args), "replay -c '%s'", f->conf);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "replay needs --state-dir DIR");
+    (void)snprintf(args, sizeof(args),
+                   "replay -c '%s' --state-dir '%s/r' --no-output "
+                   "--topic-suffix .x",
+                   f->conf, f->dir);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "--no-output and --topic-suffix exclude each other");
+    (void)snprintf(args, sizeof(args), "replay -c '%s' --state-dir '%s/r' --rate 0", f->conf,
+                   f->dir);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "needs events per second");
+    (void)snprintf(args, sizeof(args), "replay -c '%s' --state-dir '%s/r' --resume --from earliest",
+                   f->conf, f->dir);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "--resume continues the stored range");
+    /* The service's own directory is refused before any connection is made. */
+    (void)snprintf(args, sizeof(args), "replay -c '%s' --state-dir '%s/live'", f->conf, f->dir);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "is the service's state.dir");
+    (void)snprintf(args, sizeof(args), "replay -c '%s' --state-dir '%s/r' --resume", f->conf,
+                   f->dir);
+    assert_int_equal(run(f, args), 2);
+    assert_file_has(f->err, "--resume: no paused replay in");
+}
+
 static void test_cli_bad_config_names_file_line_key_and_exits_two(void **state)
 {
     struct fixture *f = *state;
@@ -274,6 +314,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_cli_version_and_help_exit_zero),
         T(test_cli_bad_usage_exits_two),
+        T(test_cli_replay_bad_usage_exits_two),
         T(test_cli_bad_config_names_file_line_key_and_exits_two),
         T(test_cli_bad_librdkafka_property_is_a_config_error),
         T(test_cli_config_contradicting_guarantees_is_refused),

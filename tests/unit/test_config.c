@@ -614,7 +614,7 @@ static void test_config_load_dedup_window_from_file_env_and_print(void **state)
     rs_config_init(&fx->cfg);
     assert_int_equal(load_text(fx, "dedup.window = 400d\n", &path), RS_ECONFIG);
     assert_msg_at(&fx->err, path, 1,
-                  "key 'dedup.window': expected a duration from 0d to 365d, got '400d'");
+                  "key 'dedup.window': expected a duration from 0ms to 365d, got '400d'");
 }
 
 static void test_config_load_bad_funnel_values_name_the_key(void **state)

@@ -562,6 +562,254 @@ static void test_store_readonly_refuses_another_format_version(void **state)
     rs_test_tmpdir_remove(dir);
 }
 
+/* ---- rs_store_dump ---- */
+
+/* The dump of `st` as a string the caller frees; *len gets its length. */
+static char *dump_to_string(struct rs_store *st, size_t *len)
+{
+    char *text = NULL;
+    struct rs_err err;
+    FILE *fp = open_memstream(&text, len);
+    int rc;
+
+    assert_non_null(fp);
+    rc = rs_store_dump(st, fp, &err);
+    if (rc != 0) {
+        fail_msg("rs_store_dump: %d %s", rc, err.msg);
+    }
+    assert_int_equal(fclose(fp), 0);
+    return text;
+}
+
+struct dump_put {
+    enum rs_db db;
+    struct rs_bytes key;
+    struct rs_bytes val;
+};
+
+/* Byte strings with embedded NULs: BN in an expression, BI in a static initializer. */
+#define BN(s) ((struct rs_bytes){ (s), sizeof(s) - 1 })
+#define BI(s)              \
+    {                      \
+        (s), sizeof(s) - 1 \
+    }
+
+/* One entry in every database but the outbox, binary keys and an empty value among them. */
+static const struct dump_put dump_puts[] = {
+    { RS_DB_META, BI("zz_note"), BI("x") },
+    { RS_DB_ENTITIES, BI("\x00\x00\x00\x01\x02lead-1"), BI("\x01\x02\x03") },
+    { RS_DB_ENTITIES, BI("\x00\x00\x00\x00\x02lead-2"), BI("\xff") },
+    { RS_DB_TIMERS, BI("\x00\x00\x00\x00\x80\x00\x00\x00\x00\x00\x00\x01\x01lead-1"), BI("p") },
+    { RS_DB_TIMER_INDEX, BI("\x00\x00\x00\x00\x01lead-1"), BI("\x80\x00\x00\x00\x00\x00\x00\x01") },
+    { RS_DB_AGGREGATES, BI("\x00\x00\x00\x00\x00\x01seg\x00\x01"), BI("\x00\x00\x00\x07") },
+    { RS_DB_AGGREGATES, BI("\x00\x00\x00\x00\x00\x01seg\x00\x00"), BI("\x00\x00\x00\x05") },
+    { RS_DB_DEDUP, BI("\x00\x00\x00\x00id-1"), BI("\x80\x00\x01\x9b\x00\x00\x00\x00") },
+    { RS_DB_DEDUP_EXPIRY, BI("\x00\x00\x00\x00\x80\x00\x01\x9b\x00\x00\x00\x00id-1"), BI("") },
+};
+
+#define DUMP_PUTS (sizeof(dump_puts) / sizeof(dump_puts[0]))
+
+static void put_at(struct rs_store *st, size_t i)
+{
+    assert_int_equal(rs_store_put(st, dump_puts[i].db, dump_puts[i].key, dump_puts[i].val, NULL),
+                     0);
+}
+
+static void test_store_dump_is_the_same_for_the_same_puts_in_any_order(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = rs_test_tmpdir_new();
+    struct rs_store *other;
+    struct rs_store_offset off = { 42, 1000, 41 };
+    char *a, *b;
+    size_t a_len, b_len;
+    uint64_t seq;
+
+    /* One batch, in order, and an outbox that Kafka has not acknowledged yet. */
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    for (size_t i = 0; i < DUMP_PUTS; i++) {
+        put_at(f->st, i);
+    }
+    assert_int_equal(rs_store_offset_put(f->st, "events", 0, &off, NULL), 0);
+    assert_int_equal(rs_store_outbox_append(f->st, B("alert-1"), &seq, NULL), 0);
+    assert_int_equal(rs_store_outbox_append(f->st, B("alert-2"), &seq, NULL), 0);
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+
+    /* One batch per put, in reverse, a value overwritten on the way, the outbox drained. */
+    assert_int_equal(rs_store_open(&other, dir, 1, NULL), 0);
+    assert_int_equal(rs_store_begin(other, NULL), 0);
+    assert_int_equal(
+        rs_store_offset_put(other, "events", 0, &(struct rs_store_offset){ 1, 2, 3 }, NULL), 0);
+    assert_int_equal(rs_store_outbox_append(other, B("alert-0"), &seq, NULL), 0);
+    assert_int_equal(rs_store_commit(other, NULL), 0);
+    for (size_t i = DUMP_PUTS; i-- > 0;) {
+        assert_int_equal(rs_store_begin(other, NULL), 0);
+        put_at(other, i);
+        assert_int_equal(rs_store_commit(other, NULL), 0);
+    }
+    assert_int_equal(rs_store_begin(other, NULL), 0);
+    assert_int_equal(rs_store_offset_put(other, "events", 0, &off, NULL), 0);
+    assert_int_equal(
+        rs_store_del(other, RS_DB_OUTBOX, BN("\x00\x00\x00\x00\x00\x00\x00\x01"), NULL), 0);
+    assert_int_equal(rs_store_commit(other, NULL), 0);
+
+    a = dump_to_string(f->st, &a_len);
+    b = dump_to_string(other, &b_len);
+    if (a_len != b_len || memcmp(a, b, a_len) != 0) {
+        fail_msg("dumps differ:\n%s----\n%s", a, b);
+    }
+    assert_null(strstr(a, "outbox"));               /* neither the database nor meta's outbox_seq */
+    assert_null(strstr(a, "6f7574626f785f736571")); /* hex of "outbox_seq" */
+    assert_non_null(strstr(a, "meta\t7a7a5f6e6f7465\t78\n"));
+    free(a);
+    free(b);
+    rs_store_close(other);
+    rs_test_tmpdir_remove(dir);
+}
+
+static void test_store_dump_orders_databases_by_name_and_keys_as_lmdb(void **state)
+{
+    struct fixture *f = *state;
+    char want[1024];
+    char *text;
+    size_t len;
+    uint64_t seq;
+
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_TIMERS, B("t"), B("v"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_TIMER_INDEX, B("i"), B("\xAB"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_ENTITIES, B("b"), BN("\x00\x01"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_ENTITIES, B("a"), B("\xFF"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_DEDUP_EXPIRY, B("e"), BN(""), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_DEDUP, B("d"), B("D"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_AGGREGATES, BN("\x00\xff"), B("g"), NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_AGGREGATES, BN("\x00"), B("h"), NULL), 0);
+    assert_int_equal(rs_store_outbox_append(f->st, B("alert"), &seq, NULL), 0);
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+
+    (void)snprintf(want, sizeof(want),
+                   "aggregates\t00\t68\n"
+                   "aggregates\t00ff\t67\n"
+                   "dedup\t64\t44\n"
+                   "dedup_expiry\t65\t\n"
+                   "entities\t61\tff\n"
+                   "entities\t62\t0001\n"
+                   "meta\t666f726d61745f76657273696f6e\t%08x\n" /* "format_version" */
+                   "timer_index\t69\tab\n"
+                   "timers\t74\t76\n",
+                   (unsigned)RS_STORE_FORMAT_VERSION);
+    text = dump_to_string(f->st, &len);
+    assert_string_equal(text, want);
+    assert_int_equal(len, strlen(want));
+    free(text);
+}
+
+static void test_store_dump_changes_with_every_database_but_the_outbox(void **state)
+{
+    struct fixture *f = *state;
+    char *before, *after;
+    size_t before_len, after_len;
+    struct rs_err err;
+    uint64_t seq;
+
+    before = dump_to_string(f->st, &before_len);
+    for (int db = 0; db < RS_DB__COUNT; db++) {
+        assert_int_equal(rs_store_begin(f->st, NULL), 0);
+        if (db == RS_DB_OUTBOX) {
+            assert_int_equal(rs_store_outbox_append(f->st, B("alert"), &seq, NULL), 0);
+        } else {
+            assert_int_equal(rs_store_put(f->st, (enum rs_db)db, B("x"), B("y"), NULL), 0);
+        }
+        assert_int_equal(rs_store_commit(f->st, NULL), 0);
+        after = dump_to_string(f->st, &after_len);
+        if (db == RS_DB_OUTBOX) {
+            assert_int_equal(after_len, before_len);
+            assert_memory_equal(after, before, before_len);
+        } else if (after_len == before_len && memcmp(after, before, before_len) == 0) {
+            fail_msg("a put in database %d left the dump unchanged", db);
+        }
+        free(before);
+        before = after;
+        before_len = after_len;
+    }
+    /* A changed value, not only a new key, shows too. */
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    assert_int_equal(rs_store_put(f->st, RS_DB_ENTITIES, B("x"), B("z"), NULL), 0);
+    {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *fp = open_memstream(&text, &len);
+
+        assert_non_null(fp);
+        assert_int_equal(rs_store_dump(f->st, fp, &err), RS_ESTORE); /* no snapshot in a batch */
+        assert_int_equal(fclose(fp), 0);
+        assert_int_equal(len, 0);
+        free(text);
+    }
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+    after = dump_to_string(f->st, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_not_equal(after, before, before_len);
+    free(before);
+    free(after);
+}
+
+static void test_store_dump_works_on_a_readonly_store(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = rs_test_tmpdir_new();
+    struct rs_store *ro;
+    char *rw_text, *ro_text;
+    size_t rw_len, ro_len;
+    char want[128];
+
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    for (size_t i = 0; i < DUMP_PUTS; i++) {
+        put_at(f->st, i);
+    }
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+    rw_text = dump_to_string(f->st, &rw_len);
+    rs_store_close(f->st);
+    f->st = NULL;
+
+    assert_int_equal(rs_store_open_readonly(&ro, f->dir, NULL), 0);
+    assert_int_equal(rs_store_read_begin(ro, NULL), 0); /* nested in a caller's snapshot */
+    ro_text = dump_to_string(ro, &ro_len);
+    rs_store_read_end(ro);
+    assert_int_equal(ro_len, rw_len);
+    assert_memory_equal(ro_text, rw_text, rw_len);
+    free(ro_text);
+    rs_store_close(ro);
+    assert_int_equal(rs_store_open(&f->st, f->dir, 1, NULL), 0); /* for the teardown */
+
+    /* A state directory older than the dedup databases dumps what it has. */
+    make_old_state(dir, RS_STORE_FORMAT_VERSION);
+    assert_int_equal(rs_store_open_readonly(&ro, dir, NULL), 0);
+    ro_text = dump_to_string(ro, &ro_len);
+    (void)snprintf(want, sizeof(want), "meta\t666f726d61745f76657273696f6e\t%08x\n",
+                   (unsigned)RS_STORE_FORMAT_VERSION);
+    assert_string_equal(ro_text, want);
+    free(ro_text);
+    free(rw_text);
+    rs_store_close(ro);
+    rs_test_tmpdir_remove(dir);
+}
+
+static void test_store_dump_write_failure_returns_eio(void **state)
+{
+    struct fixture *f = *state;
+    struct rs_err err;
+    FILE *fp = fopen(f->dir, "r"); /* a stream that refuses every write */
+
+    assert_non_null(fp);
+    assert_int_equal(rs_store_dump(f->st, fp, &err), RS_EIO);
+    assert_non_null(strstr(err.msg, "cannot write the dump"));
+    assert_int_equal(fclose(fp), 0);
+    /* The snapshot was released: a batch can begin on this thread. */
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    rs_store_abort(f->st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +852,16 @@ int main(void)
             store_teardown),
         cmocka_unit_test_setup_teardown(test_store_readonly_refuses_another_format_version,
                                         store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dump_is_the_same_for_the_same_puts_in_any_order,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dump_orders_databases_by_name_and_keys_as_lmdb,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dump_changes_with_every_database_but_the_outbox,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dump_works_on_a_readonly_store, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_dump_write_failure_returns_eio, store_setup,
+                                        store_teardown),
         cmocka_unit_test(test_store_signed_keys_sort_numerically),
     };
 
