@@ -717,6 +717,9 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         fail(app, "batch", &err);
         return rc;
     }
+    if (app->replay != NULL && app->replay->batch != NULL) {
+        app->replay->batch(app->replay->opaque);
+    }
     check_replay_done(app);
     /* Kafka's group offsets follow ours, for lag monitoring only. */
     for (size_t i = 0; app->replay == NULL && i < n; i++) {

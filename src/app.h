@@ -115,6 +115,7 @@ struct rs_app_replay {
     const int64_t *end;
     bool no_output; /* write nothing to the outbox: rebuild state only */
     void (*done)(void *opaque);
+    void (*batch)(void *opaque); /* after each batch (a rate limit's check); may be NULL */
     void *opaque;
 };
 

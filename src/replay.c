@@ -275,6 +275,17 @@ static int configure(struct replay *rp, struct rs_err *err)
     if (rc == 0) {
         rc = rs_config_set(cfg, "http.bind", "off", "replay", err);
     }
+    if (rc == 0 && rp->cli->rate > 0) {
+        /* Batches of RATE_EVERY_MS worth of events: the limit holds within one batch. */
+        double per = rp->cli->rate * RATE_EVERY_MS / 1000.0;
+        char n[32];
+
+        (void)snprintf(n, sizeof(n), "%u",
+                       per < 1                               ? 1u
+                       : per < (double)cfg->batch_max_events ? (unsigned)per
+                                                             : cfg->batch_max_events);
+        rc = rs_config_set(cfg, "batch.max_events", n, "--rate", err);
+    }
     return rc == 0 ? rs_config_validate(cfg, err) : rc;
 }
 
@@ -329,14 +340,29 @@ static void on_progress(uv_timer_t *t)
     print_progress(t->data, false);
 }
 
-/* The rate limit: stop consuming while ahead of rate x elapsed time. */
-static void on_rate(uv_timer_t *t)
+/*
+ * The rate limit: after every batch, and every RATE_EVERY_MS while stopped, consuming stops
+ * while the replay is ahead of rate x elapsed time. Batches are cut to RATE_EVERY_MS worth of
+ * events (configure()), so a burst is at most that.
+ */
+static void check_rate(struct replay *rp)
 {
-    struct replay *rp = t->data;
     const struct rs_app_counters *c = rs_app_counters(rp->app);
     double allowed = rp->cli->rate * elapsed_s(rp);
 
-    rs_app_throttle(rp->app, (double)(c->events + c->dead_letters) >= allowed);
+    if (rp->cli->rate > 0) {
+        rs_app_throttle(rp->app, (double)(c->events + c->dead_letters) >= allowed);
+    }
+}
+
+static void on_rate(uv_timer_t *t)
+{
+    check_rate(t->data);
+}
+
+static void on_batch(void *opaque)
+{
+    check_rate(opaque);
 }
 
 static void app_stopped(void *opaque, int status)
@@ -399,7 +425,8 @@ static int run(struct replay *rp, struct rs_err *err)
     if (rc != 0) {
         return rc;
     }
-    rp->r = (struct rs_app_replay){ rp->n, rp->start, rp->end, rp->cli->no_output, on_done, rp };
+    rp->r = (struct rs_app_replay){ rp->n,   rp->start, rp->end, rp->cli->no_output,
+                                    on_done, on_batch,  rp };
     rs_app_set_replay(rp->app, &rp->r);
     (void)uv_timer_init(&rp->loop, &rp->progress);
     (void)uv_timer_init(&rp->loop, &rp->rate);

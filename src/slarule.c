@@ -913,48 +913,6 @@ static int lag_sample(const struct ctx *c, struct inst *in, struct rs_str entity
     return emit(c, in, entity, &x);
 }
 
-/*
- * The latest start (last event received) of the same source's instances in the other
- * partitions of this store, or NO_TIME. Partitions are found by seeking past each one.
- */
-static int freshness_elsewhere(const struct ctx *c, struct rs_str source, int64_t *latest)
-{
-    uint8_t from[4];
-    uint32_t p = 0;
-    int rc;
-
-    *latest = NO_TIME;
-    for (;;) {
-        struct rs_bytes key, val;
-        struct inst other;
-
-        rs_store_put_u32(from, p);
-        rc = rs_store_seek(c->st, RS_DB_ENTITIES, (struct rs_bytes){ from, 4 }, &key, &val, c->err);
-        if (rc == RS_ENOTFOUND) {
-            return 0;
-        }
-        if (rc != 0) {
-            return rc;
-        }
-        if (key.len < 4) {
-            return 0;
-        }
-        p = rs_store_get_u32(key.ptr);
-        if (p != c->partition) {
-            rc = inst_load(c->st, p, RS_RULE_DATA_FRESHNESS, source, &other, c->err);
-            if (rc == 0 && is_open(&other) && other.start_ms > *latest) {
-                *latest = other.start_ms;
-            } else if (rc != 0 && rc != RS_ENOTFOUND) {
-                return rc;
-            }
-        }
-        if (p == UINT32_MAX) {
-            return 0;
-        }
-        p++;
-    }
-}
-
 /* ---- the declarations ------------------------------------------------------------------- */
 
 enum action {
@@ -1397,7 +1355,6 @@ static int fire_one(void *opaque, uint32_t partition, uint8_t rule, struct rs_by
     struct ctx *c = &fc->c;
     const struct rs_rule_config *cfg = rule_cfg(c->r, rule);
     struct rs_str id = { entity.ptr, entity.len };
-    struct facts f = { id, RS_STR_NULL, RS_STR_NULL, RS_STR_NULL };
     struct inst in;
     size_t level;
     int rc;
@@ -1425,23 +1382,6 @@ static int fire_one(void *opaque, uint32_t partition, uint8_t rule, struct rs_by
     }
     if (level_deadline(cfg, &in, level) > fc->watermark_ms) {
         return arm_next(c, &in, id); /* the window moved since the timer was armed */
-    }
-    if (rule == RS_RULE_DATA_FRESHNESS) {
-        int64_t latest;
-
-        /* A partition that went quiet while the source still sends to others is not a silent
-         * source: take the later event instead of alerting. */
-        rc = freshness_elsewhere(c, id, &latest);
-        if (rc != 0) {
-            return rc;
-        }
-        if (latest != NO_TIME && latest > in.start_ms) {
-            rc = freshness_seen(c, &in, &f, latest);
-            if (rc == 0 && in.fired == 0) {
-                rc = arm_next(c, &in, id);
-            }
-            return rc != 0 ? rc : inst_save(c, id, &in);
-        }
     }
     in.fired |= (uint8_t)(1u << level);
     if (cfg->levels[level].kind == RS_ALERT_BREACHED) {

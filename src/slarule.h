@@ -50,12 +50,14 @@
  *   event time plus the threshold, and the watermark fires it (the wall clock, once caught
  *   up), so a replay of the same events gives the same alerts and a stream whose event times
  *   run ahead of the brokers' clocks is not silent. A source whose events arrive late, not
- *   rarely, is the ingest-lag rule's case. Before a silence level fires, the same source's
- * instances in the other partitions of this store are read: if one heard from the source later,
- * this instance takes that time instead of alerting, so a quiet partition alone never alarms
- * (partitions owned by another process are not seen). The ingest lag is the P95 (type 7) of the
- * last 64 lags (receive - event time), judged from 20 samples on; "L1_ingest_lag" and
- *   "resolved_ingest_lag" alerts carry their own episode number as attempt.
+ *   rarely, is the ingest-lag rule's case. Silence is judged per partition, like all state:
+ *   looking at the source's instances in other partitions would make the outcome depend on
+ *   the order partitions were applied in, which a replay does not reproduce. A partition that
+ *   hears little from a source therefore alarms on its own; the alert ids of one source are
+ *   the same on every partition, so a downstream consumer sees one alert per attempt. The
+ *   ingest lag is the P95 (type 7) of the last 64 lags (receive - event time), judged from 20
+ *   samples on; "L1_ingest_lag" and "resolved_ingest_lag" alerts carry their own episode
+ *   number as attempt.
  *
  * Threads: the loop thread, inside the caller's store batch.
  */
