@@ -103,6 +103,40 @@ static void drain_wake_pipe(int fd)
     }
 }
 
+/*
+ * Consumer-group properties that a `kafka.X` key (both roles) also hands to the producer,
+ * where librdkafka ignores them with a CONFWARN line at every start. librdkafka has no call
+ * that tells a property's scope, so the common ones are named here; kafka.producer.X still
+ * passes anything through.
+ */
+static bool consumer_only(const char *name)
+{
+    static const char *const names[] = {
+        "group.id",
+        "group.instance.id",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "isolation.level",
+        "fetch.wait.max.ms",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Apply cfg's kafka properties of `role` (and of both roles) to conf. */
 static int apply_props(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum rs_kafka_role role,
                        struct rs_err *err)
@@ -113,6 +147,9 @@ static int apply_props(rd_kafka_conf_t *conf, const struct rs_config *cfg, enum 
         const struct rs_kafka_prop *p = &cfg->kafka[i];
 
         if (p->role != RS_KAFKA_BOTH && p->role != role) {
+            continue;
+        }
+        if (p->role == RS_KAFKA_BOTH && role == RS_KAFKA_PRODUCER && consumer_only(p->name)) {
             continue;
         }
         if (rd_kafka_conf_set(conf, p->name, p->value, errstr, sizeof(errstr)) !=
