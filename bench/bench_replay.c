@@ -3,11 +3,12 @@
  * fast librdkafka alone fetches the same topic from that broker.
  *
  *   bench_replay [--events N] [--partitions P] [--topic NAME] [--runs R] [--batch B]
- *                [--reuse] [--revstream PATH]
+ *                [--batch-time T] [--reuse] [--revstream PATH]
  *
- *   defaults: 5000000 events, 4 partitions, topic revstream.bench.replay, 3 runs, a second
- *   replay case with batch.max_events=20000 (--batch 0: none), the revstream binary of the
- *   same build tree. The broker is RS_BENCH_BROKERS, else 127.0.0.1:9092.
+ *   defaults: 5000000 events, 4 partitions, topic revstream.bench.replay, 3 runs, replay
+ *   cases with batch.max_events=20000 and with that and batch.max_time=1s (--batch 0: neither;
+ *   --batch-time 0: not the second), the revstream binary of the same build tree. The broker
+ *   is RS_BENCH_BROKERS, else 127.0.0.1:9092.
  *
  * It writes the events once (with --reuse, not at all when the topic already holds exactly N
  * of them), then measures, round after round so that every case sees the same noise:
@@ -17,6 +18,8 @@
  *   replay         `revstream replay --no-output` into a fresh state directory, timed from
  *                  fork to exit (wall), plus the replay's own final line (own)
  *   replay_bB      the same with batch.max_events=B
+ *   replay_bB_tT   and batch.max_time=T: the default 20ms closes a batch long before 5000
+ *                  events, so batch.max_events alone changes little
  * Prints the command, the machine, one line per case and run (name run events events/s
  * seconds), the medians, and each replay's median rate as a fraction of the fetch's.
  *
@@ -62,6 +65,7 @@ struct options {
     const char *topic;
     int runs;
     unsigned batch;
+    const char *batch_time;
     bool reuse;
     const char *revstream;
     const char *brokers;
@@ -662,7 +666,14 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 }
 
 /* The replay's configuration: the bench topic, a service state.dir it never touches. */
-static int write_conf(const char *path, const char *work, const struct options *o, unsigned batch)
+/* A replay case: batch settings, 0 and NULL for the defaults. */
+struct replay_case {
+    unsigned batch;
+    const char *batch_time;
+};
+
+static int write_conf(const char *path, const char *work, const struct options *o,
+                      const struct replay_case *rc)
 {
     FILE *f = fopen(path, "w");
 
@@ -675,8 +686,11 @@ static int write_conf(const char *path, const char *work, const struct options *
             "topic.events = %s\nstate.dir = %s/service-state\nhttp.bind = off\n"
             "log.level = warn\n",
             o->brokers, o->topic, work);
-    if (batch > 0) {
-        fprintf(f, "batch.max_events = %u\n", batch);
+    if (rc->batch > 0) {
+        fprintf(f, "batch.max_events = %u\n", rc->batch);
+    }
+    if (rc->batch_time != NULL) {
+        fprintf(f, "batch.max_time = %s\n", rc->batch_time);
     }
     if (fclose(f) != 0) {
         fprintf(stderr, "%s: %s\n", path, strerror(errno));
@@ -713,7 +727,7 @@ static int parse_done(const char *out, struct replay_result *r)
 }
 
 /* Run `revstream replay --no-output` into a fresh work/state-K and time it. */
-static int replay(const struct options *o, const char *work, unsigned batch, int k,
+static int replay(const struct options *o, const char *work, const struct replay_case *rc, int k,
                   struct replay_result *r)
 {
     char conf[PATH_MAX], state[PATH_MAX], mdb[PATH_MAX + 16];
@@ -725,9 +739,9 @@ static int replay(const struct options *o, const char *work, unsigned batch, int
     int64_t t;
     ssize_t got;
 
-    (void)snprintf(conf, sizeof(conf), "%s/replay-%u.conf", work, batch);
+    (void)snprintf(conf, sizeof(conf), "%s/replay.conf", work);
     (void)snprintf(state, sizeof(state), "%s/state-%d", work, k);
-    if (write_conf(conf, work, o, batch) != 0 || pipe(fds) != 0) {
+    if (write_conf(conf, work, o, rc) != 0 || pipe(fds) != 0) {
         return 1;
     }
     (void)fflush(stdout);
@@ -801,16 +815,17 @@ static double median(const double *v, int n)
 
 /* The seconds of one case in each run, wall and the replay's own (0 for the fetch). */
 struct series {
-    char name[32];
-    unsigned batch;
+    char name[48];
+    struct replay_case rc;
     double wall[MAX_RUNS], own[MAX_RUNS];
     int64_t state_bytes;
 };
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_replay [--events N] [--partitions P] [--topic NAME] [--runs R]\n"
-                    "                    [--batch B] [--reuse] [--revstream PATH]\n");
+    fprintf(stderr,
+            "usage: bench_replay [--events N] [--partitions P] [--topic NAME] [--runs R]\n"
+            "                    [--batch B] [--batch-time T] [--reuse] [--revstream PATH]\n");
 }
 
 /* The revstream binary of this build tree: bench/../revstream beside this executable. */
@@ -835,7 +850,8 @@ static int parse_args(int argc, char **argv, struct options *o, char *exe, size_
 {
     const char *env = getenv("RS_BENCH_BROKERS");
 
-    *o = (struct options){ 5000000, 4, "revstream.bench.replay", 3, 20000, false, NULL, NULL };
+    *o =
+        (struct options){ 5000000, 4, "revstream.bench.replay", 3, 20000, "1s", false, NULL, NULL };
     o->brokers = env != NULL && env[0] != '\0' ? env : "127.0.0.1:9092";
     o->revstream = default_revstream(exe, exe_size);
     for (int i = 1; i < argc; i++) {
@@ -861,6 +877,8 @@ static int parse_args(int argc, char **argv, struct options *o, char *exe, size_
             o->runs = atoi(v);
         } else if (strcmp(a, "--batch") == 0) {
             o->batch = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(a, "--batch-time") == 0) {
+            o->batch_time = strcmp(v, "0") != 0 ? v : NULL;
         } else if (strcmp(a, "--revstream") == 0) {
             o->revstream = v;
         } else {
@@ -906,8 +924,13 @@ int main(int argc, char **argv)
     memset(cases, 0, sizeof(cases));
     (void)snprintf(cases[n_cases++].name, sizeof(cases[0].name), "replay");
     if (o.batch > 0) {
-        cases[n_cases].batch = o.batch;
+        cases[n_cases].rc.batch = o.batch;
         (void)snprintf(cases[n_cases++].name, sizeof(cases[0].name), "replay_b%u", o.batch);
+    }
+    if (o.batch > 0 && o.batch_time != NULL) {
+        cases[n_cases].rc = (struct replay_case){ o.batch, o.batch_time };
+        (void)snprintf(cases[n_cases++].name, sizeof(cases[0].name), "replay_b%u_t%s", o.batch,
+                       o.batch_time);
     }
     printf("# name run events events/s seconds [own_events/s own_seconds state_mb]\n");
     for (int run = 0; run < o.runs; run++) {
@@ -922,7 +945,7 @@ int main(int argc, char **argv)
         for (size_t c = 0; c < n_cases; c++) {
             struct replay_result r;
 
-            if (replay(&o, work, cases[c].batch, run, &r) != 0) {
+            if (replay(&o, work, &cases[c].rc, run, &r) != 0) {
                 return 1;
             }
             if (r.events != o.events) {
