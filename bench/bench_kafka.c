@@ -6,6 +6,7 @@
 #include "event.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -686,4 +687,106 @@ const char *rs_bench_default_revstream(char *buf, size_t size)
     }
     (void)snprintf(slash, 32, "/../revstream");
     return buf;
+}
+
+/* ---- children --------------------------------------------------------------------------- */
+
+/* The longest command line a bench runs, plus one. */
+#define MAX_ARGS 16
+
+void rs_bench_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+pid_t rs_bench_spawn(const char *const argv[], const char *out_path, const char *err_path)
+{
+    /* execv wants char *const []: copies, made before fork (no malloc in the child). */
+    char *args[MAX_ARGS];
+    size_t n = 0;
+    pid_t pid;
+
+    for (; argv[n] != NULL && n + 1 < MAX_ARGS; n++) {
+        args[n] = strdup(argv[n]);
+        if (args[n] == NULL) {
+            abort();
+        }
+    }
+    args[n] = NULL;
+    (void)fflush(stdout);
+    (void)fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "fork: %s\n", strerror(errno));
+    }
+    if (pid == 0) {
+        const char *paths[2] = { out_path, err_path };
+
+        for (int i = 0; i < 2; i++) {
+            int fd = paths[i] != NULL ? open(paths[i], O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+
+            /* One file for both: one open file description, or each overwrites the other. */
+            if (i == 1 && paths[0] != NULL && paths[1] != NULL && strcmp(paths[0], paths[1]) == 0) {
+                (void)dup2(STDOUT_FILENO, STDERR_FILENO);
+                break;
+            }
+            if (fd >= 0) {
+                (void)dup2(fd, i == 0 ? STDOUT_FILENO : STDERR_FILENO);
+                (void)close(fd);
+            }
+        }
+        execv(args[0], args);
+        fprintf(stderr, "exec '%s': %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(args[i]);
+    }
+    return pid;
+}
+
+char *rs_bench_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    do {
+        if (cap - len < 4096) {
+            cap = cap > 0 ? cap * 2 : 65536;
+            buf = realloc(buf, cap);
+            if (buf == NULL) {
+                abort();
+            }
+        }
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    buf[len] = '\0';
+    (void)fclose(f);
+    return buf;
+}
+
+double rs_bench_proc_cpu_s(pid_t pid)
+{
+    char path[64], *text, *p;
+    unsigned long long ut, st;
+    double r = -1;
+
+    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    text = rs_bench_slurp(path);
+    /* The command name may hold spaces: fields count from the last ')'. */
+    p = text != NULL ? strrchr(text, ')') : NULL;
+    if (p != NULL &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+        r = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    free(text);
+    return r;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* How long an admin request or a metadata query may take before the bench gives up. */
 #define RS_BENCH_ADMIN_TIMEOUT_MS 30000
@@ -76,5 +77,20 @@ double rs_bench_median(const double *v, int n);
  * into buf; "revstream" (found on PATH) when /proc/self/exe cannot be read.
  */
 const char *rs_bench_default_revstream(char *buf, size_t size);
+
+/* Sleep `ms` milliseconds, through signals. */
+void rs_bench_sleep_ms(int ms);
+
+/*
+ * Fork and exec argv (NULL-terminated, at most 15 words) with stdout and stderr into the
+ * files named (truncated; NULL: inherited). Returns the child's pid, or -1 (printed).
+ */
+pid_t rs_bench_spawn(const char *const argv[], const char *out_path, const char *err_path);
+
+/* The whole of a small file, NUL-terminated (Returns new: free it), or NULL. */
+char *rs_bench_slurp(const char *path);
+
+/* CPU seconds (user + system) a live process used so far, from /proc; -1 if unreadable. */
+double rs_bench_proc_cpu_s(pid_t pid);
 
 #endif
