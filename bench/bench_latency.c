@@ -513,6 +513,27 @@ static int stop_engine(pid_t pid, double *cpu_s, double *rss_mb)
     return got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+/*
+ * The engine's own view of timer firing: the mean of revstream_timer_fire_lag_ms (deadline to
+ * the alert written to the outbox, by its clock) from /metrics. Sets *count to -1 if absent.
+ */
+static void engine_fire_lag(uint16_t port, double *mean_ms, double *count)
+{
+    char *body = NULL, *p;
+    double sum = 0;
+
+    *mean_ms = 0;
+    *count = -1;
+    if (rs_test_http_get(port, "/metrics", &body, 2000) == 200 && body != NULL &&
+        (p = strstr(body, "\nrevstream_timer_fire_lag_ms_sum ")) != NULL &&
+        sscanf(p, "\nrevstream_timer_fire_lag_ms_sum %lf", &sum) == 1 &&
+        (p = strstr(body, "\nrevstream_timer_fire_lag_ms_count ")) != NULL &&
+        sscanf(p, "\nrevstream_timer_fire_lag_ms_count %lf", count) == 1 && *count > 0) {
+        *mean_ms = sum / *count;
+    }
+    free(body);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void usage(void)
@@ -628,7 +649,7 @@ int main(int argc, char **argv)
     char work[] = "/tmp/revstream-bench-latency-XXXXXX";
     char names[3][256];
     const char *engine_argv[5] = { NULL, "run", "-c", NULL, NULL };
-    double cpu_before, cpu_after;
+    double cpu_before, cpu_after, fire_mean_ms, fire_count;
     struct alert_reader ar;
     struct prober pb;
     struct producer pr;
@@ -724,6 +745,7 @@ int main(int argc, char **argv)
     }
     atomic_store(&ar.stop, true);
     (void)pthread_join(alert_tid, NULL);
+    engine_fire_lag(port, &fire_mean_ms, &fire_count);
     (void)rd_kafka_flush(pr.rk, 10000);
     rd_kafka_destroy(pr.rk);
     if (stop_engine(pid, &cpu_s, &rss_mb) != 0) {
@@ -746,6 +768,7 @@ int main(int argc, char **argv)
            "peak_rss_mb=%.1f\n",
            cpu_after - cpu_before, (cpu_after - cpu_before) / load_s,
            (cpu_after - cpu_before) * 1e6 / (double)(sent > 0 ? sent : 1), cpu_s, rss_mb);
+    printf("engine_view fire_lag_mean_ms=%.1f fire_lag_count=%.0f\n", fire_mean_ms, fire_count);
     if (o.samples != NULL && (write_samples(o.samples, "alert_latency.txt", &ar.breaches) != 0 ||
                               write_samples(o.samples, "event_latency.txt", &pb.visible) != 0)) {
         rc = 1;
