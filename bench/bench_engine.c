@@ -10,6 +10,12 @@
  *   engine_sla01    decode + SLA-01 apply + timers + commit
  *   engine_all      the same plus the SLA-02..07 rules and the metrics with their aggregate
  *                   flush: what `revstream run` does per batch
+ *   lmdb_rmw        the limit of the store: one get and one put of a lead-sized record per
+ *                   event, batches of the same size, the engine's flags (MDB_NOSYNC)
+ * Then the time of each case split by stage (decode, timers fired, SLA-01 state, rules,
+ * metrics, aggregate flush and commit), from a second run of each engine case that reads the
+ * clock around every stage: its total is higher than the plain run's by the clock reads, so
+ * only the shares are printed.
  * Events: leads (a third high intent) and their first human touches, half of them in time,
  * interleaved as a live stream would bring them, timers fired on the event-time watermark.
  */
@@ -79,8 +85,26 @@ static int rules_outcome(void *opaque, uint32_t partition, const struct rs_sla_o
  * Run the stream through a fresh store in dir/<case>, batch by batch; with `all`, the rules
  * and the metrics too. Sets *secs to the time of the batches.
  */
+/* Time per stage, in ns, when a run is profiled. */
+enum stage { ST_DECODE, ST_FIRE, ST_SLA01, ST_RULES, ST_METRICS, ST_COMMIT, ST__COUNT };
+
+static const char *const stage_names[ST__COUNT] = { "decode", "timers",  "sla01_state",
+                                                    "rules",  "metrics", "flush_commit" };
+
+/* Add the time since *t to prof[s] and restart *t; nothing without a profile. */
+static void lap(int64_t *prof, enum stage s, int64_t *t)
+{
+    if (prof != NULL) {
+        int64_t now = now_ns();
+
+        prof[s] += now - *t;
+        *t = now;
+    }
+}
+
 static int run_engine(const char *dir, const struct rs_buf *msgs, size_t n, size_t batch,
-                      struct rs_event_decoder *dec, bool all, uint64_t *alerts, double *secs)
+                      struct rs_event_decoder *dec, bool all, uint64_t *alerts, double *secs,
+                      int64_t *prof)
 {
     struct rs_sla_config cfg = { { 5 * 60000, 60 * 60000, 24 * 3600000 }, 80, 200 };
     struct rs_sla sla;
@@ -131,34 +155,45 @@ static int run_engine(const char *dir, const struct rs_buf *msgs, size_t n, size
             struct rs_event ev;
             enum rs_event_fault fault;
             int64_t w;
+            int64_t lt = prof != NULL ? now_ns() : 0;
             int rc = rs_event_decode(dec, msgs[j].data, msgs[j].len, &ev, &fault, &err);
 
+            lap(prof, ST_DECODE, &lt);
             if (rc == 0 && rs_watermark_observe(&wm, ev.ts_ms) &&
                 (w = rs_watermark_at(&wm, 0)) >= next) {
                 rc = all ? rs_rules_fire(&rules, st, 0, w, &next, &err) : 0;
                 rc = rc >= 0 ? rs_sla_fire(&sla, st, 0, w, &next, &err) : rc;
                 rc = rc < 0 ? rc : 0;
             }
+            lap(prof, ST_FIRE, &lt);
             if (rc == 0) {
                 rc = rs_sla_apply(&sla, st, 0, &ev, &next, &err);
             }
+            lap(prof, ST_SLA01, &lt);
             if (rc == 0 && all) {
                 rc = rs_rules_apply(&rules, st, 0, &ev, ev.ts_ms, &next, &err);
             }
+            lap(all ? prof : NULL, ST_RULES, &lt);
             if (rc == 0 && all) {
                 rc = rs_metrics_apply(&metrics, st, 0, &ev, &err);
             }
+            lap(all ? prof : NULL, ST_METRICS, &lt);
             if (rc != 0) {
                 fprintf(stderr, "apply: %s\n", err.msg);
                 return 1;
             }
         }
         off.max_ts_ms = wm.max_event_ms;
-        if ((all && rs_agg_flush(agg, st, NULL, NULL, &err) != 0) ||
-            rs_store_offset_put(st, "events", 0, &off, &err) != 0 ||
-            rs_store_commit(st, &err) != 0) {
-            fprintf(stderr, "commit: %s\n", err.msg);
-            return 1;
+        {
+            int64_t lt = prof != NULL ? now_ns() : 0;
+
+            if ((all && rs_agg_flush(agg, st, NULL, NULL, &err) != 0) ||
+                rs_store_offset_put(st, "events", 0, &off, &err) != 0 ||
+                rs_store_commit(st, &err) != 0) {
+                fprintf(stderr, "commit: %s\n", err.msg);
+                return 1;
+            }
+            lap(prof, ST_COMMIT, &lt);
         }
     }
     *secs = (double)(now_ns() - t) / 1e9;
@@ -170,6 +205,70 @@ static int run_engine(const char *dir, const struct rs_buf *msgs, size_t n, size
     return 0;
 }
 
+/* The store's limit: a get and a put of a 64-byte record per event, in batches. */
+static int run_lmdb(const char *dir, size_t n, size_t batch, double *secs)
+{
+    struct rs_store *st;
+    struct rs_err err;
+    char path[64];
+    uint8_t key[32], val[64];
+    int64_t t;
+
+    (void)snprintf(path, sizeof(path), "%s/lmdb", dir);
+    if (mkdir(path, 0700) != 0 || rs_store_open(&st, path, 4096, &err) != 0) {
+        fprintf(stderr, "lmdb: %s\n", err.msg);
+        return 1;
+    }
+    memset(val, 7, sizeof(val));
+    t = now_ns();
+    for (size_t i = 0; i < n; i += batch) {
+        size_t end = i + batch < n ? i + batch : n;
+
+        if (rs_store_begin(st, &err) != 0) {
+            return 1;
+        }
+        for (size_t j = i; j < end; j++) {
+            /* A lead's key, as sla.c builds it: partition, kind, id; each lead twice. */
+            int len = snprintf((char *)key + 5, sizeof(key) - 5, "L-%zu", j / 2);
+            struct rs_bytes k = { key, 5 + (size_t)len };
+            struct rs_bytes v;
+
+            rs_store_put_u32(key, 0);
+            key[4] = 1;
+            if (rs_store_get(st, RS_DB_ENTITIES, k, &v, &err) == 0 && v.len == sizeof(val)) {
+                val[0] = (uint8_t)(((const uint8_t *)v.ptr)[0] + 1);
+            }
+            if (rs_store_put(st, RS_DB_ENTITIES, k, (struct rs_bytes){ val, sizeof(val) }, &err) !=
+                0) {
+                return 1;
+            }
+        }
+        if (rs_store_commit(st, &err) != 0) {
+            return 1;
+        }
+    }
+    *secs = (double)(now_ns() - t) / 1e9;
+    rs_store_close(st);
+    (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static void print_stages(const char *name, const int64_t *prof)
+{
+    int64_t total = 0;
+
+    for (int s = 0; s < ST__COUNT; s++) {
+        total += prof[s];
+    }
+    printf("# %s by stage:", name);
+    for (int s = 0; s < ST__COUNT; s++) {
+        if (prof[s] > 0) {
+            printf(" %s %.1f%%", stage_names[s], 100.0 * (double)prof[s] / (double)total);
+        }
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
@@ -179,9 +278,10 @@ int main(int argc, char **argv)
     struct rs_err err;
     char dir[] = "/tmp/revstream-bench-XXXXXX";
     char ids[2][32];
-    uint64_t alerts = 0, alerts_all = 0;
+    uint64_t alerts = 0, alerts_all = 0, ignored = 0;
     int64_t t;
-    double decode_s, engine_s, all_s;
+    int64_t prof_sla01[ST__COUNT] = { 0 }, prof_all[ST__COUNT] = { 0 };
+    double decode_s, engine_s, all_s, lmdb_s, ignored_s;
 
     if (n == 0 || batch == 0 || msgs == NULL || mkdtemp(dir) == NULL) {
         fprintf(stderr, "usage: bench_engine [EVENTS [BATCH]]\n");
@@ -232,8 +332,11 @@ int main(int argc, char **argv)
     }
     decode_s = (double)(now_ns() - t) / 1e9;
 
-    if (run_engine(dir, msgs, n, batch, &dec, false, &alerts, &engine_s) != 0 ||
-        run_engine(dir, msgs, n, batch, &dec, true, &alerts_all, &all_s) != 0) {
+    if (run_engine(dir, msgs, n, batch, &dec, false, &alerts, &engine_s, NULL) != 0 ||
+        run_engine(dir, msgs, n, batch, &dec, true, &alerts_all, &all_s, NULL) != 0 ||
+        run_lmdb(dir, n, batch, &lmdb_s) != 0 ||
+        run_engine(dir, msgs, n, batch, &dec, false, &ignored, &ignored_s, prof_sla01) != 0 ||
+        run_engine(dir, msgs, n, batch, &dec, true, &ignored, &ignored_s, prof_all) != 0) {
         return 1;
     }
 
@@ -242,8 +345,12 @@ int main(int argc, char **argv)
     printf("decode_only %.0f %.0f\n", (double)n / decode_s, decode_s * 1e9 / (double)n);
     printf("engine_sla01 %.0f %.0f\n", (double)n / engine_s, engine_s * 1e9 / (double)n);
     printf("engine_all %.0f %.0f\n", (double)n / all_s, all_s * 1e9 / (double)n);
-    printf("# engine_sla01 / decode = %.3f, engine_all / engine_sla01 = %.3f\n",
-           decode_s / engine_s, engine_s / all_s);
+    printf("lmdb_rmw %.0f %.0f\n", (double)n / lmdb_s, lmdb_s * 1e9 / (double)n);
+    printf("# engine_sla01 / decode = %.3f, engine_sla01 / lmdb_rmw = %.3f, "
+           "engine_all / engine_sla01 = %.3f\n",
+           decode_s / engine_s, lmdb_s / engine_s, engine_s / all_s);
+    print_stages("engine_sla01", prof_sla01);
+    print_stages("engine_all", prof_all);
 
     (void)rmdir(dir);
     rs_event_decoder_release(&dec);

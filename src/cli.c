@@ -11,8 +11,8 @@
 static const char usage_main[] =
     "usage: revstream <command> [options]\n"
     "\n"
-    "revstream reads SaaS lifecycle events from Kafka, keeps SLA timers and state in LMDB, and\n"
-    "publishes SLA alerts back to Kafka.\n"
+    "revstream reads SaaS lifecycle events from Kafka, keeps SLA timers, state and metrics in\n"
+    "LMDB, and publishes SLA alerts and metric updates back to Kafka.\n"
     "\n"
     "commands:\n"
     "  run -c FILE          run the service against the Kafka cluster in FILE\n"
@@ -25,7 +25,7 @@ static const char usage_main[] =
     "  version              print the versions of revstream and its libraries\n"
     "\n"
     "'revstream <command> --help' describes a command. Exit codes: 0 ok, 1 runtime failure,\n"
-    "2 bad usage or bad configuration.\n";
+    "2 bad usage or bad configuration (replay: 3 paused).\n";
 
 static const char usage_replay[] =
     "usage: revstream replay -c FILE --state-dir DIR [--from WHEN] [--to WHEN]\n"
@@ -56,7 +56,8 @@ static const char usage_run[] =
     "usage: revstream run -c FILE [--set KEY=VALUE]...\n"
     "\n"
     "Consume the events topic in FILE's consumer group, apply every event to the state store,\n"
-    "and publish alerts through the outbox. SIGINT or SIGTERM: finish the batch, flush the\n"
+    "publish alerts and metric updates through the outbox, and serve HTTP on http.bind\n"
+    "(/metrics, /healthz, /readyz, /api/*). SIGINT or SIGTERM: finish the batch, flush the\n"
     "outbox, leave the group and exit 0.\n"
     "\n"
     "  -c, --config FILE    configuration file (or REVSTREAM_CONFIG); see README.md\n"
@@ -65,10 +66,11 @@ static const char usage_run[] =
 static const char usage_demo[] =
     "usage: revstream demo [--json] [--seed N] [--leads N] [--speed X]\n"
     "\n"
-    "Start librdkafka's in-process mock cluster, generate a realistic day of leads and touches\n"
-    "(some on time, some late, some never contacted, a few malformed messages) in compressed\n"
-    "time, run the same engine as 'run' on it, print each alert as it arrives on the alerts\n"
-    "topic, and print a summary.\n"
+    "Start librdkafka's in-process mock cluster, generate a realistic month of a SaaS funnel\n"
+    "(a day of leads and touches, some late, some never contacted; qualification,\n"
+    "opportunities, wins and losses, handoffs, onboarding, reps with quotas; a few malformed\n"
+    "messages) in compressed time, run the same engine as 'run' on it, print each alert as it\n"
+    "arrives on the alerts topic, and print a summary with the headline metrics.\n"
     "\n"
     "      --json           print only the summary, as one JSON object\n"
     "      --seed N         generator seed (default 42): the same seed gives the same events\n"
