@@ -62,6 +62,8 @@ compare=$raw/compare.txt
 decode_rate=$(field "$engine" decode_only 2)
 sla01_rate=$(field "$engine" engine_sla01 2)
 all_rate=$(field "$engine" engine_all 2)
+rmw_rate=$(field "$engine" lmdb_rmw 2)
+stages=$(sed -n 's/^# engine_sla01 by stage: //p' "$engine" 2>/dev/null | head -n 1)
 engine_batch=$(sed -n 's/^# name events\/s ns\/event (\(.*\))$/\1/p' "$engine" 2>/dev/null || true)
 
 fetch_rate=$(kv "$e2e" fetch events_per_s)
@@ -214,6 +216,13 @@ java_v=$(java -version 2>&1 | head -n 1 || true)
         "${engine_batch:-bench_engine}" "$(num "$sla01_rate")" "$(status "$sla01_rate" ge 1000000)"
     printf '| engine alone, every rule and metric, events/s | %s | | | | |\n' "$(num "$all_rate")"
     printf '| msgpack decode alone, events/s | %s | | | | |\n' "$(num "$decode_rate")"
+    if [[ -n $rmw_rate ]]; then
+        printf '| LMDB read-modify-write alone (the store'"'"'s limit), operations/s | %s | | | | |\n' \
+            "$(num "$rmw_rate")"
+    fi
+    if [[ -n $stages ]]; then
+        printf '| engine alone, SLA-01, time by stage | %s | | | | |\n' "$stages"
+    fi
     printf '| bare librdkafka fetch of the topic (the limit), events/s | %s | | | | |\n' "$(num "$fetch_rate")"
     printf '| end to end: `revstream run` from the first applied event to the last, events/s | %s | %s | %s | | |\n' \
         "$(num "$e2e_rate")" "$(num "$peer_rate")" "$(num "$rate_ratio" 2)"
