@@ -395,7 +395,8 @@ static int run_peer(const struct options *o, const char *work, const char *alert
  */
 static int compare(const struct options *o, const char *work)
 {
-    char conf[PATH_MAX], state[PATH_MAX], log[PATH_MAX], script[PATH_MAX], peer_alerts[256];
+    char conf[PATH_MAX], state[PATH_MAX], service[PATH_MAX], log[PATH_MAX], script[PATH_MAX];
+    char peer_alerts[256];
     struct outputs out;
     const char *topics[4];
     const char *replay_argv[] = { o->revstream, "replay", "-c", conf, "--state-dir", state, NULL };
@@ -414,12 +415,14 @@ static int compare(const struct options *o, const char *work)
     compare_argv[3] = out.alerts;
     (void)snprintf(conf, sizeof(conf), "%s/engine.conf", work);
     (void)snprintf(state, sizeof(state), "%s/replay-state", work);
+    /* The replay refuses the configuration's own state.dir: that one stays untouched. */
+    (void)snprintf(service, sizeof(service), "%s/service-state", work);
     (void)snprintf(log, sizeof(log), "%s/replay.log", work);
     (void)snprintf(peer_alerts, sizeof(peer_alerts), "%s.peer.alerts", o->t.topic);
     (void)snprintf(script, sizeof(script), "%.*s/compare.sh",
                    slash != NULL ? (int)(slash - o->peer) : 1, slash != NULL ? o->peer : ".");
     if (fresh_topics(o, topics) != 0 ||
-        write_conf(conf, o, state, "revstream-bench-compare") != 0) {
+        write_conf(conf, o, service, "revstream-bench-compare") != 0) {
         return 1;
     }
     t0 = rs_bench_now_ns();
