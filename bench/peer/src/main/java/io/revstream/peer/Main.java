@@ -9,6 +9,7 @@ public final class Main {
             "       java -jar revstream-peer.jar --dump-alerts BROKERS TOPIC [--with-target]",
             "       java -jar revstream-peer.jar --gen-events LEADS SEED T0_MS [SPACING_MS]",
             "       java -jar revstream-peer.jar --create-topics BROKERS PARTITIONS TOPIC...",
+            "       java -jar revstream-peer.jar --delete-topics BROKERS TOPIC...",
             "",
             "options of a run:",
             "  --lateness-ms N     the watermark trails stream time by N ms (default 600000, revstream's",
@@ -43,6 +44,10 @@ public final class Main {
         }
         if (a.length >= 4 && a[0].equals("--create-topics")) {
             PeerRun.createTopics(a[1], (int) num(a[2]), java.util.Arrays.asList(a).subList(3, a.length));
+            return 0;
+        }
+        if (a.length >= 3 && a[0].equals("--delete-topics")) {
+            PeerRun.deleteTopics(a[1], java.util.Arrays.asList(a).subList(2, a.length));
             return 0;
         }
         if (a.length < 5 || a[0].startsWith("-")) {

@@ -18,6 +18,7 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.common.config.TopicConfig;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
@@ -81,6 +82,11 @@ final class PeerRun {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+        // A changelog record carries the timestamp of the record (or punctuation) being
+        // processed, which is event time, and brokers refuse CreateTime timestamps more than
+        // message.timestamp.after.max.ms (1 h) ahead: events in the future would stop the
+        // application. The broker stamps the changelogs instead.
+        p.put(StreamsConfig.topicPrefix(TopicConfig.MESSAGE_TIMESTAMP_TYPE_CONFIG), "LogAppendTime");
 
         AtomicReference<Throwable> failure = new AtomicReference<>();
         long t0;
@@ -171,6 +177,19 @@ final class PeerRun {
         try (Admin admin = Admin.create(ap)) {
             for (String t : topics) {
                 ensureTopic(admin, t, partitions);
+            }
+        }
+    }
+
+    /** Deletes the topics that exist among these. */
+    static void deleteTopics(String brokers, List<String> topics) throws Exception {
+        Properties ap = new Properties();
+        ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers);
+        try (Admin admin = Admin.create(ap)) {
+            Set<String> have = admin.listTopics().names().get(60, TimeUnit.SECONDS);
+            List<String> gone = topics.stream().filter(have::contains).collect(Collectors.toList());
+            if (!gone.isEmpty()) {
+                admin.deleteTopics(gone).all().get(60, TimeUnit.SECONDS);
             }
         }
     }

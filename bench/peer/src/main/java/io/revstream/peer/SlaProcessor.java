@@ -144,10 +144,10 @@ final class SlaProcessor implements Processor<byte[], byte[], String, String> {
             // disqualified or converted before we saw it created: no clock
         } else if ((l.flags & F_TOUCHED) != 0) {
             if (l.touchedMs >= l.dueMs) {
-                breach(ev.leadId, l, ev.ts);
+                breach(ev.leadId, l);
             }
         } else if (l.dueMs <= scannedTo) {
-            breach(ev.leadId, l, scannedTo); // due behind the watermark already
+            breach(ev.leadId, l); // due behind the watermark already
         } else {
             deadlines.put(deadlineKey(l.dueMs, key), EMPTY);
         }
@@ -170,7 +170,7 @@ final class SlaProcessor implements Processor<byte[], byte[], String, String> {
         } else if (l.open()) {
             if ((l.flags & F_FIRED) == 0) {
                 if (ev.ts >= l.dueMs) {
-                    breach(ev.leadId, l, ev.ts); // late, and stream time had not fired it yet
+                    breach(ev.leadId, l); // late, and stream time had not fired it yet
                 }
                 deadlines.delete(deadlineKey(l.dueMs, key));
             }
@@ -220,7 +220,7 @@ final class SlaProcessor implements Processor<byte[], byte[], String, String> {
             Bytes key = Bytes.wrap(Arrays.copyOfRange(k, 8, k.length));
             Lead l = Lead.decode(leads.get(key));
             if (l.open() && (l.flags & F_FIRED) == 0) {
-                breach(new String(key.get(), StandardCharsets.UTF_8), l, watermark);
+                breach(new String(key.get(), StandardCharsets.UTF_8), l);
                 leads.put(key, l.encode());
             }
             deadlines.delete(dk);
@@ -228,10 +228,14 @@ final class SlaProcessor implements Processor<byte[], byte[], String, String> {
         scannedTo = watermark;
     }
 
-    private void breach(String leadId, Lead l, long atMs) {
+    /**
+     * Publishes the breach. The record's timestamp is the wall clock: event time may lie in the
+     * future, which brokers refuse (more than message.timestamp.after.max.ms ahead).
+     */
+    private void breach(String leadId, Lead l) {
         l.flags |= F_FIRED;
         long targetMs = l.dueMs - 1;
-        ctx.forward(new Record<>(leadId, leadId + "|" + LEVEL + "|" + targetMs, Math.max(atMs, 0)));
+        ctx.forward(new Record<>(leadId, leadId + "|" + LEVEL + "|" + targetMs, ctx.currentSystemTimeMs()));
         run.alerts.increment();
     }
 
