@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
@@ -64,7 +65,7 @@ final class PeerRun {
             TopicDescription d = admin.describeTopics(List.of(o.input)).allTopicNames().get(60, TimeUnit.SECONDS)
                     .get(o.input);
             partitions = d.partitions().size();
-            ensureTopic(admin, o.alerts, partitions);
+            ensureTopic(admin, o.alerts, partitions, Map.of());
         }
         int cpus = Runtime.getRuntime().availableProcessors();
         int threads = o.threads > 0 ? o.threads : Math.max(1, Math.min(partitions, cpus));
@@ -104,7 +105,7 @@ final class PeerRun {
             });
             t0 = System.nanoTime();
             streams.start();
-            long last = -1, lastChange = System.nanoTime();
+            long last = -1, lastChange = System.nanoTime(), lastReport = System.nanoTime();
             while (true) {
                 Thread.sleep(20);
                 if (failure.get() != null) {
@@ -113,6 +114,10 @@ final class PeerRun {
                     return 1;
                 }
                 long n = run.records.sum();
+                if (System.nanoTime() - lastReport >= TimeUnit.SECONDS.toNanos(10)) {
+                    lastReport = System.nanoTime();
+                    System.err.printf("peer: progress records=%d of %d alerts=%d%n", n, o.expected, run.alerts.sum());
+                }
                 if (n != last) {
                     last = n;
                     lastChange = System.nanoTime();
@@ -170,13 +175,17 @@ final class PeerRun {
         return t;
     }
 
-    /** Creates the topics that do not exist yet (replication factor: the broker's default). */
+    /**
+     * Creates the topics that do not exist yet (replication factor: the broker's default) with
+     * no time retention: records stamped with event times weeks old would otherwise be deleted
+     * by the broker's next retention check (every 5 minutes by default), while being read.
+     */
     static void createTopics(String brokers, int partitions, List<String> topics) throws Exception {
         Properties ap = new Properties();
         ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers);
         try (Admin admin = Admin.create(ap)) {
             for (String t : topics) {
-                ensureTopic(admin, t, partitions);
+                ensureTopic(admin, t, partitions, Map.of(TopicConfig.RETENTION_MS_CONFIG, "-1"));
             }
         }
     }
@@ -194,10 +203,11 @@ final class PeerRun {
         }
     }
 
-    private static void ensureTopic(Admin admin, String topic, int partitions) throws Exception {
+    private static void ensureTopic(Admin admin, String topic, int partitions, Map<String, String> configs)
+            throws Exception {
         try {
-            admin.createTopics(List.of(new NewTopic(topic, Optional.of(partitions), Optional.empty()))).all()
-                    .get(60, TimeUnit.SECONDS);
+            NewTopic t = new NewTopic(topic, Optional.of(partitions), Optional.empty()).configs(configs);
+            admin.createTopics(List.of(t)).all().get(60, TimeUnit.SECONDS);
         } catch (ExecutionException e) {
             if (!(e.getCause() instanceof TopicExistsException)) {
                 throw e;
