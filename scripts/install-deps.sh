@@ -15,11 +15,13 @@ set -euo pipefail
 # Test: cmocka, clang with its sanitizer runtime (the Asan build),
 # clang-format-14 (the format check), valgrind (memcheck job), mdb_stat/mdb_dump for looking
 # into state files.
+# Bench: gnuplot-nox draws bench/run-all's report pictures.
 packages=(
     build-essential cmake pkg-config
     librdkafka-dev libuv1-dev libmsgpack-dev liblmdb-dev libssl-dev libjansson-dev
     libglib2.0-dev libmicrohttpd-dev tzdata
     libcmocka-dev clang libclang-rt-14-dev clang-format-14 valgrind lmdb-utils
+    gnuplot-nox
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
