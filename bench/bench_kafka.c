@@ -442,6 +442,7 @@ static int generate(rd_kafka_t *rk, struct delivery *d, const struct rs_bench_to
 {
     struct stream s;
     struct rs_buf buf;
+    rd_kafka_topic_t *rkt;
     int have = topic_partitions(rk, o->topic, false);
     int64_t t;
     double secs;
@@ -452,29 +453,36 @@ static int generate(rd_kafka_t *rk, struct delivery *d, const struct rs_bench_to
     memset(&s, 0, sizeof(s));
     s.rng = UINT64_C(0x9e3779b97f4a7c15);
     s.clock_ms = T0;
+    rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     rs_buf_init(&buf);
     *bytes = 0;
     t = rs_bench_now_ns();
     for (size_t i = 0; i < o->events; i++) {
         struct rs_event ev;
-        rd_kafka_resp_err_t kerr;
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
         stream_next(&s, &ev);
         rs_buf_reset(&buf);
         rs_event_encode(&ev, &buf);
         *bytes += buf.len;
         /* The record timestamp stays the producer's clock: event times weeks in the past
-         * would fall outside the broker's retention at once. */
-        while ((kerr = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(s.account, strlen(s.account)),
-                    RD_KAFKA_V_VALUE(buf.data, buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+         * would fall outside the broker's retention at once. rd_kafka_produce, not producev:
+         * the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). The partitioner
+         * hashes the key, so an account stays on its partition. */
+        while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf.data, buf.len,
+                                s.account, strlen(s.account), NULL) != 0) {
+            kerr = rd_kafka_last_error();
+            if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                break;
+            }
+            kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
             (void)rd_kafka_poll(rk, 50);
         }
         if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
             fprintf(stderr, "produce: %s\n", rd_kafka_err2str(kerr));
             rs_buf_release(&buf);
             free(s.pending.v);
+            rd_kafka_topic_destroy(rkt);
             return 1;
         }
         if (i % 1024 == 0) {
@@ -483,6 +491,7 @@ static int generate(rd_kafka_t *rk, struct delivery *d, const struct rs_bench_to
     }
     rs_buf_release(&buf);
     free(s.pending.v);
+    rd_kafka_topic_destroy(rkt);
     if (rd_kafka_flush(rk, FLUSH_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR || d->failed > 0 ||
         d->ok != o->events) {
         fprintf(stderr, "produce: %" PRIu64 " of %zu delivered, %" PRIu64 " failed\n", d->ok,

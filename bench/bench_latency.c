@@ -264,6 +264,7 @@ static void *alert_thread(void *arg)
 
 struct producer {
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
     const char *topic;
     atomic_ullong failed;
 };
@@ -300,6 +301,7 @@ static int producer_open(struct producer *pr, const struct options *o, const cha
         rd_kafka_conf_destroy(conf); /* still ours */
         return 1;
     }
+    pr->rkt = rd_kafka_topic_new(pr->rk, topic, NULL);
     return 0;
 }
 
@@ -352,10 +354,16 @@ static int produce(struct producer *pr, char kind, uint64_t lead, const char *id
     }
     rs_buf_init(&buf);
     rs_event_encode(&ev, &buf);
-    while ((kerr = rd_kafka_producev(
-                pr->rk, RD_KAFKA_V_TOPIC(pr->topic), RD_KAFKA_V_KEY(account, strlen(account)),
-                RD_KAFKA_V_VALUE(buf.data, buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    /* rd_kafka_produce, not producev: the RD_KAFKA_V_* macros are GNU statement expressions
+     * (-Wpedantic). The key's hash keeps an account on its partition. */
+    kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    while (rd_kafka_produce(pr->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf.data, buf.len,
+                            account, strlen(account), NULL) != 0) {
+        kerr = rd_kafka_last_error();
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+        kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
         (void)rd_kafka_poll(pr->rk, 10);
     }
     rs_buf_release(&buf);
@@ -747,6 +755,7 @@ int main(int argc, char **argv)
     (void)pthread_join(alert_tid, NULL);
     engine_fire_lag(port, &fire_mean_ms, &fire_count);
     (void)rd_kafka_flush(pr.rk, 10000);
+    rd_kafka_topic_destroy(pr.rkt);
     rd_kafka_destroy(pr.rk);
     if (stop_engine(pid, &cpu_s, &rss_mb) != 0) {
         fprintf(stderr, "revstream run did not stop cleanly; its log: %s\n", log);
