@@ -71,6 +71,9 @@ struct usage {
     double wall_s;
     double cpu_s;  /* user + system */
     double rss_mb; /* ru_maxrss: the peak resident set */
+    /* The largest RssAnon sampled while it ran: its own memory, without the file pages it
+     * maps (LMDB's data.mdb counts in the engine's RSS, and the page cache holds it anyway). */
+    double anon_mb;
 };
 
 static double tv_s(struct timeval tv)
@@ -88,16 +91,19 @@ static void reap(pid_t pid, int64_t t0_ns, int timeout_s, struct usage *u)
     pid_t got;
 
     memset(&ru, 0, sizeof(ru));
-    for (;;) {
-        got = wait4(pid, &u->status, timeout_s > 0 ? WNOHANG : 0, &ru);
+    for (int i = 0;; i++) {
+        got = wait4(pid, &u->status, WNOHANG, &ru);
         if (got == pid || (got < 0 && errno != EINTR)) {
             break;
         }
-        if (got == 0 && rs_bench_secs_since(t0_ns) > timeout_s) {
+        if (got == 0 && timeout_s > 0 && rs_bench_secs_since(t0_ns) > timeout_s) {
             fprintf(stderr, "pid %d did not stop within %d s: killing it\n", (int)pid, timeout_s);
             (void)kill(pid, SIGKILL);
             timeout_s = 0;
         } else if (got == 0) {
+            double anon = i % 5 == 0 ? rs_bench_proc_anon_mb(pid) : -1;
+
+            u->anon_mb = anon > u->anon_mb ? anon : u->anon_mb;
             rs_bench_sleep_ms(20);
         }
     }
@@ -283,6 +289,11 @@ static int run_engine(const struct options *o, const char *work, const int64_t *
             return 1;
         }
         now_applied = applied_now(&st, state, &a);
+        {
+            double anon = rs_bench_proc_anon_mb(pid);
+
+            r->u.anon_mb = anon > r->u.anon_mb ? anon : r->u.anon_mb;
+        }
         if (now_applied > 0 && r->first_s == 0) {
             r->first_s = rs_bench_secs_since(t0);
         }
@@ -329,7 +340,7 @@ struct peer_result {
 static int build_peer(const struct options *o)
 {
     const char *argv[] = { o->peer, "--build", NULL };
-    struct usage u;
+    struct usage u = { 0 };
     int64_t t0 = rs_bench_now_ns();
     pid_t pid = rs_bench_spawn(argv, NULL, NULL);
 
@@ -395,13 +406,14 @@ static int run_peer(const struct options *o, const char *work, const char *alert
  */
 static int compare(const struct options *o, const char *work)
 {
-    char conf[PATH_MAX], state[PATH_MAX], log[PATH_MAX], script[PATH_MAX], peer_alerts[256];
+    char conf[PATH_MAX], state[PATH_MAX], service[PATH_MAX], log[PATH_MAX], script[PATH_MAX];
+    char peer_alerts[256];
     struct outputs out;
     const char *topics[4];
     const char *replay_argv[] = { o->revstream, "replay", "-c", conf, "--state-dir", state, NULL };
     const char *compare_argv[] = { script, o->t.brokers, peer_alerts, NULL, NULL };
     struct peer_result pr;
-    struct usage u;
+    struct usage u = { 0 };
     const char *slash = strrchr(o->peer, '/');
     int64_t t0;
     pid_t pid;
@@ -414,12 +426,14 @@ static int compare(const struct options *o, const char *work)
     compare_argv[3] = out.alerts;
     (void)snprintf(conf, sizeof(conf), "%s/engine.conf", work);
     (void)snprintf(state, sizeof(state), "%s/replay-state", work);
+    /* The replay refuses the configuration's own state.dir: that one stays untouched. */
+    (void)snprintf(service, sizeof(service), "%s/service-state", work);
     (void)snprintf(log, sizeof(log), "%s/replay.log", work);
     (void)snprintf(peer_alerts, sizeof(peer_alerts), "%s.peer.alerts", o->t.topic);
     (void)snprintf(script, sizeof(script), "%.*s/compare.sh",
                    slash != NULL ? (int)(slash - o->peer) : 1, slash != NULL ? o->peer : ".");
     if (fresh_topics(o, topics) != 0 ||
-        write_conf(conf, o, state, "revstream-bench-compare") != 0) {
+        write_conf(conf, o, service, "revstream-bench-compare") != 0) {
         return 1;
     }
     t0 = rs_bench_now_ns();
@@ -569,10 +583,10 @@ int main(int argc, char **argv)
     engine_s = er.done_s - er.first_s;
     printf("engine events=%zu seconds=%.3f events_per_s=%.0f first_event_s=%.3f "
            "steady_seconds=%.3f steady_events_per_s=%.0f cpu_s=%.2f cpu_s_per_mevents=%.3f "
-           "cpu_s_at_done=%.2f peak_rss_mb=%.1f state_mb=%.0f\n",
+           "cpu_s_at_done=%.2f peak_rss_mb=%.1f peak_anon_mb=%.1f state_mb=%.0f\n",
            o.t.events, er.done_s, (double)o.t.events / er.done_s, er.first_s, engine_s,
            (double)o.t.events / engine_s, er.u.cpu_s, per_million(er.u.cpu_s, o.t.events),
-           er.cpu_at_done_s, er.u.rss_mb, er.state_mb);
+           er.cpu_at_done_s, er.u.rss_mb, er.u.anon_mb, er.state_mb);
     (void)fflush(stdout);
     if (o.peer != NULL) {
         char alerts[256];
@@ -589,10 +603,10 @@ int main(int argc, char **argv)
         have_peer = true;
         printf("peer events=%" PRIu64 " seconds=%.3f events_per_s=%.0f own_seconds=%.3f "
                "own_events_per_s=%.0f cpu_s=%.2f cpu_s_per_mevents=%.3f peak_rss_mb=%.1f "
-               "alerts=%" PRIu64 "\n",
+               "peak_anon_mb=%.1f alerts=%" PRIu64 "\n",
                pr.records, pr.u.wall_s, (double)pr.records / pr.u.wall_s, pr.own_s,
                (double)pr.records / pr.own_s, pr.u.cpu_s, per_million(pr.u.cpu_s, pr.records),
-               pr.u.rss_mb, pr.alerts);
+               pr.u.rss_mb, pr.u.anon_mb, pr.alerts);
     }
     printf("# engine / fetch = %.3f (from the first applied event), %.3f (from fork, with the "
            "group join)\n",

@@ -799,3 +799,19 @@ double rs_bench_proc_cpu_s(pid_t pid)
     free(text);
     return r;
 }
+
+double rs_bench_proc_anon_mb(pid_t pid)
+{
+    char path[64], *text, *p;
+    unsigned long long kb;
+    double r = -1;
+
+    (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    text = rs_bench_slurp(path);
+    p = text != NULL ? strstr(text, "\nRssAnon:") : NULL;
+    if (p != NULL && sscanf(p, "\nRssAnon: %llu", &kb) == 1) {
+        r = (double)kb / 1024.0;
+    }
+    free(text);
+    return r;
+}

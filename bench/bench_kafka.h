@@ -93,4 +93,7 @@ char *rs_bench_slurp(const char *path);
 /* CPU seconds (user + system) a live process used so far, from /proc; -1 if unreadable. */
 double rs_bench_proc_cpu_s(pid_t pid);
 
+/* Anonymous resident memory (RssAnon) of a live process in MB, from /proc; -1 if unreadable. */
+double rs_bench_proc_anon_mb(pid_t pid);
+
 #endif

@@ -74,6 +74,7 @@ e2e_cpu=$(kv "$e2e" engine cpu_s)
 e2e_cpu_m=$(kv "$e2e" engine cpu_s_per_mevents)
 e2e_rss=$(kv "$e2e" engine peak_rss_mb)
 e2e_state=$(kv "$e2e" engine state_mb)
+e2e_anon=$(kv "$e2e" engine peak_anon_mb)
 e2e_of_fetch=$(div "$e2e_rate" "$fetch_rate")
 e2e_eps_cpu=$(div "$e2e_events" "$e2e_cpu")
 
@@ -83,6 +84,8 @@ peer_cpu=$(kv "$e2e" peer cpu_s)
 peer_cpu_m=$(kv "$e2e" peer cpu_s_per_mevents)
 peer_rss=$(kv "$e2e" peer peak_rss_mb)
 peer_events=$(kv "$e2e" peer events)
+peer_anon=$(kv "$e2e" peer peak_anon_mb)
+anon_ratio=$(div "$e2e_anon" "$peer_anon")
 peer_eps_cpu=$(div "$peer_events" "$peer_cpu")
 cpu_ratio=$(div "$e2e_eps_cpu" "$peer_eps_cpu")
 rss_ratio=$(div "$e2e_rss" "$peer_rss")
@@ -236,6 +239,8 @@ java_v=$(java -version 2>&1 | head -n 1 || true)
         "$(num "$e2e_eps_cpu")" "$(num "$peer_eps_cpu")" "$(num "$cpu_ratio" 2)" "$(status "$cpu_ratio" ge 5)"
     printf '| peak RSS, MB | %s | %s | %s | revstream <= 1/10 of the peer | %s |\n' \
         "$(num "$e2e_rss" 1)" "$(num "$peer_rss" 1)" "$(num "$rss_ratio" 3)" "$(status "$rss_ratio" le 0.10)"
+    printf '| largest anonymous RSS sampled (RssAnon: without mapped files such as LMDB'"'"'s), MB | %s | %s | %s | | |\n' \
+        "$(num "$e2e_anon" 1)" "$(num "$peer_anon" 1)" "$(num "$anon_ratio" 3)"
     printf '| state on disk after the e2e run, MB | %s | | | | |\n' "$(num "$e2e_state")"
     printf '| `revstream replay --no-output` (own clock), events/s | %s | | | | |\n' "$(num "$replay_own")"
     printf '| replay / its bare fetch | %s | | | | |\n' "$(num "$replay_of_fetch" 3)"
