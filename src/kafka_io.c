@@ -931,7 +931,9 @@ int rs_kafka_producer_send(struct rs_kafka_producer *p, const char *topic, struc
         rd_kafka_error_destroy(error);
     }
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_headers_destroy(hdrs); /* only taken on success; NULL is fine */
+        if (hdrs != NULL) {
+            rd_kafka_headers_destroy(hdrs); /* only taken on success; NULL is not allowed */
+        }
         if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             return -ENOBUFS;
         }

@@ -35,10 +35,10 @@ build() {
     local log
     log=$(mktemp)
     # shellcheck disable=SC2086 # PEER_MVN_ARGS is a list of words on purpose
-    if ! mvn -q -B -o ${PEER_MVN_ARGS:-} -f "$HERE/pom.xml" package -DskipTests >"$log" 2>&1; then
+    if ! mvn -q -B -o ${PEER_MVN_ARGS:-} -f "$HERE/pom.xml" package -Dmaven.test.skip=true >"$log" 2>&1; then
         printf 'peer: building online (the Maven cache lacks something)\n' >&2
         # shellcheck disable=SC2086
-        if ! mvn -q -B ${PEER_MVN_ARGS:-} -f "$HERE/pom.xml" package -DskipTests >"$log" 2>&1; then
+        if ! mvn -q -B ${PEER_MVN_ARGS:-} -f "$HERE/pom.xml" package -Dmaven.test.skip=true >"$log" 2>&1; then
             cat "$log" >&2
             rm -f "$log"
             die "the build failed (output above)"

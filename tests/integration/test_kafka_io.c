@@ -219,6 +219,46 @@ static void test_producer_delivery_reports_arrive_on_the_loop(void **state)
     assert_int_equal(rs_kafka_producer_pending(f->producer), 0);
 }
 
+/*
+ * A full producer queue is -ENOBUFS, with and without headers, and the message can be sent
+ * again once reports made room (librdkafka 2.0.2 crashes on rd_kafka_headers_destroy(NULL):
+ * the path of every alert and metric update, which have no headers, under load).
+ */
+static void test_producer_full_queue_is_enobufs_then_sends(void **state)
+{
+    struct fixture *f = *state;
+    const struct rs_kafka_header hdr = { "h", { "v", 1 } };
+    struct rs_err err;
+    int rc;
+
+    assert_int_equal(
+        rs_config_set(&f->cfg, "kafka.producer.queue.buffering.max.messages", "1", "test", &err),
+        0);
+    assert_int_equal(rs_kafka_producer_open(&f->producer, &f->loop, &f->cfg, on_delivered,
+                                            on_producer_fatal, f, &err),
+                     0);
+    assert_int_equal(rs_kafka_producer_send(f->producer, TOPIC, (struct rs_bytes){ "k", 1 },
+                                            (struct rs_bytes){ "a", 1 }, NULL, 0, 0, 0, &err),
+                     0);
+    assert_int_equal(rs_kafka_producer_send(f->producer, TOPIC, (struct rs_bytes){ "k", 1 },
+                                            (struct rs_bytes){ "b", 1 }, NULL, 0, 0, 1, &err),
+                     -ENOBUFS);
+    assert_int_equal(rs_kafka_producer_send(f->producer, TOPIC, (struct rs_bytes){ "k", 1 },
+                                            (struct rs_bytes){ "b", 1 }, &hdr, 1, 0, 1, &err),
+                     -ENOBUFS);
+    while ((rc = rs_kafka_producer_send(f->producer, TOPIC, (struct rs_bytes){ "k", 1 },
+                                        (struct rs_bytes){ "b", 1 }, NULL, 0, 0, 1, &err)) ==
+               -ENOBUFS &&
+           !f->timed_out) {
+        (void)uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(rc, 0);
+    while (f->delivered < 2 && !f->timed_out) {
+        (void)uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(f->delivered, 2);
+}
+
 static void consume(struct fixture *f)
 {
     struct rs_err err;
@@ -266,6 +306,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_producer_delivery_reports_arrive_on_the_loop),
+        T(test_producer_full_queue_is_enobufs_then_sends),
         T(test_consumer_drains_deep_queue_in_bounded_batches),
         T(test_consumer_starts_at_offsets_given_on_assignment),
     };

@@ -3,7 +3,6 @@ package io.revstream.peer;
 import java.io.IOException;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.streams.processor.TimestampExtractor;
-import org.msgpack.core.MessagePack;
 import org.msgpack.core.MessageUnpacker;
 import org.msgpack.value.ValueType;
 
@@ -23,7 +22,8 @@ public final class EventTimeExtractor implements TimestampExtractor {
             return fallback;
         }
         Long ts = null;
-        try (MessageUnpacker u = MessagePack.newDefaultUnpacker(value)) {
+        try {
+            MessageUnpacker u = Event.unpacker(value);
             if (u.hasNext() && u.getNextFormat().getValueType() == ValueType.MAP) {
                 int n = u.unpackMapHeader();
                 for (int i = 0; i < n; i++) {
