@@ -66,6 +66,19 @@ enum rs_event_type {
     RS_EV_REP_ONBOARDED,
     RS_EV_REP_QUOTA_SET,
     RS_EV_REP_TERMINATED,
+    RS_EV_SUB_STARTED, /* subscription.*: one struct rs_subscription for all six */
+    RS_EV_SUB_RENEWED,
+    RS_EV_SUB_EXPANDED,
+    RS_EV_SUB_CONTRACTED,
+    RS_EV_SUB_CHURNED,
+    RS_EV_SUB_REACTIVATED,
+    RS_EV_INVOICE_PAID, /* invoice.*: struct rs_invoice */
+    RS_EV_INVOICE_REFUNDED,
+    RS_EV_INVOICE_PAYMENT_FAILED,
+    RS_EV_SPEND_RECORDED,
+    RS_EV_FORECAST_SUBMITTED,
+    RS_EV_FINANCIALS_REPORTED,
+    RS_EV_FX_RATE,
     RS_EV__COUNT
 };
 
@@ -91,6 +104,57 @@ enum rs_milestone {
     RS_MS_GO_LIVE,
     RS_MS_FIRST_VALUE,
     RS_MS__COUNT
+};
+
+/* subscription.* */
+enum rs_billing_interval { /* "day", "week", "month", "quarter", "semi_annual", "year" */
+    RS_BILL_DAY,
+    RS_BILL_WEEK,
+    RS_BILL_MONTH,
+    RS_BILL_QUARTER,
+    RS_BILL_SEMI_ANNUAL,
+    RS_BILL_YEAR,
+    RS_BILL__COUNT
+};
+enum rs_sub_status { /* "trialing", "active", "past_due", "canceled", "unpaid" */
+    RS_SUB_TRIALING,
+    RS_SUB_ACTIVE,
+    RS_SUB_PAST_DUE,
+    RS_SUB_CANCELED,
+    RS_SUB_UNPAID,
+    RS_SUB__COUNT
+};
+enum rs_discount_duration { RS_DISCOUNT_FOREVER, RS_DISCOUNT_FINITE }; /* "forever", "finite" */
+enum rs_refund_type { RS_REFUND_NONE, RS_REFUND_FULL, RS_REFUND_PARTIAL }; /* -, "full", ... */
+/* spend.recorded */
+enum rs_spend_function { RS_FN_SALES, RS_FN_MARKETING };                   /* "sales", ... */
+enum rs_spend_category { /* "salaries", "commissions", "programs", "tools", "other" */
+    RS_SPEND_SALARIES,
+    RS_SPEND_COMMISSIONS,
+    RS_SPEND_PROGRAMS,
+    RS_SPEND_TOOLS,
+    RS_SPEND_OTHER
+};
+enum rs_spend_allocation { RS_ALLOC_NEW_LOGO, RS_ALLOC_EXPANSION, RS_ALLOC_SHARED }; /* new_logo.. */
+/* forecast.submitted */
+enum rs_forecast_scope { RS_SCOPE_COMPANY, RS_SCOPE_TEAM, RS_SCOPE_REP }; /* "company", ... */
+enum rs_forecast_measure { /* "net_new_arr", "bookings", "ending_arr" */
+    RS_MEASURE_NET_NEW_ARR,
+    RS_MEASURE_BOOKINGS,
+    RS_MEASURE_ENDING_ARR
+};
+enum rs_forecast_category { RS_FC_COMMIT, RS_FC_BEST_CASE, RS_FC_PIPELINE }; /* "commit", .. */
+
+/*
+ * A reporting period named by a string: "YYYY-MM" (a month), "YYYY-Qn" (a calendar quarter)
+ * or "YYYY" (a year), year 1970..9999. Where it starts in time is the reader's business (the
+ * reporting zone, calendar.h); the decoder only parses it.
+ */
+struct rs_period {
+    struct rs_str text;
+    uint16_t year;
+    uint8_t first_month; /* 1..12 */
+    uint8_t months;      /* 1, 3 or 12 */
 };
 
 /* Longest ramp schedule of rep.quota_set (months). */
@@ -262,6 +326,97 @@ struct rs_rep_terminated {
     struct rs_str reason; /* optional */
 };
 
+/*
+ * subscription.started/renewed/expanded/contracted/churned/reactivated. The type is a label
+ * and advisory (METRICS.md §2): the ledger classifies movements from customer-level MRR
+ * before and after, and counts a label that disagrees as a consistency failure.
+ * MRR: mrr_after_minor when given (already normalised to a month, after permanent
+ * discounts); otherwise the ledger normalises price_minor x quantity - discount_minor per
+ * billing_interval (METRICS.md §1.4). One of the two must be present. account_id defaults to
+ * the envelope's account.
+ */
+struct rs_subscription {
+    struct rs_str subscription_id;
+    struct rs_str account_id;
+    struct rs_str plan; /* optional */
+    int64_t quantity;   /* >= 0; default 1 */
+    enum rs_billing_interval interval;
+    int64_t mrr_after_minor; /* >= 0; valid when has_mrr_after */
+    bool has_mrr_after;
+    int64_t mrr_before_minor; /* >= 0; optional, advisory; valid when has_mrr_before */
+    bool has_mrr_before;
+    int64_t price_minor; /* >= 0; recurring price per interval and unit; when has_price */
+    bool has_price;
+    int64_t discount_minor; /* >= 0; per interval, 0 when absent */
+    enum rs_discount_duration discount_duration; /* default forever */
+    struct rs_str currency;                      /* ISO 4217 */
+    int64_t service_period_start_ms;             /* defaults to ts */
+    int64_t service_period_end_ms;               /* valid when has_period_end; > start */
+    bool has_period_end;
+    enum rs_sub_status status;
+    int64_t cancel_at_ms; /* when has_cancel_at: a scheduled cancellation */
+    bool has_cancel_at;
+};
+
+/* invoice.paid / refunded / payment_failed. account_id defaults to the envelope's account. */
+struct rs_invoice {
+    struct rs_str invoice_id;
+    struct rs_str account_id;
+    struct rs_str subscription_id; /* optional */
+    int64_t amount_minor;          /* >= 0 */
+    struct rs_str currency;
+    enum rs_refund_type refund_type; /* required for refunded, else RS_REFUND_NONE */
+    struct rs_str reason;            /* optional */
+};
+
+/* spend.recorded: S&M spend over [period_start, period_end), prorated by days. */
+struct rs_spend {
+    struct rs_str spend_id; /* optional */
+    int64_t period_start_ms;
+    int64_t period_end_ms; /* > period_start */
+    enum rs_spend_function function;
+    enum rs_spend_category category;
+    enum rs_spend_allocation allocation;
+    int64_t amount_minor; /* any sign: a credit reduces the sum (METRICS.md M07) */
+    struct rs_str currency;
+};
+
+/* forecast.submitted */
+struct rs_forecast {
+    struct rs_str forecast_id;
+    enum rs_forecast_scope scope;
+    struct rs_str scope_id; /* required for team and rep, optional for company */
+    struct rs_period period;
+    enum rs_forecast_measure measure;
+    enum rs_forecast_category category;
+    int64_t amount_minor; /* any sign (net new ARR can be negative) */
+    struct rs_str currency;
+    int64_t as_of_ms; /* defaults to ts */
+};
+
+/* financials.reported: the period's figures; the latest report of a period wins. */
+struct rs_financials {
+    struct rs_period period;
+    int64_t revenue_minor; /* required, any sign */
+    struct rs_str currency;
+    double gross_margin_pct; /* 0..100 when has_gross_margin */
+    bool has_gross_margin;
+    int64_t ebitda_minor; /* when has_ebitda */
+    bool has_ebitda;
+    int64_t free_cash_flow_minor; /* when has_fcf */
+    bool has_fcf;
+    int64_t operating_income_minor; /* when has_operating_income */
+    bool has_operating_income;
+};
+
+/* fx.rate: one unit of `currency` is `rate` units of the reporting currency on `date`
+ * (its daily close). */
+struct rs_fx_rate {
+    struct rs_str currency;
+    double rate;     /* finite, > 0 */
+    int64_t date_ms; /* the day's start, UTC ("YYYY-MM-DD" or a time, truncated to its day) */
+};
+
 struct rs_event {
     enum rs_event_type type;
     struct rs_str id;        /* required: idempotency key */
@@ -291,6 +446,12 @@ struct rs_event {
         struct rs_rep_onboarded rep_onboarded;
         struct rs_rep_quota_set rep_quota_set;
         struct rs_rep_terminated rep_terminated;
+        struct rs_subscription subscription; /* subscription.* */
+        struct rs_invoice invoice;           /* invoice.* */
+        struct rs_spend spend;
+        struct rs_forecast forecast;
+        struct rs_financials financials;
+        struct rs_fx_rate fx_rate;
     } u;
 };
 
@@ -367,6 +528,14 @@ const char *rs_qual_stage_name(enum rs_qual_stage stage);
 const char *rs_deal_type_name(enum rs_deal_type type);
 const char *rs_outcome_name(enum rs_outcome outcome);
 const char *rs_milestone_name(enum rs_milestone milestone);
+
+/* Names of the enums above (the wire values); NULL outside the enum. */
+const char *rs_billing_interval_name(enum rs_billing_interval interval);
+const char *rs_sub_status_name(enum rs_sub_status status);
+const char *rs_spend_allocation_name(enum rs_spend_allocation allocation);
+const char *rs_forecast_scope_name(enum rs_forecast_scope scope);
+const char *rs_forecast_measure_name(enum rs_forecast_measure measure);
+const char *rs_forecast_category_name(enum rs_forecast_category category);
 
 /* "invalid_msgpack", "missing_field", ...; "none" for RS_FAULT_NONE; NULL outside the enum. */
 const char *rs_event_fault_name(enum rs_event_fault fault);

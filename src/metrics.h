@@ -45,8 +45,12 @@ enum rs_metric_id {
     RS_MDQ_DUPLICATES = 60,      /* dq.duplicate_events (METRICS.md §1.6.1), by event time */
 };
 
+struct rs_finance_config; /* finance.h */
+
 struct rs_metrics_config {
     const struct rs_zone *zone;            /* reporting time zone (borrowed) */
+    /* The revenue metrics' options (borrowed); NULL: rs_metrics_read() refuses them. */
+    const struct rs_finance_config *finance;
     const struct rs_calendar *sales_hours; /* business clock of M11 (borrowed) */
     int64_t lead_sla_ms[RS_TIER__COUNT];   /* M11 "within SLA" (same as SLA-01) */
     int64_t funnel_window_ms[4];           /* lead->MQL, MQL->SQL, SQL->Opp, Opp->Won */
@@ -108,6 +112,15 @@ const struct rs_metric_def *rs_metric_by_id(uint16_t id);
 /* Every definition, for listings; *n gets the count. */
 const struct rs_metric_def *rs_metric_defs(size_t *n);
 
+#define RS_METRIC_DETAIL_MAX 24
+
+/* A named input of a value computed from several cells (the finance metrics). */
+struct rs_metric_detail {
+    const char *name; /* static: "mrr_start", "new_business", "spend_prior_quarter", ... */
+    double value;
+    bool is_null;
+};
+
 /* A metric's value as published and served. */
 struct rs_metric_value {
     bool is_null;
@@ -125,6 +138,11 @@ struct rs_metric_value {
     double value2;
     bool provisional;    /* bucket end + allowed lateness not yet passed */
     bool low_confidence; /* fewer than min_n units */
+    size_t n_detail;     /* finance metrics: the inputs, in a fixed order per metric */
+    struct rs_metric_detail detail[RS_METRIC_DETAIL_MAX];
+    /* Finance flags (METRICS.md): M06 churn_floored, M08 > 60 months, M09 quarter-to-date,
+     * M10 margin_source=manual. */
+    bool churn_floored, flagged_long, qtd;
 };
 
 /*
@@ -139,7 +157,8 @@ void rs_metric_eval(const struct rs_metrics_config *cfg, const struct rs_metric_
 /*
  * Read and evaluate one (metric, dims, grain, bucket) summed over partitions[0..n) (n == 0:
  * all) in the open snapshot or batch. M16 with dims "" gives the attainment rate of ramped
- * reps (the share at >= 100%), computed from the per-rep cells.
+ * reps (the share at >= 100%), computed from the per-rep cells. The finance metrics
+ * (finance.h, ids >= 200) are routed to rs_finance_read() with cfg->finance.
  */
 int rs_metrics_read(const struct rs_metrics_config *cfg, struct rs_store *st,
                     const struct rs_metric_def *def, struct rs_str dims, enum rs_grain grain,

@@ -538,6 +538,19 @@ int rs_sla_apply(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
     case RS_EV_ONBOARDING_RESUMED:
     case RS_EV_REP_ONBOARDED:
     case RS_EV_REP_QUOTA_SET:
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED:
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_REFUNDED:
+    case RS_EV_INVOICE_PAYMENT_FAILED:
+    case RS_EV_SPEND_RECORDED:
+    case RS_EV_FORECAST_SUBMITTED:
+    case RS_EV_FINANCIALS_REPORTED:
+    case RS_EV_FX_RATE:
     case RS_EV_REP_TERMINATED:
     case RS_EV__COUNT:
         break;
