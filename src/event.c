@@ -1461,6 +1461,19 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         return decode_rep_quota_set(d, &ev->u.rep_quota_set);
     case RS_EV_REP_TERMINATED:
         return decode_rep_terminated(d, &ev->u.rep_terminated);
+    case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
+    case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
+    case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
+    case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
+    case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
     case RS_EV__COUNT:
         break;
     }
@@ -1959,6 +1972,19 @@ static void out_fields(const struct rs_event *ev, struct out_field *o)
         out_str(o, F_REP_ID, ev->u.rep_terminated.rep_id);
         out_str(o, F_REASON, ev->u.rep_terminated.reason);
         break;
+    case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
+    case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
+    case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
+    case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
+    case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
+    case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
     case RS_EV__COUNT:
         break;
     }

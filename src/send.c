@@ -154,6 +154,19 @@ static char *key_of(const struct rs_event *ev)
         case RS_EV_REP_TERMINATED:
             k = ev->u.rep_terminated.rep_id;
             break;
+        case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
+        case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
+        case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
+        case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
+        case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
+        case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
+        case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
+        case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
         case RS_EV__COUNT:
             break;
         }
