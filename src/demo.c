@@ -142,6 +142,27 @@ static void envelope(struct rs_event *ev, enum rs_event_type type, char *id, siz
     ev->account = account != NULL ? S(account) : RS_STR_NULL;
 }
 
+/* A subscription event's body: active, quantity 1, MRR given (already monthly). */
+static void subscription(struct rs_event *ev, const char *sub, const char *account,
+                         enum rs_billing_interval interval, int64_t mrr, const char *currency,
+                         int64_t period_start, int64_t period_end)
+{
+    struct rs_subscription *su = &ev->u.subscription;
+
+    su->subscription_id = S(sub);
+    su->account_id = S(account);
+    su->plan = S(mrr >= USD(2000) ? "enterprise" : (mrr >= USD(800) ? "growth" : "starter"));
+    su->quantity = 1;
+    su->interval = interval;
+    su->mrr_after_minor = mrr;
+    su->has_mrr_after = true;
+    su->currency = S(currency);
+    su->service_period_start_ms = period_start;
+    su->service_period_end_ms = period_end;
+    su->has_period_end = true;
+    su->status = RS_SUB_ACTIVE;
+}
+
 /* Twelve reps: nine ramped long ago, three who started a month before the demo. */
 static void generate_reps(struct demo *d)
 {
@@ -267,6 +288,16 @@ static int64_t generate_pipeline(struct demo *d, uint64_t *s, const char *lead, 
     if (!won) {
         return last;
     }
+    /* The won deal's subscription starts the next day, annual, at its ACV (MRR = ACV / 12). */
+    {
+        char sub[40];
+
+        (void)snprintf(sub, sizeof(sub), "sub-%s", opp);
+        envelope(&ev, RS_EV_SUB_STARTED, id, sizeof(id), lead, "sub", t + DAY_MS, account);
+        subscription(&ev, sub, account, RS_BILL_YEAR, amount / 12, "USD", t + DAY_MS,
+                     t + DAY_MS + 365 * DAY_MS);
+        add_event(d, &ev, account);
+    }
     {
         bool missing_csm = uniform(s) < 0.05;
         /* Two business days is about 2.8 calendar days: a fifth are late. */
@@ -327,6 +358,150 @@ static int64_t generate_pipeline(struct demo *d, uint64_t *s, const char *lead, 
  * rest low intent. Outcomes follow the speed-to-lead studies of METRICS.md §8 loosely: most
  * are contacted in time, a fifth late, about one in eight never.
  */
+/* First instant of month `k` months after January 2025, UTC (k >= 0). */
+static int64_t month_start(int k)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int64_t t = INT64_C(1735689600000); /* 2025-01-01T00:00:00Z */
+
+    for (int i = 0; i < k; i++) {
+        int m = i % 12, y = 2025 + i / 12;
+        bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+        t += (days[m] + (m == 1 && leap ? 1 : 0)) * DAY_MS;
+    }
+    return t;
+}
+
+#define REV_MONTHS    15 /* January 2025 .. March 2026 (the demo's month) */
+#define REV_CUSTOMERS 80
+
+/*
+ * The revenue side, from January 2025 to the demo's month: customers in USD, EUR and GBP that
+ * start, renew monthly (a non-USD renewal at a new rate is FX, not a movement), expand,
+ * contract, churn and come back; a month's exchange rates on its first day; S&M spend per
+ * month; reported financials per quarter of 2025; and the company's commit forecast of net new
+ * ARR for the demo's quarter. History before the demo's start is sent at once, as a backfill.
+ */
+static void generate_revenue(struct demo *d, uint64_t *s)
+{
+    static const char *const currencies[] = { "USD", "EUR", "GBP" };
+    static const double base_rate[] = { 1.0, 1.08, 1.27 };
+    static const int64_t plans[] = { USD(300), USD(500), USD(900), USD(1500), USD(2500) };
+    char id[64], account[24], sub[32], period[16];
+    struct rs_event ev;
+
+    for (int k = 0; k < REV_MONTHS; k++) {
+        for (size_t c = 1; c < 3; c++) {
+            (void)snprintf(id, sizeof(id), "fx-%s-%02d", currencies[c], k);
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RS_EV_FX_RATE;
+            ev.id = S(id);
+            ev.ts_ms = month_start(k);
+            ev.u.fx_rate.currency = S(currencies[c]);
+            ev.u.fx_rate.rate = base_rate[c] * (1.0 + 0.04 * (uniform(s) - 0.5));
+            ev.u.fx_rate.date_ms = month_start(k);
+            add_event(d, &ev, currencies[c]);
+        }
+        for (int f = 0; f < 2; f++) {
+            (void)snprintf(id, sizeof(id), "spend-%02d-%d", k, f);
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RS_EV_SPEND_RECORDED;
+            ev.id = S(id);
+            ev.ts_ms = month_start(k + 1) - 1;
+            ev.u.spend.spend_id = S(id);
+            ev.u.spend.period_start_ms = month_start(k);
+            ev.u.spend.period_end_ms = month_start(k + 1);
+            ev.u.spend.function = f == 0 ? RS_FN_SALES : RS_FN_MARKETING;
+            ev.u.spend.category = f == 0 ? RS_SPEND_SALARIES : RS_SPEND_PROGRAMS;
+            ev.u.spend.allocation = RS_ALLOC_NEW_LOGO;
+            ev.u.spend.amount_minor = USD(9000 + (int64_t)(uniform(s) * 4000));
+            ev.u.spend.currency = S("USD");
+            add_event(d, &ev, "spend");
+        }
+    }
+    for (int q = 0; q < 4; q++) {
+        (void)snprintf(id, sizeof(id), "fin-2025-q%d", q + 1);
+        (void)snprintf(period, sizeof(period), "2025-Q%d", q + 1);
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RS_EV_FINANCIALS_REPORTED;
+        ev.id = S(id);
+        ev.ts_ms = month_start(3 * q + 3) + 10 * DAY_MS;
+        ev.u.financials.period = (struct rs_period){ S(period), 2025, (uint8_t)(3 * q + 1), 3 };
+        ev.u.financials.revenue_minor = USD(90000 + 15000 * q);
+        ev.u.financials.currency = S("USD");
+        ev.u.financials.gross_margin_pct = 78.0;
+        ev.u.financials.has_gross_margin = true;
+        ev.u.financials.free_cash_flow_minor = USD(9000 + 2000 * q);
+        ev.u.financials.has_fcf = true;
+        add_event(d, &ev, "financials");
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RS_EV_FORECAST_SUBMITTED;
+    ev.id = S("forecast-2026-q1-commit");
+    ev.ts_ms = month_start(12);
+    ev.u.forecast.forecast_id = S("forecast-2026-q1-commit");
+    ev.u.forecast.scope = RS_SCOPE_COMPANY;
+    ev.u.forecast.period = (struct rs_period){ S("2026-Q1"), 2026, 1, 3 };
+    ev.u.forecast.measure = RS_MEASURE_NET_NEW_ARR;
+    ev.u.forecast.category = RS_FC_COMMIT;
+    ev.u.forecast.amount_minor = USD(120000);
+    ev.u.forecast.currency = S("USD");
+    ev.u.forecast.as_of_ms = month_start(12);
+    add_event(d, &ev, "forecast");
+
+    for (unsigned c = 1; c <= REV_CUSTOMERS; c++) {
+        int first = (int)(next_rand(s) % (REV_MONTHS - 1));
+        size_t cur = uniform(s) < 0.7 ? 0 : (uniform(s) < 0.67 ? 1 : 2);
+        int64_t mrr = plans[next_rand(s) % (sizeof(plans) / sizeof(plans[0]))];
+        int64_t day = (int64_t)(next_rand(s) % 25) * DAY_MS + 9 * HOUR_MS;
+        int churn_at = uniform(s) < 0.15 ? first + 2 + (int)(next_rand(s) % 8) : REV_MONTHS;
+        int back_at = churn_at < REV_MONTHS && uniform(s) < 0.3 ? churn_at + 2 : REV_MONTHS;
+        int change_at = first + 1 + (int)(next_rand(s) % 10);
+        bool up = uniform(s) < 0.7;
+
+        (void)snprintf(account, sizeof(account), "cust-%03u", c);
+        (void)snprintf(sub, sizeof(sub), "sub-cust-%03u", c);
+        for (int k = first; k < REV_MONTHS; k++) {
+            enum rs_event_type type = k == first ? RS_EV_SUB_STARTED : RS_EV_SUB_RENEWED;
+            int64_t t = month_start(k) + day;
+            int64_t end = month_start(k + 1) + day;
+
+            if (k >= churn_at && k < back_at) {
+                if (k == churn_at) { /* cancels; churn at the end of the paid month */
+                    (void)snprintf(id, sizeof(id), "ev-%s-%02d-cancel", account, k);
+                    memset(&ev, 0, sizeof(ev));
+                    ev.type = RS_EV_SUB_CHURNED;
+                    ev.id = S(id);
+                    ev.ts_ms = t - 3 * DAY_MS;
+                    ev.account = S(account);
+                    subscription(&ev, sub, account, RS_BILL_MONTH, 0, currencies[cur],
+                                 month_start(k - 1) + day, t);
+                    ev.u.subscription.status = RS_SUB_CANCELED;
+                    add_event(d, &ev, account);
+                }
+                continue;
+            }
+            if (k == back_at) {
+                type = RS_EV_SUB_REACTIVATED;
+            } else if (k == change_at && k != first) {
+                type = up ? RS_EV_SUB_EXPANDED : RS_EV_SUB_CONTRACTED;
+                mrr = up ? mrr * 3 / 2 : mrr * 2 / 3;
+            } else if (cur == 0 && k != first) {
+                continue; /* a USD renewal at the same price changes nothing: not sent */
+            }
+            (void)snprintf(id, sizeof(id), "ev-%s-%02d", account, k);
+            memset(&ev, 0, sizeof(ev));
+            ev.type = type;
+            ev.id = S(id);
+            ev.ts_ms = t;
+            ev.account = S(account);
+            subscription(&ev, sub, account, RS_BILL_MONTH, mrr, currencies[cur], t, end);
+            add_event(d, &ev, account);
+        }
+    }
+}
+
 static void generate(struct demo *d)
 {
     static const char *const segments[] = { "smb", "mid_market", "enterprise" };
@@ -416,6 +591,7 @@ static void generate(struct demo *d)
         }
     }
     generate_reps(d);
+    generate_revenue(d, &s);
     /* Malformed input, as real producers send it now and then: each becomes a dead letter. */
     {
         static const char garbage[] = "{\"type\":\"lead.created\"}"; /* JSON, not msgpack */
@@ -718,32 +894,73 @@ static void remove_state_dir(const char *dir)
     (void)rmdir(dir);
 }
 
-/* The headline metrics of the demo's month, read back from the state store. */
+/* The headline metrics of the demo's month (and quarter), read back from the state store. */
+enum pick { PICK_VALUE, PICK_VALUE2, PICK_DETAIL };
+
 static const struct headline {
     const char *label; /* summary line and JSON key */
     const char *metric;
     const char *dims;
+    enum rs_grain grain;
+    enum pick pick;
+    const char *detail; /* PICK_DETAIL: the input's name */
+    const char *unit;   /* how to print: "ratio", "ms", "days", "minor", "x" */
 } headlines[] = {
-    { "speed_to_lead", "speed_to_lead", "" },
-    { "lead_to_mql", "funnel_conversion", "from=lead,to=mql" },
-    { "mql_to_sql", "funnel_conversion", "from=mql,to=sql" },
-    { "sql_to_opp", "funnel_conversion", "from=sql,to=opp" },
-    { "opp_to_won", "funnel_conversion", "from=opp,to=won" },
-    { "win_rate", "win_rate", "" },
-    { "sales_cycle_won", "sales_cycle", "outcome=won" },
-    { "handoff_on_time", "handoff_completion", "" },
-    { "quota_attainment", "quota_attainment", "" },
-    { "time_to_value", "time_to_onboard", "milestone=first_value" },
+    { "speed_to_lead", "speed_to_lead", "", RS_GRAIN_MONTH, PICK_VALUE, NULL, "ms" },
+    { "lead_to_mql", "funnel_conversion", "from=lead,to=mql", RS_GRAIN_MONTH, PICK_VALUE, NULL,
+      "ratio" },
+    { "mql_to_sql", "funnel_conversion", "from=mql,to=sql", RS_GRAIN_MONTH, PICK_VALUE, NULL,
+      "ratio" },
+    { "sql_to_opp", "funnel_conversion", "from=sql,to=opp", RS_GRAIN_MONTH, PICK_VALUE, NULL,
+      "ratio" },
+    { "opp_to_won", "funnel_conversion", "from=opp,to=won", RS_GRAIN_MONTH, PICK_VALUE, NULL,
+      "ratio" },
+    { "win_rate", "win_rate", "", RS_GRAIN_MONTH, PICK_VALUE, NULL, "ratio" },
+    { "sales_cycle_won", "sales_cycle", "outcome=won", RS_GRAIN_MONTH, PICK_VALUE, NULL, "days" },
+    { "handoff_on_time", "handoff_completion", "", RS_GRAIN_MONTH, PICK_VALUE, NULL, "ratio" },
+    { "quota_attainment", "quota_attainment", "", RS_GRAIN_MONTH, PICK_VALUE, NULL, "ratio" },
+    { "time_to_value", "time_to_onboard", "milestone=first_value", RS_GRAIN_MONTH, PICK_VALUE,
+      NULL, "days" },
+    { "arr", "mrr", "", RS_GRAIN_MONTH, PICK_DETAIL, "arr", "minor" },
+    { "nrr_t12", "nrr_t12", "", RS_GRAIN_MONTH, PICK_VALUE, NULL, "ratio" },
+    { "grr_t12", "nrr_t12", "", RS_GRAIN_MONTH, PICK_VALUE2, NULL, "ratio" },
+    { "quick_ratio", "mrr", "", RS_GRAIN_MONTH, PICK_DETAIL, "quick_ratio", "x" },
+    { "magic_number", "magic_number", "", RS_GRAIN_QUARTER, PICK_VALUE, NULL, "x" },
 };
 
 #define N_HEADLINES (sizeof(headlines) / sizeof(headlines[0]))
+
+/* The picked figure of v into *out; false when it is null. */
+static bool headline_value(const struct headline *h, const struct rs_metric_value *v, double *out)
+{
+    if (v->is_null) {
+        return false;
+    }
+    switch (h->pick) {
+    case PICK_VALUE:
+        *out = v->value;
+        return true;
+    case PICK_VALUE2:
+        *out = v->value2;
+        return true;
+    case PICK_DETAIL:
+        for (size_t i = 0; i < v->n_detail; i++) {
+            if (strcmp(v->detail[i].name, h->detail) == 0) {
+                *out = v->detail[i].value;
+                return !v->detail[i].is_null;
+            }
+        }
+        return false;
+    }
+    return false;
+}
 
 static void read_headlines(struct demo *d, struct rs_metric_value *v)
 {
     for (size_t i = 0; i < N_HEADLINES; i++) {
         struct rs_err err;
 
-        if (rs_app_metric(d->app, headlines[i].metric, headlines[i].dims, RS_GRAIN_MONTH,
+        if (rs_app_metric(d->app, headlines[i].metric, headlines[i].dims, headlines[i].grain,
                           SIM_START_MS, &v[i], &err) != 0) {
             RS_LOG_ERROR("%s", err.msg);
             memset(&v[i], 0, sizeof(v[i]));
@@ -755,26 +972,34 @@ static void read_headlines(struct demo *d, struct rs_metric_value *v)
 
 static void print_headlines(const struct rs_metric_value *v)
 {
-    printf("  metrics (March, the demo's month; cohorts younger than their window are "
-           "immature):\n");
+    printf("  metrics (March 2026, the demo's month, and its quarter; cohorts younger than "
+           "their window are immature):\n");
     for (size_t i = 0; i < N_HEADLINES; i++) {
+        const struct headline *h = &headlines[i];
         char value[48];
+        double x = 0;
 
-        const struct rs_metric_def *def =
-            rs_metric_by_name(headlines[i].metric, strlen(headlines[i].metric));
-
-        if (v[i].is_null) {
-            (void)snprintf(value, sizeof(value), "- (%s)", v[i].null_reason);
-        } else if (strcmp(def->unit, "ratio") == 0) {
-            (void)snprintf(value, sizeof(value), "%.1f%%", 100 * v[i].value);
-        } else if (strcmp(def->unit, "ms") == 0) {
-            format_duration(value, sizeof(value), (int64_t)v[i].value);
+        if (!headline_value(h, &v[i], &x)) {
+            (void)snprintf(value, sizeof(value), "- (%s)",
+                           v[i].null_reason != NULL ? v[i].null_reason : "no_base");
+        } else if (strcmp(h->unit, "ratio") == 0) {
+            (void)snprintf(value, sizeof(value), "%.1f%%", 100 * x);
+        } else if (strcmp(h->unit, "ms") == 0) {
+            format_duration(value, sizeof(value), (int64_t)x);
             strncat(value, " (P50)", sizeof(value) - strlen(value) - 1);
+        } else if (strcmp(h->unit, "minor") == 0) {
+            (void)snprintf(value, sizeof(value), "$%.0f", x / 100);
+        } else if (strcmp(h->unit, "x") == 0) {
+            (void)snprintf(value, sizeof(value), "%.2f", x);
         } else {
-            (void)snprintf(value, sizeof(value), "%.1f %s (P50)", v[i].value, def->unit);
+            (void)snprintf(value, sizeof(value), "%.1f %s (P50)", x, h->unit);
         }
-        printf("    %-18s %-26s of %" PRId64 " (%" PRId64 "/%" PRId64 ")\n", headlines[i].label,
-               value, v[i].count, v[i].numerator, v[i].denominator);
+        if (h->pick == PICK_VALUE && strcmp(h->unit, "x") != 0 && strcmp(h->unit, "minor") != 0) {
+            printf("    %-18s %-26s of %" PRId64 " (%" PRId64 "/%" PRId64 ")\n", h->label, value,
+                   v[i].count, v[i].numerator, v[i].denominator);
+        } else {
+            printf("    %-18s %-26s%s\n", h->label, value, v[i].provisional ? " provisional" : "");
+        }
     }
 }
 
@@ -782,11 +1007,14 @@ static void json_headlines(const struct rs_metric_value *v)
 {
     printf(",\"metrics\":{");
     for (size_t i = 0; i < N_HEADLINES; i++) {
+        double x = 0;
+
         printf("%s\"%s\":{\"value\":", i > 0 ? "," : "", headlines[i].label);
-        if (v[i].is_null) {
-            printf("null,\"null_reason\":\"%s\"", v[i].null_reason);
+        if (!headline_value(&headlines[i], &v[i], &x)) {
+            printf("null,\"null_reason\":\"%s\"",
+                   v[i].null_reason != NULL ? v[i].null_reason : "no_base");
         } else {
-            printf("%.6g", v[i].value);
+            printf("%.6g", x);
         }
         printf(",\"numerator\":%" PRId64 ",\"denominator\":%" PRId64 ",\"count\":%" PRId64
                ",\"p50\":%.6g,\"p90\":%.6g}",
