@@ -211,6 +211,79 @@ static const struct mpb_kv rep_terminated[] = {
     MPB_S("rep_id", "rep_42"),       MPB_S("reason", "voluntary"),
 };
 
+/* The revenue events (issue 6), every field set. The six subscription.* types share a body. */
+#define SUBSCRIPTION_FULL(t, ev_id)                                                               \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709251200000), MPB_S("account", "acc-9"),  \
+        MPB_S("subscription_id", "sub_77"), MPB_S("account_id", "acc-9"), MPB_S("plan", "pro"),   \
+        MPB_I("quantity", 10), MPB_S("billing_interval", "year"),                                 \
+        MPB_I("mrr_after_minor", 100000), MPB_I("mrr_before_minor", 80000),                       \
+        MPB_I("price_minor", 120000), MPB_I("discount_minor", 5000),                              \
+        MPB_S("discount_duration", "finite"), MPB_S("currency", "USD"),                           \
+        MPB_S("service_period_start", "2024-03-01"), MPB_TS("service_period_end", 1740787200, 0), \
+        MPB_S("status", "past_due"), MPB_I("cancel_at", 1740787200000)
+
+static const struct mpb_kv sub_started[] = { SUBSCRIPTION_FULL("subscription.started", "ev-30") };
+static const struct mpb_kv sub_renewed[] = { SUBSCRIPTION_FULL("subscription.renewed", "ev-31") };
+static const struct mpb_kv sub_expanded[] = { SUBSCRIPTION_FULL("subscription.expanded", "ev-32") };
+static const struct mpb_kv sub_contracted[] = { SUBSCRIPTION_FULL("subscription.contracted",
+                                                                  "ev-33") };
+static const struct mpb_kv sub_churned[] = { SUBSCRIPTION_FULL("subscription.churned", "ev-34") };
+static const struct mpb_kv sub_reactivated[] = { SUBSCRIPTION_FULL("subscription.reactivated",
+                                                                   "ev-35") };
+
+#define INVOICE_FULL(t, ev_id)                                                                   \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709337600000), MPB_S("account", "acc-9"), \
+        MPB_S("invoice_id", "in_501"), MPB_S("account_id", "acc-9"),                             \
+        MPB_S("subscription_id", "sub_77"), MPB_I("amount_minor", 1200000),                      \
+        MPB_S("currency", "USD"), MPB_S("reason", "card_declined")
+
+static const struct mpb_kv invoice_paid[] = { INVOICE_FULL("invoice.paid", "ev-36") };
+static const struct mpb_kv invoice_refunded[] = { INVOICE_FULL("invoice.refunded", "ev-37"),
+                                                  MPB_S("refund_type", "partial") };
+static const struct mpb_kv invoice_failed[] = { INVOICE_FULL("invoice.payment_failed", "ev-38") };
+
+static const struct mpb_kv spend[] = {
+    MPB_S("type", "spend.recorded"),
+    MPB_S("id", "ev-39"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("spend_id", "gl-17"),
+    MPB_S("period_start", "2024-03-01"),
+    MPB_I("period_end", 1711929600000),
+    MPB_S("function", "marketing"),
+    MPB_S("category", "programs"),
+    MPB_S("allocation", "expansion"),
+    MPB_I("amount_minor", -2500),
+    MPB_S("currency", "EUR"),
+};
+
+static const struct mpb_kv forecast[] = {
+    MPB_S("type", "forecast.submitted"),
+    MPB_S("id", "ev-40"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("forecast_id", "fc-9"),
+    MPB_S("scope", "team"),
+    MPB_S("scope_id", "team_emea"),
+    MPB_S("period", "2024-Q2"),
+    MPB_S("measure", "ending_arr"),
+    MPB_S("category", "best_case"),
+    MPB_I("amount_minor", -300),
+    MPB_S("currency", "USD"),
+    MPB_TS("as_of", 1711843200, 500000000),
+};
+
+static const struct mpb_kv financials[] = {
+    MPB_S("type", "financials.reported"), MPB_S("id", "ev-41"),
+    MPB_I("ts", 1735689600000),           MPB_S("period", "2024"),
+    MPB_I("revenue_minor", 1250000000),   MPB_S("currency", "USD"),
+    MPB_F("gross_margin_pct", 78.5),      MPB_I("ebitda_minor", -1200),
+    MPB_I("free_cash_flow_minor", 400),   MPB_I("operating_income_minor", -2000),
+};
+
+static const struct mpb_kv fx_rate[] = {
+    MPB_S("type", "fx.rate"), MPB_S("id", "ev-42"),  MPB_I("ts", 1709337600000),
+    MPB_S("currency", "EUR"), MPB_F("rate", 1.0842), MPB_I("date", 1709294400123),
+};
+
 /* The same events with only the required fields. */
 static const struct mpb_kv created_min[] = {
     MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),         MPB_I("ts", 1715680680000),
@@ -360,6 +433,68 @@ static const struct mpb_kv rep_terminated_min[] = {
     MPB_S("rep_id", "rep_42"),
 };
 
+/* The revenue events with their required fields only. */
+#define SUBSCRIPTION_MIN(t, ev_id)                                                                 \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709251200000),                              \
+        MPB_S("subscription_id", "sub_77"), MPB_S("account_id", "acc-9"),                          \
+        MPB_S("billing_interval", "month"), MPB_I("mrr_after_minor", 0), MPB_S("currency", "USD"), \
+        MPB_S("status", "active")
+
+static const struct mpb_kv sub_started_min[] = { SUBSCRIPTION_MIN("subscription.started",
+                                                                  "ev-30") };
+static const struct mpb_kv sub_renewed_min[] = { SUBSCRIPTION_MIN("subscription.renewed",
+                                                                  "ev-31") };
+static const struct mpb_kv sub_expanded_min[] = { SUBSCRIPTION_MIN("subscription.expanded",
+                                                                   "ev-32") };
+static const struct mpb_kv sub_contracted_min[] = { SUBSCRIPTION_MIN("subscription.contracted",
+                                                                     "ev-33") };
+static const struct mpb_kv sub_churned_min[] = { SUBSCRIPTION_MIN("subscription.churned",
+                                                                  "ev-34") };
+static const struct mpb_kv sub_reactivated_min[] = { SUBSCRIPTION_MIN("subscription.reactivated",
+                                                                      "ev-35") };
+
+#define INVOICE_MIN(t, ev_id)                                                                  \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709337600000),                          \
+        MPB_S("invoice_id", "in_501"), MPB_S("account_id", "acc-9"), MPB_I("amount_minor", 0), \
+        MPB_S("currency", "USD")
+
+static const struct mpb_kv invoice_paid_min[] = { INVOICE_MIN("invoice.paid", "ev-36") };
+static const struct mpb_kv invoice_refunded_min[] = { INVOICE_MIN("invoice.refunded", "ev-37"),
+                                                      MPB_S("refund_type", "full") };
+static const struct mpb_kv invoice_failed_min[] = { INVOICE_MIN("invoice.payment_failed",
+                                                                "ev-38") };
+
+static const struct mpb_kv spend_min[] = {
+    MPB_S("type", "spend.recorded"),   MPB_S("id", "ev-39"),
+    MPB_I("ts", 1711929600000),        MPB_I("period_start", 1709251200000),
+    MPB_S("period_end", "2024-04-01"), MPB_S("function", "sales"),
+    MPB_S("category", "salaries"),     MPB_S("allocation", "new_logo"),
+    MPB_I("amount_minor", 0),          MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv forecast_min[] = {
+    MPB_S("type", "forecast.submitted"),
+    MPB_S("id", "ev-40"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("forecast_id", "fc-9"),
+    MPB_S("scope", "company"),
+    MPB_S("period", "2024-05"),
+    MPB_S("measure", "net_new_arr"),
+    MPB_S("category", "commit"),
+    MPB_I("amount_minor", 0),
+    MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv financials_min[] = {
+    MPB_S("type", "financials.reported"), MPB_S("id", "ev-41"),      MPB_I("ts", 1735689600000),
+    MPB_S("period", "2024-Q1"),           MPB_I("revenue_minor", 0), MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv fx_rate_min[] = {
+    MPB_S("type", "fx.rate"), MPB_S("id", "ev-42"), MPB_I("ts", 1709337600000),
+    MPB_S("currency", "EUR"), MPB_I("rate", 2),     MPB_S("date", "2024-03-01"),
+};
+
 struct event_case {
     const char *type;
     const struct mpb_kv *kvs;
@@ -388,6 +523,19 @@ static const struct event_case min_cases[] = {
     { "rep.onboarded", rep_onboarded_min, MPB_COUNT(rep_onboarded_min) },
     { "rep.quota_set", quota_set_min, MPB_COUNT(quota_set_min) },
     { "rep.terminated", rep_terminated_min, MPB_COUNT(rep_terminated_min) },
+    { "subscription.started", sub_started_min, MPB_COUNT(sub_started_min) },
+    { "subscription.renewed", sub_renewed_min, MPB_COUNT(sub_renewed_min) },
+    { "subscription.expanded", sub_expanded_min, MPB_COUNT(sub_expanded_min) },
+    { "subscription.contracted", sub_contracted_min, MPB_COUNT(sub_contracted_min) },
+    { "subscription.churned", sub_churned_min, MPB_COUNT(sub_churned_min) },
+    { "subscription.reactivated", sub_reactivated_min, MPB_COUNT(sub_reactivated_min) },
+    { "invoice.paid", invoice_paid_min, MPB_COUNT(invoice_paid_min) },
+    { "invoice.refunded", invoice_refunded_min, MPB_COUNT(invoice_refunded_min) },
+    { "invoice.payment_failed", invoice_failed_min, MPB_COUNT(invoice_failed_min) },
+    { "spend.recorded", spend_min, MPB_COUNT(spend_min) },
+    { "forecast.submitted", forecast_min, MPB_COUNT(forecast_min) },
+    { "financials.reported", financials_min, MPB_COUNT(financials_min) },
+    { "fx.rate", fx_rate_min, MPB_COUNT(fx_rate_min) },
 };
 
 /* Every event of the catalogue, every field set; keep in the order of enum rs_event_type. */
@@ -413,6 +561,19 @@ static const struct event_case full_cases[] = {
     { "rep.onboarded", rep_onboarded, MPB_COUNT(rep_onboarded) },
     { "rep.quota_set", quota_set, MPB_COUNT(quota_set) },
     { "rep.terminated", rep_terminated, MPB_COUNT(rep_terminated) },
+    { "subscription.started", sub_started, MPB_COUNT(sub_started) },
+    { "subscription.renewed", sub_renewed, MPB_COUNT(sub_renewed) },
+    { "subscription.expanded", sub_expanded, MPB_COUNT(sub_expanded) },
+    { "subscription.contracted", sub_contracted, MPB_COUNT(sub_contracted) },
+    { "subscription.churned", sub_churned, MPB_COUNT(sub_churned) },
+    { "subscription.reactivated", sub_reactivated, MPB_COUNT(sub_reactivated) },
+    { "invoice.paid", invoice_paid, MPB_COUNT(invoice_paid) },
+    { "invoice.refunded", invoice_refunded, MPB_COUNT(invoice_refunded) },
+    { "invoice.payment_failed", invoice_failed, MPB_COUNT(invoice_failed) },
+    { "spend.recorded", spend, MPB_COUNT(spend) },
+    { "forecast.submitted", forecast, MPB_COUNT(forecast) },
+    { "financials.reported", financials, MPB_COUNT(financials) },
+    { "fx.rate", fx_rate, MPB_COUNT(fx_rate) },
 };
 
 static bool is_envelope_key(const char *key)
@@ -1419,6 +1580,16 @@ static void test_decode_each_field_of_wrong_type_is_wrong_type(void **state)
             } else if (strstr(key, "_minor") != NULL) {
                 kv = (struct mpb_kv)MPB_S(key, "5");
                 (void)snprintf(msg, sizeof(msg), "field '%s': expected an integer, got str", key);
+            } else if (strcmp(key, "period_start") == 0 || strcmp(key, "period_end") == 0 ||
+                       strcmp(key, "date") == 0) {
+                kv = (struct mpb_kv)MPB_B(key, true);
+                (void)snprintf(msg, sizeof(msg),
+                               "field '%s': expected an integer (ms), a timestamp or a date "
+                               "(YYYY-MM-DD), got bool",
+                               key);
+            } else if (strcmp(key, "rate") == 0) {
+                kv = (struct mpb_kv)MPB_S(key, "1.5");
+                (void)snprintf(msg, sizeof(msg), "field '%s': expected a number, got str", key);
             } else if (strcmp(key, "ramp_schedule") == 0) {
                 kv = (struct mpb_kv)MPB_B(key, true);
                 (void)snprintf(msg, sizeof(msg),
@@ -2312,6 +2483,19 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
         "rep.onboarded",
         "rep.quota_set",
         "rep.terminated",
+        "subscription.started",
+        "subscription.renewed",
+        "subscription.expanded",
+        "subscription.contracted",
+        "subscription.churned",
+        "subscription.reactivated",
+        "invoice.paid",
+        "invoice.refunded",
+        "invoice.payment_failed",
+        "spend.recorded",
+        "forecast.submitted",
+        "financials.reported",
+        "fx.rate",
     };
     static const char *const stages[] = { "MQL", "SAL", "SQL" };
     static const char *const deal_types[] = { "new", "expansion", "renewal" };
@@ -2646,6 +2830,14 @@ static bool same_str(struct rs_str a, struct rs_str b)
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
+static void assert_same_period(const struct rs_period *a, const struct rs_period *b)
+{
+    assert_true(same_str(a->text, b->text));
+    assert_int_equal(a->year, b->year);
+    assert_int_equal(a->first_month, b->first_month);
+    assert_int_equal(a->months, b->months);
+}
+
 static void assert_same_event(const struct rs_event *a, const struct rs_event *b)
 {
     assert_int_equal(a->type, b->type);
@@ -2796,6 +2988,103 @@ static void assert_same_event(const struct rs_event *a, const struct rs_event *b
     case RS_EV_REP_TERMINATED:
         assert_true(same_str(a->u.rep_terminated.rep_id, b->u.rep_terminated.rep_id));
         assert_true(same_str(a->u.rep_terminated.reason, b->u.rep_terminated.reason));
+        break;
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED: {
+        const struct rs_subscription *x = &a->u.subscription;
+        const struct rs_subscription *y = &b->u.subscription;
+
+        assert_true(same_str(x->subscription_id, y->subscription_id));
+        assert_true(same_str(x->account_id, y->account_id));
+        assert_true(same_str(x->plan, y->plan));
+        assert_int_equal(x->quantity, y->quantity);
+        assert_int_equal(x->interval, y->interval);
+        assert_int_equal(x->has_mrr_after, y->has_mrr_after);
+        assert_int_equal(x->mrr_after_minor, y->mrr_after_minor);
+        assert_int_equal(x->has_mrr_before, y->has_mrr_before);
+        assert_int_equal(x->mrr_before_minor, y->mrr_before_minor);
+        assert_int_equal(x->has_price, y->has_price);
+        assert_int_equal(x->price_minor, y->price_minor);
+        assert_int_equal(x->discount_minor, y->discount_minor);
+        assert_int_equal(x->discount_duration, y->discount_duration);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->service_period_start_ms, y->service_period_start_ms);
+        assert_int_equal(x->has_period_end, y->has_period_end);
+        assert_int_equal(x->service_period_end_ms, y->service_period_end_ms);
+        assert_int_equal(x->status, y->status);
+        assert_int_equal(x->has_cancel_at, y->has_cancel_at);
+        assert_int_equal(x->cancel_at_ms, y->cancel_at_ms);
+        break;
+    }
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_REFUNDED:
+    case RS_EV_INVOICE_PAYMENT_FAILED: {
+        const struct rs_invoice *x = &a->u.invoice;
+        const struct rs_invoice *y = &b->u.invoice;
+
+        assert_true(same_str(x->invoice_id, y->invoice_id));
+        assert_true(same_str(x->account_id, y->account_id));
+        assert_true(same_str(x->subscription_id, y->subscription_id));
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->refund_type, y->refund_type);
+        assert_true(same_str(x->reason, y->reason));
+        break;
+    }
+    case RS_EV_SPEND_RECORDED: {
+        const struct rs_spend *x = &a->u.spend;
+        const struct rs_spend *y = &b->u.spend;
+
+        assert_true(same_str(x->spend_id, y->spend_id));
+        assert_int_equal(x->period_start_ms, y->period_start_ms);
+        assert_int_equal(x->period_end_ms, y->period_end_ms);
+        assert_int_equal(x->function, y->function);
+        assert_int_equal(x->category, y->category);
+        assert_int_equal(x->allocation, y->allocation);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        break;
+    }
+    case RS_EV_FORECAST_SUBMITTED: {
+        const struct rs_forecast *x = &a->u.forecast;
+        const struct rs_forecast *y = &b->u.forecast;
+
+        assert_true(same_str(x->forecast_id, y->forecast_id));
+        assert_int_equal(x->scope, y->scope);
+        assert_true(same_str(x->scope_id, y->scope_id));
+        assert_same_period(&x->period, &y->period);
+        assert_int_equal(x->measure, y->measure);
+        assert_int_equal(x->category, y->category);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->as_of_ms, y->as_of_ms);
+        break;
+    }
+    case RS_EV_FINANCIALS_REPORTED: {
+        const struct rs_financials *x = &a->u.financials;
+        const struct rs_financials *y = &b->u.financials;
+
+        assert_same_period(&x->period, &y->period);
+        assert_int_equal(x->revenue_minor, y->revenue_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->has_gross_margin, y->has_gross_margin);
+        assert_true(x->gross_margin_pct == y->gross_margin_pct);
+        assert_int_equal(x->has_ebitda, y->has_ebitda);
+        assert_int_equal(x->ebitda_minor, y->ebitda_minor);
+        assert_int_equal(x->has_fcf, y->has_fcf);
+        assert_int_equal(x->free_cash_flow_minor, y->free_cash_flow_minor);
+        assert_int_equal(x->has_operating_income, y->has_operating_income);
+        assert_int_equal(x->operating_income_minor, y->operating_income_minor);
+        break;
+    }
+    case RS_EV_FX_RATE:
+        assert_true(same_str(a->u.fx_rate.currency, b->u.fx_rate.currency));
+        assert_true(a->u.fx_rate.rate == b->u.fx_rate.rate);
+        assert_int_equal(a->u.fx_rate.date_ms, b->u.fx_rate.date_ms);
         break;
     case RS_EV__COUNT:
         fail();
