@@ -628,9 +628,10 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
  * Append `ev` to `out` as the msgpack map a producer would send (envelope plus the type's
  * fields; unset optional strings and numbers whose has_* flag is false are left out, while
  * close_date, start_date and the defaulted fields of the revenue events (quantity,
- * discount_minor, discount_duration, service_period_start, as_of) are always written; times are
- * written as integer ms, rate and gross_margin_pct as float 64). The inverse of rs_event_decode(), used by the
- * demo generator and the tests; the same event always gives the same bytes. Cannot fail.
+ * discount_minor, discount_duration, service_period_start, as_of) are always written; times
+ * are written as integer ms, rate and gross_margin_pct as float 64). The inverse of
+ * rs_event_decode(), used by the demo generator and the tests; the same event always gives the
+ * same bytes. Cannot fail.
  */
 void rs_event_encode(const struct rs_event *ev, struct rs_buf *out);
 
