@@ -5,7 +5,9 @@
 #include "mem.h"
 
 #include <assert.h>
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +102,43 @@ enum field {
     F_PERIOD,
     F_QUOTA_MINOR,
     F_RAMP_SCHEDULE,
+    F_SUBSCRIPTION_ID,
+    F_PLAN,
+    F_QUANTITY,
+    F_BILLING_INTERVAL,
+    F_MRR_AFTER_MINOR,
+    F_MRR_BEFORE_MINOR,
+    F_PRICE_MINOR,
+    F_DISCOUNT_MINOR,
+    F_DISCOUNT_DURATION,
+    F_SERVICE_PERIOD_START,
+    F_SERVICE_PERIOD_END,
+    F_CANCEL_AT,
+    F_INVOICE_ID,
+    F_REFUND_TYPE,
+    F_SPEND_ID,
+    F_PERIOD_START,
+    F_PERIOD_END,
+    F_FUNCTION,
+    F_CATEGORY,
+    F_ALLOCATION,
+    F_FORECAST_ID,
+    F_SCOPE,
+    F_SCOPE_ID,
+    F_MEASURE,
+    F_AS_OF,
+    F_REVENUE_MINOR,
+    F_GROSS_MARGIN_PCT,
+    F_EBITDA_MINOR,
+    F_FREE_CASH_FLOW_MINOR,
+    F_OPERATING_INCOME_MINOR,
+    F_RATE,
+    F_DATE,
     F__COUNT
 };
 
-_Static_assert(F__COUNT <= 64, "struct decode's `seen` is a 64-bit mask");
+/* Words of struct decode's `seen` mask: one bit per field. */
+#define SEEN_WORDS ((F__COUNT + 63) / 64)
 
 static const struct rs_str field_names[F__COUNT] = {
     [F_TYPE] = LIT("type"),
@@ -152,6 +187,38 @@ static const struct rs_str field_names[F__COUNT] = {
     [F_PERIOD] = LIT("period"),
     [F_QUOTA_MINOR] = LIT("quota_minor"),
     [F_RAMP_SCHEDULE] = LIT("ramp_schedule"),
+    [F_SUBSCRIPTION_ID] = LIT("subscription_id"),
+    [F_PLAN] = LIT("plan"),
+    [F_QUANTITY] = LIT("quantity"),
+    [F_BILLING_INTERVAL] = LIT("billing_interval"),
+    [F_MRR_AFTER_MINOR] = LIT("mrr_after_minor"),
+    [F_MRR_BEFORE_MINOR] = LIT("mrr_before_minor"),
+    [F_PRICE_MINOR] = LIT("price_minor"),
+    [F_DISCOUNT_MINOR] = LIT("discount_minor"),
+    [F_DISCOUNT_DURATION] = LIT("discount_duration"),
+    [F_SERVICE_PERIOD_START] = LIT("service_period_start"),
+    [F_SERVICE_PERIOD_END] = LIT("service_period_end"),
+    [F_CANCEL_AT] = LIT("cancel_at"),
+    [F_INVOICE_ID] = LIT("invoice_id"),
+    [F_REFUND_TYPE] = LIT("refund_type"),
+    [F_SPEND_ID] = LIT("spend_id"),
+    [F_PERIOD_START] = LIT("period_start"),
+    [F_PERIOD_END] = LIT("period_end"),
+    [F_FUNCTION] = LIT("function"),
+    [F_CATEGORY] = LIT("category"),
+    [F_ALLOCATION] = LIT("allocation"),
+    [F_FORECAST_ID] = LIT("forecast_id"),
+    [F_SCOPE] = LIT("scope"),
+    [F_SCOPE_ID] = LIT("scope_id"),
+    [F_MEASURE] = LIT("measure"),
+    [F_AS_OF] = LIT("as_of"),
+    [F_REVENUE_MINOR] = LIT("revenue_minor"),
+    [F_GROSS_MARGIN_PCT] = LIT("gross_margin_pct"),
+    [F_EBITDA_MINOR] = LIT("ebitda_minor"),
+    [F_FREE_CASH_FLOW_MINOR] = LIT("free_cash_flow_minor"),
+    [F_OPERATING_INCOME_MINOR] = LIT("operating_income_minor"),
+    [F_RATE] = LIT("rate"),
+    [F_DATE] = LIT("date"),
 };
 
 /* Keep in sync with enum rs_event_type and schemas/<type>.json. */
@@ -177,6 +244,19 @@ static const struct rs_str type_names[RS_EV__COUNT] = {
     [RS_EV_REP_ONBOARDED] = LIT("rep.onboarded"),
     [RS_EV_REP_QUOTA_SET] = LIT("rep.quota_set"),
     [RS_EV_REP_TERMINATED] = LIT("rep.terminated"),
+    [RS_EV_SUB_STARTED] = LIT("subscription.started"),
+    [RS_EV_SUB_RENEWED] = LIT("subscription.renewed"),
+    [RS_EV_SUB_EXPANDED] = LIT("subscription.expanded"),
+    [RS_EV_SUB_CONTRACTED] = LIT("subscription.contracted"),
+    [RS_EV_SUB_CHURNED] = LIT("subscription.churned"),
+    [RS_EV_SUB_REACTIVATED] = LIT("subscription.reactivated"),
+    [RS_EV_INVOICE_PAID] = LIT("invoice.paid"),
+    [RS_EV_INVOICE_REFUNDED] = LIT("invoice.refunded"),
+    [RS_EV_INVOICE_PAYMENT_FAILED] = LIT("invoice.payment_failed"),
+    [RS_EV_SPEND_RECORDED] = LIT("spend.recorded"),
+    [RS_EV_FORECAST_SUBMITTED] = LIT("forecast.submitted"),
+    [RS_EV_FINANCIALS_REPORTED] = LIT("financials.reported"),
+    [RS_EV_FX_RATE] = LIT("fx.rate"),
 };
 
 /* The enum tables below are indexed by the enum value; keep in sync with event.h. */
@@ -225,6 +305,69 @@ static const struct rs_str milestone_names[RS_MS__COUNT] = {
     [RS_MS_FIRST_VALUE] = LIT("first_value"),
 };
 
+static const struct rs_str billing_interval_names[RS_BILL__COUNT] = {
+    [RS_BILL_DAY] = LIT("day"),
+    [RS_BILL_WEEK] = LIT("week"),
+    [RS_BILL_MONTH] = LIT("month"),
+    [RS_BILL_QUARTER] = LIT("quarter"),
+    [RS_BILL_SEMI_ANNUAL] = LIT("semi_annual"),
+    [RS_BILL_YEAR] = LIT("year"),
+};
+
+static const struct rs_str sub_status_names[RS_SUB__COUNT] = {
+    [RS_SUB_TRIALING] = LIT("trialing"), [RS_SUB_ACTIVE] = LIT("active"),
+    [RS_SUB_PAST_DUE] = LIT("past_due"), [RS_SUB_CANCELED] = LIT("canceled"),
+    [RS_SUB_UNPAID] = LIT("unpaid"),
+};
+
+static const struct rs_str discount_duration_names[RS_DISCOUNT_FINITE + 1] = {
+    [RS_DISCOUNT_FOREVER] = LIT("forever"),
+    [RS_DISCOUNT_FINITE] = LIT("finite"),
+};
+
+/* RS_REFUND_NONE has no wire value, so this table starts at RS_REFUND_FULL (REFUND_FIRST). An
+ * empty entry for it would match an empty string. */
+#define REFUND_FIRST RS_REFUND_FULL
+static const struct rs_str refund_type_names[RS_REFUND_PARTIAL - REFUND_FIRST + 1] = {
+    [RS_REFUND_FULL - REFUND_FIRST] = LIT("full"),
+    [RS_REFUND_PARTIAL - REFUND_FIRST] = LIT("partial"),
+};
+
+static const struct rs_str spend_function_names[RS_FN_MARKETING + 1] = {
+    [RS_FN_SALES] = LIT("sales"),
+    [RS_FN_MARKETING] = LIT("marketing"),
+};
+
+static const struct rs_str spend_category_names[RS_SPEND_OTHER + 1] = {
+    [RS_SPEND_SALARIES] = LIT("salaries"), [RS_SPEND_COMMISSIONS] = LIT("commissions"),
+    [RS_SPEND_PROGRAMS] = LIT("programs"), [RS_SPEND_TOOLS] = LIT("tools"),
+    [RS_SPEND_OTHER] = LIT("other"),
+};
+
+static const struct rs_str spend_allocation_names[RS_ALLOC_SHARED + 1] = {
+    [RS_ALLOC_NEW_LOGO] = LIT("new_logo"),
+    [RS_ALLOC_EXPANSION] = LIT("expansion"),
+    [RS_ALLOC_SHARED] = LIT("shared"),
+};
+
+static const struct rs_str forecast_scope_names[RS_SCOPE_REP + 1] = {
+    [RS_SCOPE_COMPANY] = LIT("company"),
+    [RS_SCOPE_TEAM] = LIT("team"),
+    [RS_SCOPE_REP] = LIT("rep"),
+};
+
+static const struct rs_str forecast_measure_names[RS_MEASURE_ENDING_ARR + 1] = {
+    [RS_MEASURE_NET_NEW_ARR] = LIT("net_new_arr"),
+    [RS_MEASURE_BOOKINGS] = LIT("bookings"),
+    [RS_MEASURE_ENDING_ARR] = LIT("ending_arr"),
+};
+
+static const struct rs_str forecast_category_names[RS_FC_PIPELINE + 1] = {
+    [RS_FC_COMMIT] = LIT("commit"),
+    [RS_FC_BEST_CASE] = LIT("best_case"),
+    [RS_FC_PIPELINE] = LIT("pipeline"),
+};
+
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* What a field accepts. */
@@ -232,6 +375,7 @@ enum {
     FIELD_OPTIONAL = 0,
     FIELD_REQUIRED = 1 << 0,
     FIELD_NON_EMPTY = 1 << 1, /* identifiers: an empty string names nothing */
+    FIELD_DATE = 1 << 2,      /* times: "YYYY-MM-DD" is taken as well */
 };
 
 #define FIELD_REQUIRED_ID (FIELD_REQUIRED | FIELD_NON_EMPTY)
@@ -242,7 +386,7 @@ struct decode {
     /* The value of each known key, valid where its bit in `seen` is set. A bit mask instead of
      * NULLs spares clearing F__COUNT pointers per event, which showed up in profiles. */
     const msgpack_object *slot[F__COUNT];
-    uint64_t seen;
+    uint64_t seen[SEEN_WORDS];
     const char *type_name; /* for messages; NULL until `type` is known */
     enum rs_event_fault *fault;
     struct rs_err *err;
@@ -566,6 +710,15 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("role")) {
             return F_ROLE;
         }
+        if (KEY_IS("plan")) {
+            return F_PLAN;
+        }
+        if (KEY_IS("rate")) {
+            return F_RATE;
+        }
+        if (KEY_IS("date")) {
+            return F_DATE;
+        }
         break;
     case 5:
         if (KEY_IS("queue")) {
@@ -576,6 +729,12 @@ static enum field field_of_key(const char *k, size_t len)
         }
         if (KEY_IS("ae_id")) {
             return F_AE_ID;
+        }
+        if (KEY_IS("scope")) {
+            return F_SCOPE;
+        }
+        if (KEY_IS("as_of")) {
+            return F_AS_OF;
         }
         break;
     case 6:
@@ -620,6 +779,9 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("team_id")) {
             return F_TEAM_ID;
         }
+        if (KEY_IS("measure")) {
+            return F_MEASURE;
+        }
         break;
     case 8:
         if (KEY_IS("owner_id")) {
@@ -630,6 +792,21 @@ static enum field field_of_key(const char *k, size_t len)
         }
         if (KEY_IS("to_stage")) {
             return F_TO_STAGE;
+        }
+        if (KEY_IS("quantity")) {
+            return F_QUANTITY;
+        }
+        if (KEY_IS("spend_id")) {
+            return F_SPEND_ID;
+        }
+        if (KEY_IS("function")) {
+            return F_FUNCTION;
+        }
+        if (KEY_IS("category")) {
+            return F_CATEGORY;
+        }
+        if (KEY_IS("scope_id")) {
+            return F_SCOPE_ID;
         }
         break;
     case 9:
@@ -651,6 +828,9 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("milestone")) {
             return F_MILESTONE;
         }
+        if (KEY_IS("cancel_at")) {
+            return F_CANCEL_AT;
+        }
         break;
     case 10:
         if (KEY_IS("actor_type")) {
@@ -671,6 +851,15 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("start_date")) {
             return F_START_DATE;
         }
+        if (KEY_IS("invoice_id")) {
+            return F_INVOICE_ID;
+        }
+        if (KEY_IS("period_end")) {
+            return F_PERIOD_END;
+        }
+        if (KEY_IS("allocation")) {
+            return F_ALLOCATION;
+        }
         break;
     case 11:
         if (KEY_IS("intent_tier")) {
@@ -681,6 +870,15 @@ static enum field field_of_key(const char *k, size_t len)
         }
         if (KEY_IS("quota_minor")) {
             return F_QUOTA_MINOR;
+        }
+        if (KEY_IS("price_minor")) {
+            return F_PRICE_MINOR;
+        }
+        if (KEY_IS("refund_type")) {
+            return F_REFUND_TYPE;
+        }
+        if (KEY_IS("forecast_id")) {
+            return F_FORECAST_ID;
         }
         break;
     case 12:
@@ -693,25 +891,75 @@ static enum field field_of_key(const char *k, size_t len)
         if (KEY_IS("amount_minor")) {
             return F_AMOUNT_MINOR;
         }
+        if (KEY_IS("period_start")) {
+            return F_PERIOD_START;
+        }
+        if (KEY_IS("ebitda_minor")) {
+            return F_EBITDA_MINOR;
+        }
         break;
     case 13:
         if (KEY_IS("ramp_schedule")) {
             return F_RAMP_SCHEDULE;
+        }
+        if (KEY_IS("revenue_minor")) {
+            return F_REVENUE_MINOR;
         }
         break;
     case 14:
         if (KEY_IS("opportunity_id")) {
             return F_OPPORTUNITY_ID;
         }
+        if (KEY_IS("discount_minor")) {
+            return F_DISCOUNT_MINOR;
+        }
+        break;
+    case 15:
+        if (KEY_IS("subscription_id")) {
+            return F_SUBSCRIPTION_ID;
+        }
+        if (KEY_IS("mrr_after_minor")) {
+            return F_MRR_AFTER_MINOR;
+        }
+        break;
+    case 16:
+        if (KEY_IS("billing_interval")) {
+            return F_BILLING_INTERVAL;
+        }
+        if (KEY_IS("mrr_before_minor")) {
+            return F_MRR_BEFORE_MINOR;
+        }
+        if (KEY_IS("gross_margin_pct")) {
+            return F_GROSS_MARGIN_PCT;
+        }
         break;
     case 17:
         if (KEY_IS("forecast_category")) {
             return F_FORECAST_CATEGORY;
         }
+        if (KEY_IS("discount_duration")) {
+            return F_DISCOUNT_DURATION;
+        }
         break;
     case 18:
         if (KEY_IS("checklist_complete")) {
             return F_CHECKLIST_COMPLETE;
+        }
+        if (KEY_IS("service_period_end")) {
+            return F_SERVICE_PERIOD_END;
+        }
+        break;
+    case 20:
+        if (KEY_IS("service_period_start")) {
+            return F_SERVICE_PERIOD_START;
+        }
+        if (KEY_IS("free_cash_flow_minor")) {
+            return F_FREE_CASH_FLOW_MINOR;
+        }
+        break;
+    case 22:
+        if (KEY_IS("operating_income_minor")) {
+            return F_OPERATING_INCOME_MINOR;
         }
         break;
     default:
@@ -744,17 +992,23 @@ static int find_name(const struct rs_str *names, size_t count, const char *s, si
     return -1;
 }
 
+/* Whether the payload has key `f`, nil or not. */
+static bool is_seen(const struct decode *d, enum field f)
+{
+    return ((d->seen[f / 64] >> (f % 64)) & 1u) != 0;
+}
+
 /* The slot's value, or NULL when the key is absent or nil (nil means absent). */
 static const msgpack_object *present(const struct decode *d, enum field f)
 {
-    const msgpack_object *o = ((d->seen >> f) & 1u) != 0 ? d->slot[f] : NULL;
+    const msgpack_object *o = is_seen(d, f) ? d->slot[f] : NULL;
 
     return o != NULL && o->type != MSGPACK_OBJECT_NIL ? o : NULL;
 }
 
 static int reject_missing(struct decode *d, enum field f)
 {
-    const char *why = ((d->seen >> f) & 1u) != 0 ? " (nil)" : "";
+    const char *why = is_seen(d, f) ? " (nil)" : "";
 
     if (f < F_LEAD_ID || d->type_name == NULL) {
         return reject(d, RS_FAULT_MISSING_FIELD, "missing required field '%s'%s",
@@ -871,13 +1125,18 @@ static int get_opt_int64(struct decode *d, enum field f, int64_t *out, bool *has
     return 0;
 }
 
+static int get_date(struct decode *d, enum field f, const msgpack_object *o, int64_t *out);
+
 /*
- * A time: `ts`, close_date or start_date. A positive integer (ms), or a timestamp extension (-1)
- * truncated to whole ms. An absent optional time is `dflt`.
+ * A time: `ts`, close_date, start_date and the times of the revenue events. A positive integer
+ * (ms), or a timestamp extension (-1) truncated to whole ms; with FIELD_DATE also a day as
+ * "YYYY-MM-DD" (its first instant, UTC). An absent optional time is `dflt`.
  */
 static int get_time(struct decode *d, enum field f, unsigned flags, int64_t dflt, int64_t *out)
 {
-    static const char expected[] = "an integer (ms) or a timestamp";
+    bool date_ok = (flags & FIELD_DATE) != 0;
+    const char *expected = date_ok ? "an integer (ms), a timestamp or a date (YYYY-MM-DD)"
+                                   : "an integer (ms) or a timestamp";
     const msgpack_object *o = present(d, f);
     const char *name = field_names[f].ptr;
     msgpack_timestamp t;
@@ -887,6 +1146,11 @@ static int get_time(struct decode *d, enum field f, unsigned flags, int64_t dflt
         return (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
     }
     switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        if (date_ok) {
+            return get_date(d, f, o, out);
+        }
+        return reject_wrong_type(d, f, expected, o);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 == 0 || o->via.u64 > INT64_MAX) {
             return reject(d, RS_FAULT_BAD_VALUE,
@@ -1050,6 +1314,172 @@ static int get_period(struct decode *d, enum field f, struct rs_str *out, int64_
     return reject(d, RS_FAULT_BAD_VALUE,
                   "field '%s': expected a month as YYYY-MM from 1970-01 to 9999-12, got %s",
                   field_names[f].ptr, quote(quoted, out->ptr, out->len));
+}
+
+/* Milliseconds in a day; days are UTC, so there are no leap seconds or zone shifts. */
+#define DAY_MS INT64_C(86400000)
+
+/* The value of the `n` decimal digits at p; -1 unless all of them are digits. */
+static int parse_digits(const char *p, size_t n)
+{
+    int v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit(p[i])) {
+            return -1;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return days[month - 1] + (leap && month == 2 ? 1 : 0);
+}
+
+/*
+ * A day as exactly "YYYY-MM-DD", 1970-01-01 to 9999-12-31; *out is its first instant, UTC.
+ * Only this spelling: a date with a time or a zone would need rules the producer should apply.
+ */
+static int get_date(struct decode *d, enum field f, const msgpack_object *o, int64_t *out)
+{
+    char quoted[QUOTE_BUF_SIZE];
+    const char *p = o->via.str.ptr;
+
+    if (o->via.str.size == 10 && p[4] == '-' && p[7] == '-') {
+        int year = parse_digits(p, 4);
+        int month = parse_digits(p + 5, 2);
+        int day = parse_digits(p + 8, 2);
+
+        if (year >= 1970 && month >= 1 && month <= 12 && day >= 1 &&
+            day <= days_in_month(year, month)) {
+            *out = (days_to_month(year, month) + day - 1) * DAY_MS;
+            return 0;
+        }
+    }
+    return reject(d, RS_FAULT_BAD_VALUE,
+                  "field '%s': expected a date as YYYY-MM-DD from 1970-01-01 to 9999-12-31, got %s",
+                  field_names[f].ptr, quote(quoted, p, o->via.str.size));
+}
+
+/* Which spellings of a reporting period a field takes. */
+enum {
+    PERIOD_MONTH = 1 << 0,   /* "YYYY-MM" */
+    PERIOD_QUARTER = 1 << 1, /* "YYYY-Qn" */
+    PERIOD_YEAR = 1 << 2,    /* "YYYY" */
+};
+
+/*
+ * A reporting period (struct rs_period): "YYYY-MM", "YYYY-Qn" or "YYYY", as `allowed` says,
+ * year 1970..9999. Exactly these spellings, for the reason given at get_period().
+ */
+static int get_report_period(struct decode *d, enum field f, unsigned allowed,
+                             struct rs_period *out)
+{
+    char quoted[QUOTE_BUF_SIZE];
+    const char *p;
+    size_t len;
+    int year;
+    int month = 1;
+    int months = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (get_str(d, f, FIELD_REQUIRED, &out->text) != 0) {
+        return RS_EDECODE;
+    }
+    p = out->text.ptr;
+    len = out->text.len;
+    year = len >= 4 ? parse_digits(p, 4) : -1;
+    if (year >= 1970) {
+        if (len == 4 && (allowed & PERIOD_YEAR) != 0) {
+            months = 12;
+        } else if (len == 7 && p[4] == '-' && p[5] == 'Q' && (allowed & PERIOD_QUARTER) != 0) {
+            int quarter = parse_digits(p + 6, 1);
+
+            if (quarter >= 1 && quarter <= 4) {
+                month = quarter * 3 - 2;
+                months = 3;
+            }
+        } else if (len == 7 && p[4] == '-' && (allowed & PERIOD_MONTH) != 0) {
+            month = parse_digits(p + 5, 2);
+            months = month >= 1 && month <= 12 ? 1 : 0;
+        }
+    }
+    if (months != 0) {
+        out->year = (uint16_t)year;
+        out->first_month = (uint8_t)month;
+        out->months = (uint8_t)months;
+        return 0;
+    }
+    return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected %s from 1970 to 9999, got %s",
+                  field_names[f].ptr,
+                  (allowed & PERIOD_YEAR) != 0 ? "a month (YYYY-MM), a quarter (YYYY-Qn) or a "
+                                                 "year (YYYY)"
+                                               : "a month (YYYY-MM) or a quarter (YYYY-Qn)",
+                  quote(quoted, p, len));
+}
+
+/*
+ * Money that may take either sign (spend credits, a negative forecast of net new ARR, a loss):
+ * an int64 as for get_money(). *has may be NULL for required fields.
+ */
+static int get_signed_money(struct decode *d, enum field f, unsigned flags, int64_t *out, bool *has)
+{
+    bool set = false;
+
+    if (get_opt_int64(d, f, out, &set) != 0) {
+        return RS_EDECODE;
+    }
+    if (has != NULL) {
+        *has = set;
+    }
+    return !set && (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
+}
+
+/*
+ * A number that is not money (a rate, a percentage): an integer or a float, finite and in
+ * [min, max]; `min_open` excludes min itself (a rate of 0 converts everything to nothing).
+ * `range` says that in words for the message.
+ */
+static int get_number(struct decode *d, enum field f, unsigned flags, double min, bool min_open,
+                      double max, const char *range, double *out, bool *has)
+{
+    const msgpack_object *o = present(d, f);
+    const char *name = field_names[f].ptr;
+
+    *out = 0.0;
+    *has = false;
+    if (o == NULL) {
+        return (flags & FIELD_REQUIRED) != 0 ? reject_missing(d, f) : 0;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = (double)o->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (double)o->via.i64;
+        break;
+    case MSGPACK_OBJECT_FLOAT32: /* msgpack-c widens both to via.f64 */
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = o->via.f64;
+        break;
+    default:
+        return reject_wrong_type(d, f, "a number", o);
+    }
+    /* NaN fails every comparison, so it is named on its own rather than slipping through. */
+    if (!isfinite(*out)) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected a finite number, got %g", name,
+                      *out);
+    }
+    if ((min_open ? *out <= min : *out < min) || *out > max) {
+        return reject(d, RS_FAULT_BAD_VALUE, "field '%s': expected %s, got %g", name, range, *out);
+    }
+    *has = true;
+    return 0;
 }
 
 /* `ramp_schedule`: percent of the full quota for tenure months 1..n; absent or [] means no
@@ -1363,6 +1793,186 @@ static int decode_rep_terminated(struct decode *d, struct rs_rep_terminated *rt)
     return 0;
 }
 
+/*
+ * subscription.*: the MRR is mrr_after_minor or, lacking it, price_minor (the ledger
+ * normalises it, METRICS.md §1.4); one of them must be there, and the message names the
+ * preferred one.
+ */
+static int decode_subscription(struct decode *d, struct rs_event *ev)
+{
+    struct rs_subscription *sub = &ev->u.subscription;
+    int interval = 0;
+    int duration = 0;
+    int status = 0;
+    bool has_quantity = false;
+    bool has_duration = false;
+
+    if (get_str(d, F_SUBSCRIPTION_ID, FIELD_REQUIRED_ID, &sub->subscription_id) != 0 ||
+        get_account_id(d, ev, &sub->account_id) != 0 ||
+        get_str(d, F_PLAN, FIELD_OPTIONAL, &sub->plan) != 0 ||
+        get_money(d, F_QUANTITY, FIELD_OPTIONAL, false, &sub->quantity, &has_quantity) != 0 ||
+        get_enum(d, F_BILLING_INTERVAL, billing_interval_names, COUNT_OF(billing_interval_names),
+                 &interval) != 0 ||
+        get_money(d, F_MRR_AFTER_MINOR, FIELD_OPTIONAL, false, &sub->mrr_after_minor,
+                  &sub->has_mrr_after) != 0 ||
+        get_money(d, F_MRR_BEFORE_MINOR, FIELD_OPTIONAL, false, &sub->mrr_before_minor,
+                  &sub->has_mrr_before) != 0 ||
+        get_money(d, F_PRICE_MINOR, FIELD_OPTIONAL, false, &sub->price_minor, &sub->has_price) !=
+            0 ||
+        get_money(d, F_DISCOUNT_MINOR, FIELD_OPTIONAL, false, &sub->discount_minor, NULL) != 0 ||
+        get_opt_enum(d, F_DISCOUNT_DURATION, discount_duration_names,
+                     COUNT_OF(discount_duration_names), &duration, &has_duration) != 0 ||
+        get_currency(d, F_CURRENCY, &sub->currency) != 0 ||
+        get_time(d, F_SERVICE_PERIOD_START, FIELD_DATE, ev->ts_ms, &sub->service_period_start_ms) !=
+            0 ||
+        get_time(d, F_SERVICE_PERIOD_END, FIELD_DATE, 0, &sub->service_period_end_ms) != 0 ||
+        get_enum(d, F_STATUS, sub_status_names, COUNT_OF(sub_status_names), &status) != 0 ||
+        get_time(d, F_CANCEL_AT, FIELD_OPTIONAL, 0, &sub->cancel_at_ms) != 0) {
+        return RS_EDECODE;
+    }
+    if (!sub->has_mrr_after && !sub->has_price) {
+        return reject_missing(d, F_MRR_AFTER_MINOR);
+    }
+    if (!has_quantity) {
+        sub->quantity = 1; /* a subscription is for one seat unless it says otherwise */
+    }
+    sub->has_period_end = present(d, F_SERVICE_PERIOD_END) != NULL;
+    if (sub->has_period_end && sub->service_period_end_ms <= sub->service_period_start_ms) {
+        return reject(d, RS_FAULT_BAD_VALUE,
+                      "field 'service_period_end': %" PRId64
+                      " ms is not after 'service_period_start' %" PRId64 " ms",
+                      sub->service_period_end_ms, sub->service_period_start_ms);
+    }
+    sub->has_cancel_at = present(d, F_CANCEL_AT) != NULL;
+    sub->interval = (enum rs_billing_interval)interval;
+    sub->discount_duration = (enum rs_discount_duration)duration; /* absent: forever (0) */
+    sub->status = (enum rs_sub_status)status;
+    return 0;
+}
+
+/* invoice.*: only a refund says how much of the invoice it returns; the others ignore the key. */
+static int decode_invoice(struct decode *d, struct rs_event *ev, bool refunded)
+{
+    struct rs_invoice *inv = &ev->u.invoice;
+    int refund = 0;
+
+    inv->refund_type = RS_REFUND_NONE;
+    if (get_str(d, F_INVOICE_ID, FIELD_REQUIRED_ID, &inv->invoice_id) != 0 ||
+        get_account_id(d, ev, &inv->account_id) != 0 ||
+        get_str(d, F_SUBSCRIPTION_ID, FIELD_OPTIONAL_ID, &inv->subscription_id) != 0 ||
+        get_money(d, F_AMOUNT_MINOR, FIELD_REQUIRED, false, &inv->amount_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &inv->currency) != 0 ||
+        (refunded && get_enum(d, F_REFUND_TYPE, refund_type_names, COUNT_OF(refund_type_names),
+                              &refund) != 0) ||
+        get_str(d, F_REASON, FIELD_OPTIONAL, &inv->reason) != 0) {
+        return RS_EDECODE;
+    }
+    if (refunded) {
+        inv->refund_type = (enum rs_refund_type)(refund + REFUND_FIRST);
+    }
+    return 0;
+}
+
+static int decode_spend(struct decode *d, struct rs_spend *sp)
+{
+    int function = 0;
+    int category = 0;
+    int allocation = 0;
+
+    if (get_str(d, F_SPEND_ID, FIELD_OPTIONAL_ID, &sp->spend_id) != 0 ||
+        get_time(d, F_PERIOD_START, FIELD_REQUIRED | FIELD_DATE, 0, &sp->period_start_ms) != 0 ||
+        get_time(d, F_PERIOD_END, FIELD_REQUIRED | FIELD_DATE, 0, &sp->period_end_ms) != 0 ||
+        get_enum(d, F_FUNCTION, spend_function_names, COUNT_OF(spend_function_names), &function) !=
+            0 ||
+        get_enum(d, F_CATEGORY, spend_category_names, COUNT_OF(spend_category_names), &category) !=
+            0 ||
+        get_enum(d, F_ALLOCATION, spend_allocation_names, COUNT_OF(spend_allocation_names),
+                 &allocation) != 0 ||
+        get_signed_money(d, F_AMOUNT_MINOR, FIELD_REQUIRED, &sp->amount_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &sp->currency) != 0) {
+        return RS_EDECODE;
+    }
+    /* Spend is prorated by days over the period: an empty one would divide by zero. */
+    if (sp->period_end_ms <= sp->period_start_ms) {
+        return reject(d, RS_FAULT_BAD_VALUE,
+                      "field 'period_end': %" PRId64 " ms is not after 'period_start' %" PRId64
+                      " ms",
+                      sp->period_end_ms, sp->period_start_ms);
+    }
+    sp->function = (enum rs_spend_function)function;
+    sp->category = (enum rs_spend_category)category;
+    sp->allocation = (enum rs_spend_allocation)allocation;
+    return 0;
+}
+
+/* forecast.submitted: a team or rep forecast must say whose it is; the company is one. M22
+ * compares forecasts by month or quarter, so a year is not a forecast period. */
+static int decode_forecast(struct decode *d, struct rs_event *ev)
+{
+    struct rs_forecast *fc = &ev->u.forecast;
+    int scope = 0;
+    int measure = 0;
+    int category = 0;
+
+    if (get_str(d, F_FORECAST_ID, FIELD_REQUIRED_ID, &fc->forecast_id) != 0 ||
+        get_enum(d, F_SCOPE, forecast_scope_names, COUNT_OF(forecast_scope_names), &scope) != 0 ||
+        get_str(d, F_SCOPE_ID, FIELD_OPTIONAL_ID, &fc->scope_id) != 0 ||
+        get_report_period(d, F_PERIOD, PERIOD_MONTH | PERIOD_QUARTER, &fc->period) != 0 ||
+        get_enum(d, F_MEASURE, forecast_measure_names, COUNT_OF(forecast_measure_names),
+                 &measure) != 0 ||
+        get_enum(d, F_CATEGORY, forecast_category_names, COUNT_OF(forecast_category_names),
+                 &category) != 0 ||
+        get_signed_money(d, F_AMOUNT_MINOR, FIELD_REQUIRED, &fc->amount_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &fc->currency) != 0 ||
+        get_time(d, F_AS_OF, FIELD_OPTIONAL, ev->ts_ms, &fc->as_of_ms) != 0) {
+        return RS_EDECODE;
+    }
+    fc->scope = (enum rs_forecast_scope)scope;
+    if (fc->scope != RS_SCOPE_COMPANY && !rs_str_is_set(fc->scope_id)) {
+        return reject(d, RS_FAULT_MISSING_FIELD,
+                      "missing required field 'scope_id' for type '%s' with scope '%s'",
+                      d->type_name, forecast_scope_names[scope].ptr);
+    }
+    fc->measure = (enum rs_forecast_measure)measure;
+    fc->category = (enum rs_forecast_category)category;
+    return 0;
+}
+
+static int decode_financials(struct decode *d, struct rs_financials *fin)
+{
+    if (get_report_period(d, F_PERIOD, PERIOD_MONTH | PERIOD_QUARTER | PERIOD_YEAR, &fin->period) !=
+            0 ||
+        get_signed_money(d, F_REVENUE_MINOR, FIELD_REQUIRED, &fin->revenue_minor, NULL) != 0 ||
+        get_currency(d, F_CURRENCY, &fin->currency) != 0 ||
+        get_number(d, F_GROSS_MARGIN_PCT, FIELD_OPTIONAL, -100.0, false, 100.0,
+                   "a percentage from -100 to 100", &fin->gross_margin_pct,
+                   &fin->has_gross_margin) != 0 ||
+        get_signed_money(d, F_EBITDA_MINOR, FIELD_OPTIONAL, &fin->ebitda_minor, &fin->has_ebitda) !=
+            0 ||
+        get_signed_money(d, F_FREE_CASH_FLOW_MINOR, FIELD_OPTIONAL, &fin->free_cash_flow_minor,
+                         &fin->has_fcf) != 0 ||
+        get_signed_money(d, F_OPERATING_INCOME_MINOR, FIELD_OPTIONAL, &fin->operating_income_minor,
+                         &fin->has_operating_income) != 0) {
+        return RS_EDECODE;
+    }
+    return 0;
+}
+
+/* fx.rate: a daily close, so any time of the day names that day. */
+static int decode_fx_rate(struct decode *d, struct rs_fx_rate *fx)
+{
+    bool has_rate = false;
+
+    if (get_currency(d, F_CURRENCY, &fx->currency) != 0 ||
+        get_number(d, F_RATE, FIELD_REQUIRED, 0.0, true, DBL_MAX, "a positive number", &fx->rate,
+                   &has_rate) != 0 ||
+        get_time(d, F_DATE, FIELD_REQUIRED | FIELD_DATE, 0, &fx->date_ms) != 0) {
+        return RS_EDECODE;
+    }
+    fx->date_ms -= fx->date_ms % DAY_MS;
+    return 0;
+}
+
 static int decode_type(struct decode *d, enum rs_event_type *type)
 {
     const msgpack_object *o = present(d, F_TYPE);
@@ -1405,7 +2015,7 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         f = field_of_key(kv->key.via.str.ptr, kv->key.via.str.size);
         if (f != F__COUNT) {
             d->slot[f] = &kv->val;
-            d->seen |= UINT64_C(1) << f;
+            d->seen[f / 64] |= UINT64_C(1) << (f % 64);
         }
     }
 
@@ -1461,19 +2071,26 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
         return decode_rep_quota_set(d, &ev->u.rep_quota_set);
     case RS_EV_REP_TERMINATED:
         return decode_rep_terminated(d, &ev->u.rep_terminated);
-    case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
-    case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
-    case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
-    case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
-    case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED:
+        return decode_subscription(d, ev);
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_PAYMENT_FAILED:
+        return decode_invoice(d, ev, false);
+    case RS_EV_INVOICE_REFUNDED:
+        return decode_invoice(d, ev, true);
+    case RS_EV_SPEND_RECORDED:
+        return decode_spend(d, &ev->u.spend);
+    case RS_EV_FORECAST_SUBMITTED:
+        return decode_forecast(d, ev);
+    case RS_EV_FINANCIALS_REPORTED:
+        return decode_financials(d, &ev->u.financials);
+    case RS_EV_FX_RATE:
+        return decode_fx_rate(d, &ev->u.fx_rate);
     case RS_EV__COUNT:
         break;
     }
@@ -1522,7 +2139,7 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, 
     int rc;
 
     assert(dec->zone != NULL);
-    d.seen = 0;
+    memset(d.seen, 0, sizeof(d.seen));
     d.type_name = NULL;
     d.fault = fault != NULL ? fault : &ignored;
     d.err = err;
@@ -1599,6 +2216,56 @@ const char *rs_outcome_name(enum rs_outcome outcome)
 const char *rs_milestone_name(enum rs_milestone milestone)
 {
     return name_of(milestone_names, COUNT_OF(milestone_names), (int)milestone);
+}
+
+const char *rs_billing_interval_name(enum rs_billing_interval interval)
+{
+    return name_of(billing_interval_names, COUNT_OF(billing_interval_names), (int)interval);
+}
+
+const char *rs_sub_status_name(enum rs_sub_status status)
+{
+    return name_of(sub_status_names, COUNT_OF(sub_status_names), (int)status);
+}
+
+const char *rs_discount_duration_name(enum rs_discount_duration duration)
+{
+    return name_of(discount_duration_names, COUNT_OF(discount_duration_names), (int)duration);
+}
+
+const char *rs_refund_type_name(enum rs_refund_type type)
+{
+    return name_of(refund_type_names, COUNT_OF(refund_type_names), (int)type - REFUND_FIRST);
+}
+
+const char *rs_spend_function_name(enum rs_spend_function function)
+{
+    return name_of(spend_function_names, COUNT_OF(spend_function_names), (int)function);
+}
+
+const char *rs_spend_category_name(enum rs_spend_category category)
+{
+    return name_of(spend_category_names, COUNT_OF(spend_category_names), (int)category);
+}
+
+const char *rs_spend_allocation_name(enum rs_spend_allocation allocation)
+{
+    return name_of(spend_allocation_names, COUNT_OF(spend_allocation_names), (int)allocation);
+}
+
+const char *rs_forecast_scope_name(enum rs_forecast_scope scope)
+{
+    return name_of(forecast_scope_names, COUNT_OF(forecast_scope_names), (int)scope);
+}
+
+const char *rs_forecast_measure_name(enum rs_forecast_measure measure)
+{
+    return name_of(forecast_measure_names, COUNT_OF(forecast_measure_names), (int)measure);
+}
+
+const char *rs_forecast_category_name(enum rs_forecast_category category)
+{
+    return name_of(forecast_category_names, COUNT_OF(forecast_category_names), (int)category);
 }
 
 const char *rs_event_fault_name(enum rs_event_fault fault)
@@ -1808,12 +2475,13 @@ const char *rs_event_msgpack_version(void)
 }
 
 /* What rs_event_encode() writes for one key; OUT_NONE (zero) leaves the key out. */
-enum out_kind { OUT_NONE, OUT_STR, OUT_INT, OUT_BOOL, OUT_RAMP };
+enum out_kind { OUT_NONE, OUT_STR, OUT_INT, OUT_BOOL, OUT_DOUBLE, OUT_RAMP };
 
 struct out_field {
     enum out_kind kind;
     struct rs_str s;
     int64_t i; /* OUT_INT; OUT_BOOL as 0 or 1 */
+    double x;  /* OUT_DOUBLE */
 };
 
 /* An unset string is an absent optional field: leave it out. */
@@ -1835,6 +2503,21 @@ static void out_bool(struct out_field *o, enum field f, bool v)
 {
     o[f].kind = OUT_BOOL;
     o[f].i = v ? 1 : 0;
+}
+
+/* An optional integer: written only when `has`. */
+static void out_opt_int(struct out_field *o, enum field f, bool has, int64_t v)
+{
+    if (has) {
+        out_int(o, f, v);
+    }
+}
+
+/* Always a float 64, so that a rate read from an integer is written the same way every time. */
+static void out_double(struct out_field *o, enum field f, double v)
+{
+    o[f].kind = OUT_DOUBLE;
+    o[f].x = v;
 }
 
 /* Fill `o` with the type's own fields; the envelope is the caller's. */
@@ -1972,19 +2655,94 @@ static void out_fields(const struct rs_event *ev, struct out_field *o)
         out_str(o, F_REP_ID, ev->u.rep_terminated.rep_id);
         out_str(o, F_REASON, ev->u.rep_terminated.reason);
         break;
-    case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
-    case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
-    case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
-    case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
-    case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
-    case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
-    case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED: {
+        const struct rs_subscription *sub = &ev->u.subscription;
+
+        out_str(o, F_SUBSCRIPTION_ID, sub->subscription_id);
+        out_str(o, F_ACCOUNT_ID, sub->account_id);
+        out_str(o, F_PLAN, sub->plan);
+        out_int(o, F_QUANTITY, sub->quantity);
+        out_str(o, F_BILLING_INTERVAL, billing_interval_names[sub->interval]);
+        out_opt_int(o, F_MRR_AFTER_MINOR, sub->has_mrr_after, sub->mrr_after_minor);
+        out_opt_int(o, F_MRR_BEFORE_MINOR, sub->has_mrr_before, sub->mrr_before_minor);
+        out_opt_int(o, F_PRICE_MINOR, sub->has_price, sub->price_minor);
+        out_int(o, F_DISCOUNT_MINOR, sub->discount_minor);
+        out_str(o, F_DISCOUNT_DURATION, discount_duration_names[sub->discount_duration]);
+        out_str(o, F_CURRENCY, sub->currency);
+        out_int(o, F_SERVICE_PERIOD_START, sub->service_period_start_ms);
+        out_opt_int(o, F_SERVICE_PERIOD_END, sub->has_period_end, sub->service_period_end_ms);
+        out_str(o, F_STATUS, sub_status_names[sub->status]);
+        out_opt_int(o, F_CANCEL_AT, sub->has_cancel_at, sub->cancel_at_ms);
+        break;
+    }
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_REFUNDED:
+    case RS_EV_INVOICE_PAYMENT_FAILED: {
+        const struct rs_invoice *inv = &ev->u.invoice;
+
+        out_str(o, F_INVOICE_ID, inv->invoice_id);
+        out_str(o, F_ACCOUNT_ID, inv->account_id);
+        out_str(o, F_SUBSCRIPTION_ID, inv->subscription_id);
+        out_int(o, F_AMOUNT_MINOR, inv->amount_minor);
+        out_str(o, F_CURRENCY, inv->currency);
+        if (inv->refund_type != RS_REFUND_NONE) {
+            out_str(o, F_REFUND_TYPE, refund_type_names[inv->refund_type - REFUND_FIRST]);
+        }
+        out_str(o, F_REASON, inv->reason);
+        break;
+    }
+    case RS_EV_SPEND_RECORDED: {
+        const struct rs_spend *sp = &ev->u.spend;
+
+        out_str(o, F_SPEND_ID, sp->spend_id);
+        out_int(o, F_PERIOD_START, sp->period_start_ms);
+        out_int(o, F_PERIOD_END, sp->period_end_ms);
+        out_str(o, F_FUNCTION, spend_function_names[sp->function]);
+        out_str(o, F_CATEGORY, spend_category_names[sp->category]);
+        out_str(o, F_ALLOCATION, spend_allocation_names[sp->allocation]);
+        out_int(o, F_AMOUNT_MINOR, sp->amount_minor);
+        out_str(o, F_CURRENCY, sp->currency);
+        break;
+    }
+    case RS_EV_FORECAST_SUBMITTED: {
+        const struct rs_forecast *fc = &ev->u.forecast;
+
+        out_str(o, F_FORECAST_ID, fc->forecast_id);
+        out_str(o, F_SCOPE, forecast_scope_names[fc->scope]);
+        out_str(o, F_SCOPE_ID, fc->scope_id);
+        out_str(o, F_PERIOD, fc->period.text);
+        out_str(o, F_MEASURE, forecast_measure_names[fc->measure]);
+        out_str(o, F_CATEGORY, forecast_category_names[fc->category]);
+        out_int(o, F_AMOUNT_MINOR, fc->amount_minor);
+        out_str(o, F_CURRENCY, fc->currency);
+        out_int(o, F_AS_OF, fc->as_of_ms);
+        break;
+    }
+    case RS_EV_FINANCIALS_REPORTED: {
+        const struct rs_financials *fin = &ev->u.financials;
+
+        out_str(o, F_PERIOD, fin->period.text);
+        out_int(o, F_REVENUE_MINOR, fin->revenue_minor);
+        out_str(o, F_CURRENCY, fin->currency);
+        if (fin->has_gross_margin) {
+            out_double(o, F_GROSS_MARGIN_PCT, fin->gross_margin_pct);
+        }
+        out_opt_int(o, F_EBITDA_MINOR, fin->has_ebitda, fin->ebitda_minor);
+        out_opt_int(o, F_FREE_CASH_FLOW_MINOR, fin->has_fcf, fin->free_cash_flow_minor);
+        out_opt_int(o, F_OPERATING_INCOME_MINOR, fin->has_operating_income,
+                    fin->operating_income_minor);
+        break;
+    }
+    case RS_EV_FX_RATE:
+        out_str(o, F_CURRENCY, ev->u.fx_rate.currency);
+        out_double(o, F_RATE, ev->u.fx_rate.rate);
+        out_int(o, F_DATE, ev->u.fx_rate.date_ms);
+        break;
     case RS_EV__COUNT:
         break;
     }
@@ -2032,6 +2790,9 @@ void rs_event_encode(const struct rs_event *ev, struct rs_buf *out)
             break;
         case OUT_BOOL:
             (void)(o[f].i != 0 ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+            break;
+        case OUT_DOUBLE:
+            (void)msgpack_pack_double(&pk, o[f].x);
             break;
         case OUT_RAMP: {
             const struct rs_rep_quota_set *q = &ev->u.rep_quota_set;
@@ -2090,7 +2851,7 @@ int rs_alert_view_decode(struct rs_event_decoder *dec, const void *data, size_t 
                          struct rs_alert_view *view, struct rs_err *err)
 {
     enum rs_event_fault fault;
-    struct decode d = { .seen = 0, .type_name = NULL, .fault = &fault, .err = NULL };
+    struct decode d = { .seen = { 0 }, .type_name = NULL, .fault = &fault, .err = NULL };
     msgpack_object root;
     size_t off = 0;
     struct rs_str kind;

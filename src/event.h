@@ -399,7 +399,7 @@ struct rs_financials {
     struct rs_period period;
     int64_t revenue_minor; /* required, any sign */
     struct rs_str currency;
-    double gross_margin_pct; /* 0..100 when has_gross_margin */
+    double gross_margin_pct; /* -100..100 when has_gross_margin */
     bool has_gross_margin;
     int64_t ebitda_minor; /* when has_ebitda */
     bool has_ebitda;
@@ -491,6 +491,16 @@ void rs_event_decoder_release(struct rs_event_decoder *dec);
  *   the envelope's `account` (METRICS.md §2), one of them must be present, and two different
  *   values are RS_FAULT_BAD_VALUE;
  * - `close_date` and `start_date` take the same forms as `ts` and default to it;
+ * - revenue events: subscription.* and invoice.* take `account_id` like lead.converted above;
+ *   `cancel_at` and `as_of` take the forms of `ts`; service_period_start/end, period_start/end
+ *   and `date` also take a day "YYYY-MM-DD" (its UTC midnight, 1970-01-01..9999-12-31);
+ *   service_period_start and as_of default to ts; an fx.rate `date` is cut to its UTC day;
+ *   an end must be after its start; a subscription needs mrr_after_minor or price_minor (else
+ *   missing_field naming mrr_after_minor), quantity defaults to 1; invoice.refunded needs
+ *   refund_type, the other invoice types ignore it; a team or rep forecast needs scope_id;
+ *   `period` of forecast.submitted is "YYYY-MM" or "YYYY-Qn", of financials.reported also
+ *   "YYYY"; spend, forecast and financials money may be negative; gross_margin_pct (int or
+ *   float) is in -100..100 and fx `rate` (int or float) finite and > 0;
  * - money (`*_minor`) is an integer: amounts >= 0, quota_minor > 0; `currency` is exactly three
  *   ASCII upper-case letters; `period` is "YYYY-MM" (year 1970..9999, month 01..12);
  *   `ramp_schedule` (optional) is an array of at most RS_RAMP_MAX integers in
@@ -529,9 +539,14 @@ const char *rs_deal_type_name(enum rs_deal_type type);
 const char *rs_outcome_name(enum rs_outcome outcome);
 const char *rs_milestone_name(enum rs_milestone milestone);
 
-/* Names of the enums above (the wire values); NULL outside the enum. */
+/* Names of the enums above (the wire values); NULL outside the enum, and NULL for
+ * RS_REFUND_NONE, which has no wire value. */
 const char *rs_billing_interval_name(enum rs_billing_interval interval);
 const char *rs_sub_status_name(enum rs_sub_status status);
+const char *rs_discount_duration_name(enum rs_discount_duration duration);
+const char *rs_refund_type_name(enum rs_refund_type type);
+const char *rs_spend_function_name(enum rs_spend_function function);
+const char *rs_spend_category_name(enum rs_spend_category category);
 const char *rs_spend_allocation_name(enum rs_spend_allocation allocation);
 const char *rs_forecast_scope_name(enum rs_forecast_scope scope);
 const char *rs_forecast_measure_name(enum rs_forecast_measure measure);
@@ -612,8 +627,11 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out);
 /*
  * Append `ev` to `out` as the msgpack map a producer would send (envelope plus the type's
  * fields; unset optional strings and numbers whose has_* flag is false are left out, while
- * close_date and start_date are always written). The inverse of rs_event_decode(), used by the
- * demo generator and the tests; the same event always gives the same bytes. Cannot fail.
+ * close_date, start_date and the defaulted fields of the revenue events (quantity,
+ * discount_minor, discount_duration, service_period_start, as_of) are always written; times
+ * are written as integer ms, rate and gross_margin_pct as float 64). The inverse of
+ * rs_event_decode(), used by the demo generator and the tests; the same event always gives the
+ * same bytes. Cannot fail.
  */
 void rs_event_encode(const struct rs_event *ev, struct rs_buf *out);
 

@@ -90,6 +90,11 @@ static int to_msgpack(const json_t *v, struct rs_buf *out, int depth, const char
  * The partition key of DESIGN.md: the account, or the lead for a lead with no account. Other
  * events with no account fall back to their account_id or, lacking one, the id of their entity
  * (opportunity, rep), so that one entity's events at least stay in one partition.
+ * Subscriptions and invoices always have an account (account_id defaults to it). The company
+ * level revenue events key on what orders them: a spend on its spend_id (else the event id:
+ * spend is additive, so its order does not matter), a forecast on its forecast_id, financials
+ * on their period (the latest report of a period wins, so its reports must stay in order) and
+ * an fx.rate on its currency (one currency's rates in order).
  */
 static char *key_of(const struct rs_event *ev)
 {
@@ -154,19 +159,31 @@ static char *key_of(const struct rs_event *ev)
         case RS_EV_REP_TERMINATED:
             k = ev->u.rep_terminated.rep_id;
             break;
-        case RS_EV_SUB_STARTED: /* TODO(issue 6): decoder */
-        case RS_EV_SUB_RENEWED: /* TODO(issue 6): decoder */
-        case RS_EV_SUB_EXPANDED: /* TODO(issue 6): decoder */
-        case RS_EV_SUB_CONTRACTED: /* TODO(issue 6): decoder */
-        case RS_EV_SUB_CHURNED: /* TODO(issue 6): decoder */
-        case RS_EV_SUB_REACTIVATED: /* TODO(issue 6): decoder */
-        case RS_EV_INVOICE_PAID: /* TODO(issue 6): decoder */
-        case RS_EV_INVOICE_REFUNDED: /* TODO(issue 6): decoder */
-        case RS_EV_INVOICE_PAYMENT_FAILED: /* TODO(issue 6): decoder */
-        case RS_EV_SPEND_RECORDED: /* TODO(issue 6): decoder */
-        case RS_EV_FORECAST_SUBMITTED: /* TODO(issue 6): decoder */
-        case RS_EV_FINANCIALS_REPORTED: /* TODO(issue 6): decoder */
-        case RS_EV_FX_RATE: /* TODO(issue 6): decoder */
+        case RS_EV_SUB_STARTED:
+        case RS_EV_SUB_RENEWED:
+        case RS_EV_SUB_EXPANDED:
+        case RS_EV_SUB_CONTRACTED:
+        case RS_EV_SUB_CHURNED:
+        case RS_EV_SUB_REACTIVATED:
+            k = ev->u.subscription.account_id;
+            break;
+        case RS_EV_INVOICE_PAID:
+        case RS_EV_INVOICE_REFUNDED:
+        case RS_EV_INVOICE_PAYMENT_FAILED:
+            k = ev->u.invoice.account_id;
+            break;
+        case RS_EV_SPEND_RECORDED:
+            k = rs_str_is_set(ev->u.spend.spend_id) ? ev->u.spend.spend_id : ev->id;
+            break;
+        case RS_EV_FORECAST_SUBMITTED:
+            k = ev->u.forecast.forecast_id;
+            break;
+        case RS_EV_FINANCIALS_REPORTED:
+            k = ev->u.financials.period.text;
+            break;
+        case RS_EV_FX_RATE:
+            k = ev->u.fx_rate.currency;
+            break;
         case RS_EV__COUNT:
             break;
         }

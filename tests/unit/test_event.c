@@ -9,6 +9,7 @@
 #include "msgpack_build.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,79 @@ static const struct mpb_kv rep_terminated[] = {
     MPB_S("rep_id", "rep_42"),       MPB_S("reason", "voluntary"),
 };
 
+/* The revenue events (issue 6), every field set. The six subscription.* types share a body. */
+#define SUBSCRIPTION_FULL(t, ev_id)                                                               \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709251200000), MPB_S("account", "acc-9"),  \
+        MPB_S("subscription_id", "sub_77"), MPB_S("account_id", "acc-9"), MPB_S("plan", "pro"),   \
+        MPB_I("quantity", 10), MPB_S("billing_interval", "year"),                                 \
+        MPB_I("mrr_after_minor", 100000), MPB_I("mrr_before_minor", 80000),                       \
+        MPB_I("price_minor", 120000), MPB_I("discount_minor", 5000),                              \
+        MPB_S("discount_duration", "finite"), MPB_S("currency", "USD"),                           \
+        MPB_S("service_period_start", "2024-03-01"), MPB_TS("service_period_end", 1740787200, 0), \
+        MPB_S("status", "past_due"), MPB_I("cancel_at", 1740787200000)
+
+static const struct mpb_kv sub_started[] = { SUBSCRIPTION_FULL("subscription.started", "ev-30") };
+static const struct mpb_kv sub_renewed[] = { SUBSCRIPTION_FULL("subscription.renewed", "ev-31") };
+static const struct mpb_kv sub_expanded[] = { SUBSCRIPTION_FULL("subscription.expanded", "ev-32") };
+static const struct mpb_kv sub_contracted[] = { SUBSCRIPTION_FULL("subscription.contracted",
+                                                                  "ev-33") };
+static const struct mpb_kv sub_churned[] = { SUBSCRIPTION_FULL("subscription.churned", "ev-34") };
+static const struct mpb_kv sub_reactivated[] = { SUBSCRIPTION_FULL("subscription.reactivated",
+                                                                   "ev-35") };
+
+#define INVOICE_FULL(t, ev_id)                                                                   \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709337600000), MPB_S("account", "acc-9"), \
+        MPB_S("invoice_id", "in_501"), MPB_S("account_id", "acc-9"),                             \
+        MPB_S("subscription_id", "sub_77"), MPB_I("amount_minor", 1200000),                      \
+        MPB_S("currency", "USD"), MPB_S("reason", "card_declined")
+
+static const struct mpb_kv invoice_paid[] = { INVOICE_FULL("invoice.paid", "ev-36") };
+static const struct mpb_kv invoice_refunded[] = { INVOICE_FULL("invoice.refunded", "ev-37"),
+                                                  MPB_S("refund_type", "partial") };
+static const struct mpb_kv invoice_failed[] = { INVOICE_FULL("invoice.payment_failed", "ev-38") };
+
+static const struct mpb_kv spend[] = {
+    MPB_S("type", "spend.recorded"),
+    MPB_S("id", "ev-39"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("spend_id", "gl-17"),
+    MPB_S("period_start", "2024-03-01"),
+    MPB_I("period_end", 1711929600000),
+    MPB_S("function", "marketing"),
+    MPB_S("category", "programs"),
+    MPB_S("allocation", "expansion"),
+    MPB_I("amount_minor", -2500),
+    MPB_S("currency", "EUR"),
+};
+
+static const struct mpb_kv forecast[] = {
+    MPB_S("type", "forecast.submitted"),
+    MPB_S("id", "ev-40"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("forecast_id", "fc-9"),
+    MPB_S("scope", "team"),
+    MPB_S("scope_id", "team_emea"),
+    MPB_S("period", "2024-Q2"),
+    MPB_S("measure", "ending_arr"),
+    MPB_S("category", "best_case"),
+    MPB_I("amount_minor", -300),
+    MPB_S("currency", "USD"),
+    MPB_TS("as_of", 1711843200, 500000000),
+};
+
+static const struct mpb_kv financials[] = {
+    MPB_S("type", "financials.reported"), MPB_S("id", "ev-41"),
+    MPB_I("ts", 1735689600000),           MPB_S("period", "2024"),
+    MPB_I("revenue_minor", 1250000000),   MPB_S("currency", "USD"),
+    MPB_F("gross_margin_pct", 78.5),      MPB_I("ebitda_minor", -1200),
+    MPB_I("free_cash_flow_minor", 400),   MPB_I("operating_income_minor", -2000),
+};
+
+static const struct mpb_kv fx_rate[] = {
+    MPB_S("type", "fx.rate"), MPB_S("id", "ev-42"),  MPB_I("ts", 1709337600000),
+    MPB_S("currency", "EUR"), MPB_F("rate", 1.0842), MPB_I("date", 1709294400123),
+};
+
 /* The same events with only the required fields. */
 static const struct mpb_kv created_min[] = {
     MPB_S("type", "lead.created"), MPB_S("id", "ev-1"),         MPB_I("ts", 1715680680000),
@@ -360,6 +434,68 @@ static const struct mpb_kv rep_terminated_min[] = {
     MPB_S("rep_id", "rep_42"),
 };
 
+/* The revenue events with their required fields only. */
+#define SUBSCRIPTION_MIN(t, ev_id)                                                                 \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709251200000),                              \
+        MPB_S("subscription_id", "sub_77"), MPB_S("account_id", "acc-9"),                          \
+        MPB_S("billing_interval", "month"), MPB_I("mrr_after_minor", 0), MPB_S("currency", "USD"), \
+        MPB_S("status", "active")
+
+static const struct mpb_kv sub_started_min[] = { SUBSCRIPTION_MIN("subscription.started",
+                                                                  "ev-30") };
+static const struct mpb_kv sub_renewed_min[] = { SUBSCRIPTION_MIN("subscription.renewed",
+                                                                  "ev-31") };
+static const struct mpb_kv sub_expanded_min[] = { SUBSCRIPTION_MIN("subscription.expanded",
+                                                                   "ev-32") };
+static const struct mpb_kv sub_contracted_min[] = { SUBSCRIPTION_MIN("subscription.contracted",
+                                                                     "ev-33") };
+static const struct mpb_kv sub_churned_min[] = { SUBSCRIPTION_MIN("subscription.churned",
+                                                                  "ev-34") };
+static const struct mpb_kv sub_reactivated_min[] = { SUBSCRIPTION_MIN("subscription.reactivated",
+                                                                      "ev-35") };
+
+#define INVOICE_MIN(t, ev_id)                                                                  \
+    MPB_S("type", t), MPB_S("id", ev_id), MPB_I("ts", 1709337600000),                          \
+        MPB_S("invoice_id", "in_501"), MPB_S("account_id", "acc-9"), MPB_I("amount_minor", 0), \
+        MPB_S("currency", "USD")
+
+static const struct mpb_kv invoice_paid_min[] = { INVOICE_MIN("invoice.paid", "ev-36") };
+static const struct mpb_kv invoice_refunded_min[] = { INVOICE_MIN("invoice.refunded", "ev-37"),
+                                                      MPB_S("refund_type", "full") };
+static const struct mpb_kv invoice_failed_min[] = { INVOICE_MIN("invoice.payment_failed",
+                                                                "ev-38") };
+
+static const struct mpb_kv spend_min[] = {
+    MPB_S("type", "spend.recorded"),   MPB_S("id", "ev-39"),
+    MPB_I("ts", 1711929600000),        MPB_I("period_start", 1709251200000),
+    MPB_S("period_end", "2024-04-01"), MPB_S("function", "sales"),
+    MPB_S("category", "salaries"),     MPB_S("allocation", "new_logo"),
+    MPB_I("amount_minor", 0),          MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv forecast_min[] = {
+    MPB_S("type", "forecast.submitted"),
+    MPB_S("id", "ev-40"),
+    MPB_I("ts", 1711929600000),
+    MPB_S("forecast_id", "fc-9"),
+    MPB_S("scope", "company"),
+    MPB_S("period", "2024-05"),
+    MPB_S("measure", "net_new_arr"),
+    MPB_S("category", "commit"),
+    MPB_I("amount_minor", 0),
+    MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv financials_min[] = {
+    MPB_S("type", "financials.reported"), MPB_S("id", "ev-41"),      MPB_I("ts", 1735689600000),
+    MPB_S("period", "2024-Q1"),           MPB_I("revenue_minor", 0), MPB_S("currency", "USD"),
+};
+
+static const struct mpb_kv fx_rate_min[] = {
+    MPB_S("type", "fx.rate"), MPB_S("id", "ev-42"), MPB_I("ts", 1709337600000),
+    MPB_S("currency", "EUR"), MPB_I("rate", 2),     MPB_S("date", "2024-03-01"),
+};
+
 struct event_case {
     const char *type;
     const struct mpb_kv *kvs;
@@ -388,6 +524,19 @@ static const struct event_case min_cases[] = {
     { "rep.onboarded", rep_onboarded_min, MPB_COUNT(rep_onboarded_min) },
     { "rep.quota_set", quota_set_min, MPB_COUNT(quota_set_min) },
     { "rep.terminated", rep_terminated_min, MPB_COUNT(rep_terminated_min) },
+    { "subscription.started", sub_started_min, MPB_COUNT(sub_started_min) },
+    { "subscription.renewed", sub_renewed_min, MPB_COUNT(sub_renewed_min) },
+    { "subscription.expanded", sub_expanded_min, MPB_COUNT(sub_expanded_min) },
+    { "subscription.contracted", sub_contracted_min, MPB_COUNT(sub_contracted_min) },
+    { "subscription.churned", sub_churned_min, MPB_COUNT(sub_churned_min) },
+    { "subscription.reactivated", sub_reactivated_min, MPB_COUNT(sub_reactivated_min) },
+    { "invoice.paid", invoice_paid_min, MPB_COUNT(invoice_paid_min) },
+    { "invoice.refunded", invoice_refunded_min, MPB_COUNT(invoice_refunded_min) },
+    { "invoice.payment_failed", invoice_failed_min, MPB_COUNT(invoice_failed_min) },
+    { "spend.recorded", spend_min, MPB_COUNT(spend_min) },
+    { "forecast.submitted", forecast_min, MPB_COUNT(forecast_min) },
+    { "financials.reported", financials_min, MPB_COUNT(financials_min) },
+    { "fx.rate", fx_rate_min, MPB_COUNT(fx_rate_min) },
 };
 
 /* Every event of the catalogue, every field set; keep in the order of enum rs_event_type. */
@@ -413,6 +562,19 @@ static const struct event_case full_cases[] = {
     { "rep.onboarded", rep_onboarded, MPB_COUNT(rep_onboarded) },
     { "rep.quota_set", quota_set, MPB_COUNT(quota_set) },
     { "rep.terminated", rep_terminated, MPB_COUNT(rep_terminated) },
+    { "subscription.started", sub_started, MPB_COUNT(sub_started) },
+    { "subscription.renewed", sub_renewed, MPB_COUNT(sub_renewed) },
+    { "subscription.expanded", sub_expanded, MPB_COUNT(sub_expanded) },
+    { "subscription.contracted", sub_contracted, MPB_COUNT(sub_contracted) },
+    { "subscription.churned", sub_churned, MPB_COUNT(sub_churned) },
+    { "subscription.reactivated", sub_reactivated, MPB_COUNT(sub_reactivated) },
+    { "invoice.paid", invoice_paid, MPB_COUNT(invoice_paid) },
+    { "invoice.refunded", invoice_refunded, MPB_COUNT(invoice_refunded) },
+    { "invoice.payment_failed", invoice_failed, MPB_COUNT(invoice_failed) },
+    { "spend.recorded", spend, MPB_COUNT(spend) },
+    { "forecast.submitted", forecast, MPB_COUNT(forecast) },
+    { "financials.reported", financials, MPB_COUNT(financials) },
+    { "fx.rate", fx_rate, MPB_COUNT(fx_rate) },
 };
 
 static bool is_envelope_key(const char *key)
@@ -1419,6 +1581,16 @@ static void test_decode_each_field_of_wrong_type_is_wrong_type(void **state)
             } else if (strstr(key, "_minor") != NULL) {
                 kv = (struct mpb_kv)MPB_S(key, "5");
                 (void)snprintf(msg, sizeof(msg), "field '%s': expected an integer, got str", key);
+            } else if (strcmp(key, "period_start") == 0 || strcmp(key, "period_end") == 0 ||
+                       strcmp(key, "date") == 0) {
+                kv = (struct mpb_kv)MPB_B(key, true);
+                (void)snprintf(msg, sizeof(msg),
+                               "field '%s': expected an integer (ms), a timestamp or a date "
+                               "(YYYY-MM-DD), got bool",
+                               key);
+            } else if (strcmp(key, "rate") == 0) {
+                kv = (struct mpb_kv)MPB_S(key, "1.5");
+                (void)snprintf(msg, sizeof(msg), "field '%s': expected a number, got str", key);
             } else if (strcmp(key, "ramp_schedule") == 0) {
                 kv = (struct mpb_kv)MPB_B(key, true);
                 (void)snprintf(msg, sizeof(msg),
@@ -1889,6 +2061,12 @@ static void test_decode_bad_currency_is_bad_value(void **state)
         { "opportunity.created", opp_created, MPB_COUNT(opp_created) },
         { "opportunity.closed", opp_closed, MPB_COUNT(opp_closed) },
         { "rep.quota_set", quota_set, MPB_COUNT(quota_set) },
+        { "subscription.started", sub_started, MPB_COUNT(sub_started) },
+        { "invoice.refunded", invoice_refunded, MPB_COUNT(invoice_refunded) },
+        { "spend.recorded", spend, MPB_COUNT(spend) },
+        { "forecast.submitted", forecast, MPB_COUNT(forecast) },
+        { "financials.reported", financials, MPB_COUNT(financials) },
+        { "fx.rate", fx_rate, MPB_COUNT(fx_rate) },
     };
     struct mpb_kv number = MPB_I("currency", 840);
 
@@ -2096,6 +2274,17 @@ static struct rs_str account_id_of(const struct rs_event *ev)
     case RS_EV_ONBOARDING_PAUSED:
     case RS_EV_ONBOARDING_RESUMED:
         return ev->u.onboarding_pause.account_id;
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED:
+        return ev->u.subscription.account_id;
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_REFUNDED:
+    case RS_EV_INVOICE_PAYMENT_FAILED:
+        return ev->u.invoice.account_id;
     default:
         fail_msg("%s has no account_id", rs_event_type_name(ev->type));
     }
@@ -2112,6 +2301,15 @@ static void test_decode_account_id_of_new_types_defaults_to_account_and_must_mat
         { "onboarding.milestone", milestone, MPB_COUNT(milestone) },
         { "onboarding.paused", paused, MPB_COUNT(paused) },
         { "onboarding.resumed", resumed, MPB_COUNT(resumed) },
+        { "subscription.started", sub_started, MPB_COUNT(sub_started) },
+        { "subscription.renewed", sub_renewed, MPB_COUNT(sub_renewed) },
+        { "subscription.expanded", sub_expanded, MPB_COUNT(sub_expanded) },
+        { "subscription.contracted", sub_contracted, MPB_COUNT(sub_contracted) },
+        { "subscription.churned", sub_churned, MPB_COUNT(sub_churned) },
+        { "subscription.reactivated", sub_reactivated, MPB_COUNT(sub_reactivated) },
+        { "invoice.paid", invoice_paid, MPB_COUNT(invoice_paid) },
+        { "invoice.refunded", invoice_refunded, MPB_COUNT(invoice_refunded) },
+        { "invoice.payment_failed", invoice_failed, MPB_COUNT(invoice_failed) },
     };
     struct mpb_kv other = MPB_S("account_id", "acc-10");
     struct mpb_kv empty = MPB_S("account_id", "");
@@ -2247,6 +2445,682 @@ static void test_decode_new_free_text_fields_may_be_empty(void **state)
     }
 }
 
+/* ---- the revenue events (issue 6) ---- */
+
+/* A day's first instant, UTC: `date -u -d 2024-03-01 +%s` times 1000. */
+#define MS_2024_03_01 INT64_C(1709251200000)
+#define MS_2024_04_01 INT64_C(1711929600000)
+#define MS_2025_03_01 INT64_C(1740787200000)
+
+/* Decode kvs with `replace`; fail with the message unless it decodes. */
+static void expect_decodes(struct fx *fx, const struct mpb_kv *kvs, size_t n,
+                           const struct mpb_kv *replace)
+{
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, kvs, n, NULL, replace);
+    expect_ok(fx);
+}
+
+/* Decode kvs with `replace` and require `fault` and a message containing `part`. */
+static void expect_rejects(struct fx *fx, const struct mpb_kv *kvs, size_t n,
+                           const struct mpb_kv *replace, enum rs_event_fault fault,
+                           const char *part)
+{
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, kvs, n, NULL, replace);
+    expect_fault(fx, fault, part);
+}
+
+static void test_decode_revenue_events_fill_every_field(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_subscription *sub = &fx->ev.u.subscription;
+    const struct rs_invoice *inv = &fx->ev.u.invoice;
+    const struct rs_spend *sp = &fx->ev.u.spend;
+    const struct rs_forecast *fc = &fx->ev.u.forecast;
+    const struct rs_financials *fin = &fx->ev.u.financials;
+    const struct rs_fx_rate *rate = &fx->ev.u.fx_rate;
+
+    assert_int_equal(decode_event(fx, sub_expanded, MPB_COUNT(sub_expanded), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_SUB_EXPANDED);
+    assert_str(sub->subscription_id, "sub_77");
+    assert_str(sub->account_id, "acc-9");
+    assert_str(sub->plan, "pro");
+    assert_int_equal(sub->quantity, 10);
+    assert_int_equal(sub->interval, RS_BILL_YEAR);
+    assert_true(sub->has_mrr_after);
+    assert_int_equal(sub->mrr_after_minor, 100000);
+    assert_true(sub->has_mrr_before);
+    assert_int_equal(sub->mrr_before_minor, 80000);
+    assert_true(sub->has_price);
+    assert_int_equal(sub->price_minor, 120000);
+    assert_int_equal(sub->discount_minor, 5000);
+    assert_int_equal(sub->discount_duration, RS_DISCOUNT_FINITE);
+    assert_str(sub->currency, "USD");
+    assert_int_equal(sub->service_period_start_ms, MS_2024_03_01); /* from "2024-03-01" */
+    assert_true(sub->has_period_end);
+    assert_int_equal(sub->service_period_end_ms, MS_2025_03_01); /* from a timestamp ext */
+    assert_int_equal(sub->status, RS_SUB_PAST_DUE);
+    assert_true(sub->has_cancel_at);
+    assert_int_equal(sub->cancel_at_ms, MS_2025_03_01);
+
+    assert_int_equal(decode_event(fx, invoice_refunded, MPB_COUNT(invoice_refunded), NULL, NULL),
+                     0);
+    assert_int_equal(fx->ev.type, RS_EV_INVOICE_REFUNDED);
+    assert_str(inv->invoice_id, "in_501");
+    assert_str(inv->account_id, "acc-9");
+    assert_str(inv->subscription_id, "sub_77");
+    assert_int_equal(inv->amount_minor, 1200000);
+    assert_str(inv->currency, "USD");
+    assert_int_equal(inv->refund_type, RS_REFUND_PARTIAL);
+    assert_str(inv->reason, "card_declined");
+
+    assert_int_equal(decode_event(fx, spend, MPB_COUNT(spend), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_SPEND_RECORDED);
+    assert_str(sp->spend_id, "gl-17");
+    assert_int_equal(sp->period_start_ms, MS_2024_03_01);
+    assert_int_equal(sp->period_end_ms, MS_2024_04_01);
+    assert_int_equal(sp->function, RS_FN_MARKETING);
+    assert_int_equal(sp->category, RS_SPEND_PROGRAMS);
+    assert_int_equal(sp->allocation, RS_ALLOC_EXPANSION);
+    assert_int_equal(sp->amount_minor, -2500); /* a credit */
+    assert_str(sp->currency, "EUR");
+
+    assert_int_equal(decode_event(fx, forecast, MPB_COUNT(forecast), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_FORECAST_SUBMITTED);
+    assert_str(fc->forecast_id, "fc-9");
+    assert_int_equal(fc->scope, RS_SCOPE_TEAM);
+    assert_str(fc->scope_id, "team_emea");
+    assert_str(fc->period.text, "2024-Q2");
+    assert_int_equal(fc->period.year, 2024);
+    assert_int_equal(fc->period.first_month, 4);
+    assert_int_equal(fc->period.months, 3);
+    assert_int_equal(fc->measure, RS_MEASURE_ENDING_ARR);
+    assert_int_equal(fc->category, RS_FC_BEST_CASE);
+    assert_int_equal(fc->amount_minor, -300);
+    assert_str(fc->currency, "USD");
+    assert_int_equal(fc->as_of_ms, INT64_C(1711843200500));
+
+    assert_int_equal(decode_event(fx, financials, MPB_COUNT(financials), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_FINANCIALS_REPORTED);
+    assert_str(fin->period.text, "2024");
+    assert_int_equal(fin->period.year, 2024);
+    assert_int_equal(fin->period.first_month, 1);
+    assert_int_equal(fin->period.months, 12);
+    assert_int_equal(fin->revenue_minor, 1250000000);
+    assert_str(fin->currency, "USD");
+    assert_true(fin->has_gross_margin);
+    assert_true(fin->gross_margin_pct == 78.5);
+    assert_true(fin->has_ebitda);
+    assert_int_equal(fin->ebitda_minor, -1200);
+    assert_true(fin->has_fcf);
+    assert_int_equal(fin->free_cash_flow_minor, 400);
+    assert_true(fin->has_operating_income);
+    assert_int_equal(fin->operating_income_minor, -2000);
+
+    assert_int_equal(decode_event(fx, fx_rate, MPB_COUNT(fx_rate), NULL, NULL), 0);
+    assert_int_equal(fx->ev.type, RS_EV_FX_RATE);
+    assert_str(rate->currency, "EUR");
+    assert_true(rate->rate == 1.0842);
+    assert_int_equal(rate->date_ms, MS_2024_03_01); /* 12:00:00.123 cut to its day */
+}
+
+static void test_decode_revenue_events_absent_optional_fields_take_their_defaults(void **state)
+{
+    struct fx *fx = *state;
+    const struct rs_subscription *sub = &fx->ev.u.subscription;
+    const struct rs_financials *fin = &fx->ev.u.financials;
+    struct mpb_kv price = MPB_I("price_minor", 4900);
+
+    assert_int_equal(decode_event(fx, sub_started_min, MPB_COUNT(sub_started_min), NULL, NULL), 0);
+    assert_unset(sub->plan);
+    assert_int_equal(sub->quantity, 1);
+    assert_true(sub->has_mrr_after);
+    assert_int_equal(sub->mrr_after_minor, 0); /* zero MRR is an MRR (a free plan) */
+    assert_false(sub->has_mrr_before);
+    assert_false(sub->has_price);
+    assert_int_equal(sub->discount_minor, 0);
+    assert_int_equal(sub->discount_duration, RS_DISCOUNT_FOREVER);
+    assert_int_equal(sub->service_period_start_ms, fx->ev.ts_ms);
+    assert_false(sub->has_period_end);
+    assert_false(sub->has_cancel_at);
+
+    /* price_minor instead of mrr_after_minor is enough. */
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, sub_started_min, MPB_COUNT(sub_started_min), "mrr_after_minor", &price);
+    expect_ok(fx);
+    assert_false(sub->has_mrr_after);
+    assert_true(sub->has_price);
+    assert_int_equal(sub->price_minor, 4900);
+
+    assert_int_equal(decode_event(fx, invoice_paid_min, MPB_COUNT(invoice_paid_min), NULL, NULL),
+                     0);
+    assert_unset(fx->ev.u.invoice.subscription_id);
+    assert_unset(fx->ev.u.invoice.reason);
+    assert_int_equal(fx->ev.u.invoice.refund_type, RS_REFUND_NONE);
+
+    assert_int_equal(decode_event(fx, spend_min, MPB_COUNT(spend_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.spend.spend_id);
+    assert_int_equal(fx->ev.u.spend.period_start_ms, MS_2024_03_01);
+    assert_int_equal(fx->ev.u.spend.period_end_ms, MS_2024_04_01);
+
+    assert_int_equal(decode_event(fx, forecast_min, MPB_COUNT(forecast_min), NULL, NULL), 0);
+    assert_unset(fx->ev.u.forecast.scope_id); /* the company needs none */
+    assert_int_equal(fx->ev.u.forecast.as_of_ms, fx->ev.ts_ms);
+    assert_int_equal(fx->ev.u.forecast.period.first_month, 5);
+    assert_int_equal(fx->ev.u.forecast.period.months, 1);
+
+    assert_int_equal(decode_event(fx, financials_min, MPB_COUNT(financials_min), NULL, NULL), 0);
+    assert_false(fin->has_gross_margin);
+    assert_false(fin->has_ebitda);
+    assert_false(fin->has_fcf);
+    assert_false(fin->has_operating_income);
+    assert_int_equal(fin->period.first_month, 1);
+    assert_int_equal(fin->period.months, 3);
+
+    assert_int_equal(decode_event(fx, fx_rate_min, MPB_COUNT(fx_rate_min), NULL, NULL), 0);
+    assert_true(fx->ev.u.fx_rate.rate == 2.0); /* an integer rate */
+    assert_int_equal(fx->ev.u.fx_rate.date_ms, MS_2024_03_01);
+
+    /* nil is absent for the optional ones. */
+    {
+        struct mpb_kv nil_start = MPB_NIL_KV("service_period_start");
+        struct mpb_kv nil_quantity = MPB_NIL_KV("quantity");
+        struct mpb_kv nil_as_of = MPB_NIL_KV("as_of");
+        struct mpb_kv nil_margin = MPB_NIL_KV("gross_margin_pct");
+
+        expect_decodes(fx, sub_renewed, MPB_COUNT(sub_renewed), &nil_start);
+        assert_int_equal(sub->service_period_start_ms, fx->ev.ts_ms);
+        expect_decodes(fx, sub_renewed, MPB_COUNT(sub_renewed), &nil_quantity);
+        assert_int_equal(sub->quantity, 1);
+        expect_decodes(fx, forecast, MPB_COUNT(forecast), &nil_as_of);
+        assert_int_equal(fx->ev.u.forecast.as_of_ms, fx->ev.ts_ms);
+        expect_decodes(fx, financials, MPB_COUNT(financials), &nil_margin);
+        assert_false(fin->has_gross_margin);
+    }
+}
+
+static void test_decode_subscription_needs_mrr_after_or_price(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv nil_price = MPB_NIL_KV("price_minor");
+
+    mpb_event(&fx->b, sub_churned_min, MPB_COUNT(sub_churned_min), "mrr_after_minor", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD,
+                 "missing required field 'mrr_after_minor' for type 'subscription.churned'");
+    mpb_reset(&fx->b);
+    mpb_event(&fx->b, sub_churned_min, MPB_COUNT(sub_churned_min), "mrr_after_minor", &nil_price);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD, "missing required field 'mrr_after_minor'");
+}
+
+static void test_decode_invoice_refund_type_only_on_refunds(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv half = MPB_S("refund_type", "half");
+    struct mpb_kv number = MPB_I("refund_type", 1);
+
+    expect_rejects(fx, invoice_refunded, MPB_COUNT(invoice_refunded), &half, RS_FAULT_BAD_VALUE,
+                   "field 'refund_type': expected one of full, partial, got 'half'");
+    expect_rejects(fx, invoice_refunded, MPB_COUNT(invoice_refunded), &number, RS_FAULT_WRONG_TYPE,
+                   "field 'refund_type': expected a string, got int");
+    /* The other invoice types do not read it, whatever it holds. */
+    expect_decodes(fx, invoice_paid, MPB_COUNT(invoice_paid), &half);
+    assert_int_equal(fx->ev.u.invoice.refund_type, RS_REFUND_NONE);
+    expect_decodes(fx, invoice_failed, MPB_COUNT(invoice_failed), &number);
+    assert_int_equal(fx->ev.u.invoice.refund_type, RS_REFUND_NONE);
+}
+
+static void test_decode_team_and_rep_forecasts_need_scope_id(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv team = MPB_S("scope", "team");
+    struct mpb_kv rep = MPB_S("scope", "rep");
+    struct mpb_kv empty = MPB_S("scope_id", "");
+
+    mpb_event(&fx->b, forecast, MPB_COUNT(forecast), "scope_id", NULL);
+    expect_fault(fx, RS_FAULT_MISSING_FIELD,
+                 "missing required field 'scope_id' for type 'forecast.submitted' with scope "
+                 "'team'");
+    expect_rejects(fx, forecast_min, MPB_COUNT(forecast_min), &rep, RS_FAULT_MISSING_FIELD,
+                   "missing required field 'scope_id' for type 'forecast.submitted' with scope "
+                   "'rep'");
+    expect_rejects(fx, forecast_min, MPB_COUNT(forecast_min), &team, RS_FAULT_MISSING_FIELD,
+                   "with scope 'team'");
+    expect_rejects(fx, forecast, MPB_COUNT(forecast), &empty, RS_FAULT_BAD_VALUE,
+                   "field 'scope_id': expected a non-empty string, got ''");
+}
+
+static void test_decode_revenue_enums_accept_every_value(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const intervals[] = { "day",     "week",        "month",
+                                             "quarter", "semi_annual", "year" };
+    static const char *const statuses[] = { "trialing", "active", "past_due", "canceled",
+                                            "unpaid" };
+    static const char *const durations[] = { "forever", "finite" };
+    static const char *const refunds[] = { "full", "partial" };
+    static const char *const functions[] = { "sales", "marketing" };
+    static const char *const spend_categories[] = { "salaries", "commissions", "programs", "tools",
+                                                    "other" };
+    static const char *const allocations[] = { "new_logo", "expansion", "shared" };
+    static const char *const scopes[] = { "company", "team", "rep" };
+    static const char *const measures[] = { "net_new_arr", "bookings", "ending_arr" };
+    static const char *const fc_categories[] = { "commit", "best_case", "pipeline" };
+    const struct rs_subscription *sub = &fx->ev.u.subscription;
+
+    for (size_t i = 0; i < MPB_COUNT(intervals); i++) {
+        struct mpb_kv kv = MPB_S("billing_interval", intervals[i]);
+
+        expect_decodes(fx, sub_started, MPB_COUNT(sub_started), &kv);
+        assert_string_equal(rs_billing_interval_name(sub->interval), intervals[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(statuses); i++) {
+        struct mpb_kv kv = MPB_S("status", statuses[i]);
+
+        expect_decodes(fx, sub_started, MPB_COUNT(sub_started), &kv);
+        assert_string_equal(rs_sub_status_name(sub->status), statuses[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(durations); i++) {
+        struct mpb_kv kv = MPB_S("discount_duration", durations[i]);
+
+        expect_decodes(fx, sub_started, MPB_COUNT(sub_started), &kv);
+        assert_string_equal(rs_discount_duration_name(sub->discount_duration), durations[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(refunds); i++) {
+        struct mpb_kv kv = MPB_S("refund_type", refunds[i]);
+
+        expect_decodes(fx, invoice_refunded, MPB_COUNT(invoice_refunded), &kv);
+        assert_string_equal(rs_refund_type_name(fx->ev.u.invoice.refund_type), refunds[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(functions); i++) {
+        struct mpb_kv kv = MPB_S("function", functions[i]);
+
+        expect_decodes(fx, spend, MPB_COUNT(spend), &kv);
+        assert_string_equal(rs_spend_function_name(fx->ev.u.spend.function), functions[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(spend_categories); i++) {
+        struct mpb_kv kv = MPB_S("category", spend_categories[i]);
+
+        expect_decodes(fx, spend, MPB_COUNT(spend), &kv);
+        assert_string_equal(rs_spend_category_name(fx->ev.u.spend.category), spend_categories[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(allocations); i++) {
+        struct mpb_kv kv = MPB_S("allocation", allocations[i]);
+
+        expect_decodes(fx, spend, MPB_COUNT(spend), &kv);
+        assert_string_equal(rs_spend_allocation_name(fx->ev.u.spend.allocation), allocations[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(scopes); i++) {
+        struct mpb_kv kv = MPB_S("scope", scopes[i]);
+
+        expect_decodes(fx, forecast, MPB_COUNT(forecast), &kv);
+        assert_string_equal(rs_forecast_scope_name(fx->ev.u.forecast.scope), scopes[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(measures); i++) {
+        struct mpb_kv kv = MPB_S("measure", measures[i]);
+
+        expect_decodes(fx, forecast, MPB_COUNT(forecast), &kv);
+        assert_string_equal(rs_forecast_measure_name(fx->ev.u.forecast.measure), measures[i]);
+    }
+    for (size_t i = 0; i < MPB_COUNT(fc_categories); i++) {
+        struct mpb_kv kv = MPB_S("category", fc_categories[i]);
+
+        expect_decodes(fx, forecast, MPB_COUNT(forecast), &kv);
+        assert_string_equal(rs_forecast_category_name(fx->ev.u.forecast.category),
+                            fc_categories[i]);
+    }
+}
+
+static void test_decode_revenue_enum_out_of_range_is_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        struct mpb_kv kv;
+        const char *msg;
+    } cases[] = {
+        { sub_started, MPB_COUNT(sub_started), MPB_S("billing_interval", "monthly"),
+          "field 'billing_interval': expected one of day, week, month, quarter, semi_annual, "
+          "year, got 'monthly'" },
+        { sub_started, MPB_COUNT(sub_started), MPB_S("status", "Active"),
+          "field 'status': expected one of trialing, active, past_due, canceled, unpaid, got "
+          "'Active'" },
+        { sub_started, MPB_COUNT(sub_started), MPB_S("discount_duration", "once"),
+          "field 'discount_duration': expected one of forever, finite, got 'once'" },
+        { spend, MPB_COUNT(spend), MPB_S("function", "cs"),
+          "field 'function': expected one of sales, marketing, got 'cs'" },
+        { spend, MPB_COUNT(spend), MPB_S("category", "commit"),
+          "field 'category': expected one of salaries, commissions, programs, tools, other, got "
+          "'commit'" },
+        { spend, MPB_COUNT(spend), MPB_S("allocation", "new"),
+          "field 'allocation': expected one of new_logo, expansion, shared, got 'new'" },
+        { forecast, MPB_COUNT(forecast), MPB_S("scope", "region"),
+          "field 'scope': expected one of company, team, rep, got 'region'" },
+        { forecast, MPB_COUNT(forecast), MPB_S("measure", "arr"),
+          "field 'measure': expected one of net_new_arr, bookings, ending_arr, got 'arr'" },
+        { forecast, MPB_COUNT(forecast), MPB_S("category", "tools"),
+          "field 'category': expected one of commit, best_case, pipeline, got 'tools'" },
+        { sub_started, MPB_COUNT(sub_started), MPB_I("discount_duration", 0),
+          "field 'discount_duration': expected a string, got int" },
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(cases); i++) {
+        expect_rejects(fx, cases[i].kvs, cases[i].n, &cases[i].kv,
+                       cases[i].kv.val.kind == MPB_STR ? RS_FAULT_BAD_VALUE : RS_FAULT_WRONG_TYPE,
+                       cases[i].msg);
+    }
+}
+
+static void test_decode_revenue_money_sign_rules(void **state)
+{
+    struct fx *fx = *state;
+    /* Where money is a balance or a payment, negative is bad_value. */
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } non_negative[] = {
+        { sub_started, MPB_COUNT(sub_started), "mrr_after_minor" },
+        { sub_started, MPB_COUNT(sub_started), "mrr_before_minor" },
+        { sub_started, MPB_COUNT(sub_started), "price_minor" },
+        { sub_started, MPB_COUNT(sub_started), "discount_minor" },
+        { sub_started, MPB_COUNT(sub_started), "quantity" },
+        { invoice_paid, MPB_COUNT(invoice_paid), "amount_minor" },
+        { invoice_refunded, MPB_COUNT(invoice_refunded), "amount_minor" },
+        { invoice_failed, MPB_COUNT(invoice_failed), "amount_minor" },
+    };
+    /* Where it is a flow or a result, any sign. */
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } any_sign[] = {
+        { spend, MPB_COUNT(spend), "amount_minor" },
+        { forecast, MPB_COUNT(forecast), "amount_minor" },
+        { financials, MPB_COUNT(financials), "revenue_minor" },
+        { financials, MPB_COUNT(financials), "ebitda_minor" },
+        { financials, MPB_COUNT(financials), "free_cash_flow_minor" },
+        { financials, MPB_COUNT(financials), "operating_income_minor" },
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(non_negative); i++) {
+        struct mpb_kv kv = MPB_I(non_negative[i].key, -1);
+        struct mpb_kv text = MPB_S(non_negative[i].key, "1");
+        char msg[128];
+
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-negative integer, got -1",
+                       non_negative[i].key);
+        expect_rejects(fx, non_negative[i].kvs, non_negative[i].n, &kv, RS_FAULT_BAD_VALUE, msg);
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected an integer, got str",
+                       non_negative[i].key);
+        expect_rejects(fx, non_negative[i].kvs, non_negative[i].n, &text, RS_FAULT_WRONG_TYPE, msg);
+    }
+    for (size_t i = 0; i < MPB_COUNT(any_sign); i++) {
+        struct mpb_kv kv = MPB_I(any_sign[i].key, INT64_MIN);
+        struct mpb_kv real = MPB_F(any_sign[i].key, -1.5);
+        struct mpb_kv huge = MPB_U(any_sign[i].key, (uint64_t)INT64_MAX + 1);
+        char msg[128];
+
+        expect_decodes(fx, any_sign[i].kvs, any_sign[i].n, &kv);
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected an integer, got float",
+                       any_sign[i].key);
+        expect_rejects(fx, any_sign[i].kvs, any_sign[i].n, &real, RS_FAULT_WRONG_TYPE, msg);
+        (void)snprintf(msg, sizeof(msg), "field '%s': 9223372036854775808 does not fit int64",
+                       any_sign[i].key);
+        expect_rejects(fx, any_sign[i].kvs, any_sign[i].n, &huge, RS_FAULT_BAD_VALUE, msg);
+    }
+    {
+        struct mpb_kv kv = MPB_I("amount_minor", INT64_MIN);
+
+        expect_decodes(fx, spend, MPB_COUNT(spend), &kv);
+        assert_int_equal(fx->ev.u.spend.amount_minor, INT64_MIN);
+    }
+}
+
+static void test_decode_revenue_times_take_ts_forms_and_dates_where_documented(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const bad_dates[] = {
+        "2024-02-30", "2023-02-29", "2024-13-01",  "2024-00-10",           "2024-04-31",
+        "1969-12-31", "2024-3-01",  "2024/03/01",  "2024-03-01T00:00:00Z", "20240301",
+        "",           "2024-03-0a", " 2024-03-01",
+    };
+    /* Date strings where the field is a day. */
+    static const char *const date_keys[] = { "service_period_start", "service_period_end" };
+    struct mpb_kv leap = MPB_S("date", "2024-02-29");
+    struct mpb_kv epoch = MPB_S("period_start", "1970-01-01");
+    struct mpb_kv last = MPB_S("date", "9999-12-31");
+    struct mpb_kv ext = MPB_TS("date", 1709294400, 999000000);
+    struct mpb_kv cancel_text = MPB_S("cancel_at", "2025-03-01");
+    struct mpb_kv as_of_text = MPB_S("as_of", "2024-03-31");
+    struct mpb_kv negative = MPB_I("period_start", -1);
+    struct mpb_kv zero = MPB_I("date", 0);
+    struct mpb_kv micros = MPB_I("cancel_at", INT64_C(1740787200000000));
+
+    expect_decodes(fx, fx_rate, MPB_COUNT(fx_rate), &leap);
+    assert_int_equal(fx->ev.u.fx_rate.date_ms, INT64_C(1709164800000));
+    expect_decodes(fx, fx_rate, MPB_COUNT(fx_rate), &last);
+    assert_int_equal(fx->ev.u.fx_rate.date_ms, INT64_C(253402214400000));
+    expect_decodes(fx, fx_rate, MPB_COUNT(fx_rate), &ext);
+    assert_int_equal(fx->ev.u.fx_rate.date_ms, MS_2024_03_01);
+    expect_decodes(fx, spend_min, MPB_COUNT(spend_min), &epoch);
+    assert_int_equal(fx->ev.u.spend.period_start_ms, 0);
+
+    for (size_t i = 0; i < MPB_COUNT(bad_dates); i++) {
+        struct mpb_kv kv = MPB_S("date", bad_dates[i]);
+        char msg[160];
+
+        (void)snprintf(msg, sizeof(msg),
+                       "field 'date': expected a date as YYYY-MM-DD from 1970-01-01 to "
+                       "9999-12-31, got '%s'",
+                       bad_dates[i]);
+        expect_rejects(fx, fx_rate, MPB_COUNT(fx_rate), &kv, RS_FAULT_BAD_VALUE, msg);
+    }
+    for (size_t i = 0; i < MPB_COUNT(date_keys); i++) {
+        struct mpb_kv kv = MPB_S(date_keys[i], "2024-02-30");
+        struct mpb_kv ok = MPB_S(date_keys[i], "2024-03-02");
+        char msg[128];
+
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a date as YYYY-MM-DD", date_keys[i]);
+        expect_rejects(fx, sub_started, MPB_COUNT(sub_started), &kv, RS_FAULT_BAD_VALUE, msg);
+        expect_decodes(fx, sub_started, MPB_COUNT(sub_started), &ok);
+    }
+    {
+        struct mpb_kv kv = MPB_S("period_end", "2024-04-31");
+
+        expect_rejects(fx, spend, MPB_COUNT(spend), &kv, RS_FAULT_BAD_VALUE,
+                       "field 'period_end': expected a date as YYYY-MM-DD");
+    }
+
+    /* cancel_at and as_of are instants, not days: only the forms of ts. */
+    expect_rejects(fx, sub_started, MPB_COUNT(sub_started), &cancel_text, RS_FAULT_WRONG_TYPE,
+                   "field 'cancel_at': expected an integer (ms) or a timestamp, got str");
+    expect_rejects(fx, forecast, MPB_COUNT(forecast), &as_of_text, RS_FAULT_WRONG_TYPE,
+                   "field 'as_of': expected an integer (ms) or a timestamp, got str");
+    expect_rejects(fx, spend, MPB_COUNT(spend), &negative, RS_FAULT_BAD_VALUE,
+                   "field 'period_start': expected a positive int64 (ms), got -1");
+    expect_rejects(fx, fx_rate, MPB_COUNT(fx_rate), &zero, RS_FAULT_BAD_VALUE,
+                   "field 'date': expected a positive int64 (ms), got 0");
+    expect_rejects(fx, sub_started, MPB_COUNT(sub_started), &micros, RS_FAULT_BAD_VALUE,
+                   "field 'cancel_at': 1740787200000000 ms is after the year 9999");
+}
+
+static void test_decode_revenue_period_end_must_follow_its_start(void **state)
+{
+    struct fx *fx = *state;
+    struct mpb_kv sub_same = MPB_S("service_period_end", "2024-03-01");
+    struct mpb_kv sub_before = MPB_I("service_period_end", MS_2024_03_01 - 1);
+    struct mpb_kv sub_after = MPB_I("service_period_end", MS_2024_03_01 + 1);
+    struct mpb_kv spend_same = MPB_S("period_end", "2024-03-01");
+    struct mpb_kv spend_before = MPB_S("period_end", "2024-02-01");
+    /* Without service_period_start the end is checked against ts, its default. */
+    struct mpb_kv end_at_ts = MPB_I("service_period_end", 1709251200000);
+
+    expect_rejects(fx, sub_started, MPB_COUNT(sub_started), &sub_same, RS_FAULT_BAD_VALUE,
+                   "field 'service_period_end': 1709251200000 ms is not after "
+                   "'service_period_start' 1709251200000 ms");
+    expect_rejects(fx, sub_started, MPB_COUNT(sub_started), &sub_before, RS_FAULT_BAD_VALUE,
+                   "field 'service_period_end': 1709251199999 ms is not after");
+    expect_decodes(fx, sub_started, MPB_COUNT(sub_started), &sub_after);
+    expect_rejects(fx, spend, MPB_COUNT(spend), &spend_same, RS_FAULT_BAD_VALUE,
+                   "field 'period_end': 1709251200000 ms is not after 'period_start' "
+                   "1709251200000 ms");
+    expect_rejects(fx, spend, MPB_COUNT(spend), &spend_before, RS_FAULT_BAD_VALUE,
+                   "field 'period_end': 1706745600000 ms is not after 'period_start'");
+    expect_rejects(fx, sub_started_min, MPB_COUNT(sub_started_min), &end_at_ts, RS_FAULT_BAD_VALUE,
+                   "field 'service_period_end': 1709251200000 ms is not after");
+}
+
+static void test_decode_report_periods_by_type(void **state)
+{
+    struct fx *fx = *state;
+    static const struct {
+        const char *text;
+        unsigned year, first_month, months;
+    } good[] = {
+        { "2024-01", 2024, 1, 1 }, { "2024-12", 2024, 12, 1 }, { "1970-Q1", 1970, 1, 3 },
+        { "2024-Q2", 2024, 4, 3 }, { "2024-Q3", 2024, 7, 3 },  { "9999-Q4", 9999, 10, 3 },
+    };
+    static const char *const bad[] = {
+        "2024-Q0", "2024-Q5", "2024-q1", "2024-Q", "2024-Q12", "1969-Q4", "2024-13", "2024-00",
+        "2024-1",  "24",      "",        "2024 ",  "Q1-2024",  "2024-H1", "1969",    "20245",
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(good); i++) {
+        struct mpb_kv kv = MPB_S("period", good[i].text);
+        const struct rs_period *periods[2] = { &fx->ev.u.forecast.period,
+                                               &fx->ev.u.financials.period };
+
+        for (int t = 0; t < 2; t++) {
+            if (t == 0) {
+                expect_decodes(fx, forecast, MPB_COUNT(forecast), &kv);
+            } else {
+                expect_decodes(fx, financials, MPB_COUNT(financials), &kv);
+            }
+            assert_str(periods[t]->text, good[i].text);
+            assert_int_equal(periods[t]->year, good[i].year);
+            assert_int_equal(periods[t]->first_month, good[i].first_month);
+            assert_int_equal(periods[t]->months, good[i].months);
+        }
+    }
+    for (size_t i = 0; i < MPB_COUNT(bad); i++) {
+        struct mpb_kv kv = MPB_S("period", bad[i]);
+        char msg[160];
+
+        (void)snprintf(msg, sizeof(msg),
+                       "field 'period': expected a month (YYYY-MM) or a quarter (YYYY-Qn) from "
+                       "1970 to 9999, got '%s'",
+                       bad[i]);
+        expect_rejects(fx, forecast, MPB_COUNT(forecast), &kv, RS_FAULT_BAD_VALUE, msg);
+        (void)snprintf(msg, sizeof(msg),
+                       "field 'period': expected a month (YYYY-MM), a quarter (YYYY-Qn) or a year "
+                       "(YYYY) from 1970 to 9999, got '%s'",
+                       bad[i]);
+        expect_rejects(fx, financials, MPB_COUNT(financials), &kv, RS_FAULT_BAD_VALUE, msg);
+    }
+    /* A year is a financial period but not a forecast period. */
+    {
+        struct mpb_kv year = MPB_S("period", "2024");
+        struct mpb_kv number = MPB_I("period", 2024);
+
+        expect_rejects(fx, forecast, MPB_COUNT(forecast), &year, RS_FAULT_BAD_VALUE, "got '2024'");
+        expect_decodes(fx, financials, MPB_COUNT(financials), &year);
+        expect_rejects(fx, financials, MPB_COUNT(financials), &number, RS_FAULT_WRONG_TYPE,
+                       "field 'period': expected a string, got int");
+    }
+}
+
+static void test_decode_fx_rate_and_gross_margin_are_finite_numbers_in_range(void **state)
+{
+    struct fx *fx = *state;
+    const struct {
+        struct mpb_kv kv;
+        const char *msg;
+    } bad_rates[] = {
+        { MPB_F("rate", 0.0), "field 'rate': expected a positive number, got 0" },
+        { MPB_I("rate", 0), "field 'rate': expected a positive number, got 0" },
+        { MPB_F("rate", -1.25), "field 'rate': expected a positive number, got -1.25" },
+        { MPB_I("rate", -3), "field 'rate': expected a positive number, got -3" },
+        { MPB_F("rate", NAN), "field 'rate': expected a finite number, got nan" },
+        { MPB_F("rate", INFINITY), "field 'rate': expected a finite number, got inf" },
+        { MPB_F("rate", -INFINITY), "field 'rate': expected a finite number, got -inf" },
+    };
+    const struct {
+        struct mpb_kv kv;
+        const char *msg;
+    } bad_margins[] = {
+        { MPB_F("gross_margin_pct", 100.5),
+          "field 'gross_margin_pct': expected a percentage from -100 to 100, got 100.5" },
+        { MPB_I("gross_margin_pct", -101),
+          "field 'gross_margin_pct': expected a percentage from -100 to 100, got -101" },
+        { MPB_F("gross_margin_pct", NAN),
+          "field 'gross_margin_pct': expected a finite number, got nan" },
+    };
+    struct mpb_kv tiny = MPB_F("rate", 1e-300);
+    struct mpb_kv margin_top = MPB_I("gross_margin_pct", 100);
+    struct mpb_kv margin_bottom = MPB_F("gross_margin_pct", -100.0);
+    struct mpb_kv margin_text = MPB_S("gross_margin_pct", "78%");
+    struct mpb_kv rate_bool = MPB_B("rate", true);
+
+    for (size_t i = 0; i < MPB_COUNT(bad_rates); i++) {
+        expect_rejects(fx, fx_rate, MPB_COUNT(fx_rate), &bad_rates[i].kv, RS_FAULT_BAD_VALUE,
+                       bad_rates[i].msg);
+    }
+    for (size_t i = 0; i < MPB_COUNT(bad_margins); i++) {
+        expect_rejects(fx, financials, MPB_COUNT(financials), &bad_margins[i].kv,
+                       RS_FAULT_BAD_VALUE, bad_margins[i].msg);
+    }
+    expect_decodes(fx, fx_rate, MPB_COUNT(fx_rate), &tiny);
+    assert_true(fx->ev.u.fx_rate.rate == 1e-300);
+    expect_decodes(fx, financials, MPB_COUNT(financials), &margin_top);
+    assert_true(fx->ev.u.financials.gross_margin_pct == 100.0);
+    expect_decodes(fx, financials, MPB_COUNT(financials), &margin_bottom);
+    assert_true(fx->ev.u.financials.gross_margin_pct == -100.0);
+    expect_rejects(fx, financials, MPB_COUNT(financials), &margin_text, RS_FAULT_WRONG_TYPE,
+                   "field 'gross_margin_pct': expected a number, got str");
+    expect_rejects(fx, fx_rate, MPB_COUNT(fx_rate), &rate_bool, RS_FAULT_WRONG_TYPE,
+                   "field 'rate': expected a number, got bool");
+}
+
+static void test_decode_revenue_identifiers_must_be_non_empty(void **state)
+{
+    struct fx *fx = *state;
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } ids[] = {
+        { sub_started, MPB_COUNT(sub_started), "subscription_id" },
+        { invoice_paid, MPB_COUNT(invoice_paid), "invoice_id" },
+        { invoice_paid, MPB_COUNT(invoice_paid), "subscription_id" },
+        { spend, MPB_COUNT(spend), "spend_id" },
+        { forecast, MPB_COUNT(forecast), "forecast_id" },
+    };
+    const struct {
+        const struct mpb_kv *kvs;
+        size_t n;
+        const char *key;
+    } texts[] = {
+        { sub_started, MPB_COUNT(sub_started), "plan" },
+        { invoice_refunded, MPB_COUNT(invoice_refunded), "reason" },
+    };
+
+    for (size_t i = 0; i < MPB_COUNT(ids); i++) {
+        struct mpb_kv empty = MPB_S(ids[i].key, "");
+        char msg[128];
+
+        (void)snprintf(msg, sizeof(msg), "field '%s': expected a non-empty string, got ''",
+                       ids[i].key);
+        expect_rejects(fx, ids[i].kvs, ids[i].n, &empty, RS_FAULT_BAD_VALUE, msg);
+    }
+    for (size_t i = 0; i < MPB_COUNT(texts); i++) {
+        struct mpb_kv empty = MPB_S(texts[i].key, "");
+
+        expect_decodes(fx, texts[i].kvs, texts[i].n, &empty);
+    }
+}
+
 /* ---- size ---- */
 
 static void test_decode_payload_over_max_bytes_is_too_large(void **state)
@@ -2312,6 +3186,19 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
         "rep.onboarded",
         "rep.quota_set",
         "rep.terminated",
+        "subscription.started",
+        "subscription.renewed",
+        "subscription.expanded",
+        "subscription.contracted",
+        "subscription.churned",
+        "subscription.reactivated",
+        "invoice.paid",
+        "invoice.refunded",
+        "invoice.payment_failed",
+        "spend.recorded",
+        "forecast.submitted",
+        "financials.reported",
+        "fx.rate",
     };
     static const char *const stages[] = { "MQL", "SAL", "SQL" };
     static const char *const deal_types[] = { "new", "expansion", "renewal" };
@@ -2372,6 +3259,29 @@ static void test_name_functions_name_every_value_and_null_outside(void **state)
         assert_string_equal(rs_milestone_name((enum rs_milestone)i), milestones[i]);
     }
     assert_null(rs_milestone_name(RS_MS__COUNT));
+
+    assert_string_equal(rs_billing_interval_name(RS_BILL_SEMI_ANNUAL), "semi_annual");
+    assert_null(rs_billing_interval_name(RS_BILL__COUNT));
+    assert_string_equal(rs_sub_status_name(RS_SUB_PAST_DUE), "past_due");
+    assert_null(rs_sub_status_name(RS_SUB__COUNT));
+    assert_string_equal(rs_discount_duration_name(RS_DISCOUNT_FOREVER), "forever");
+    assert_null(rs_discount_duration_name((enum rs_discount_duration)2));
+    assert_null(rs_refund_type_name(RS_REFUND_NONE)); /* not a wire value */
+    assert_string_equal(rs_refund_type_name(RS_REFUND_FULL), "full");
+    assert_string_equal(rs_refund_type_name(RS_REFUND_PARTIAL), "partial");
+    assert_null(rs_refund_type_name((enum rs_refund_type)3));
+    assert_string_equal(rs_spend_function_name(RS_FN_SALES), "sales");
+    assert_null(rs_spend_function_name((enum rs_spend_function)2));
+    assert_string_equal(rs_spend_category_name(RS_SPEND_OTHER), "other");
+    assert_null(rs_spend_category_name((enum rs_spend_category)5));
+    assert_string_equal(rs_spend_allocation_name(RS_ALLOC_NEW_LOGO), "new_logo");
+    assert_null(rs_spend_allocation_name((enum rs_spend_allocation)3));
+    assert_string_equal(rs_forecast_scope_name(RS_SCOPE_REP), "rep");
+    assert_null(rs_forecast_scope_name((enum rs_forecast_scope)3));
+    assert_string_equal(rs_forecast_measure_name(RS_MEASURE_NET_NEW_ARR), "net_new_arr");
+    assert_null(rs_forecast_measure_name((enum rs_forecast_measure)3));
+    assert_string_equal(rs_forecast_category_name(RS_FC_BEST_CASE), "best_case");
+    assert_null(rs_forecast_category_name((enum rs_forecast_category)3));
 }
 
 /* ---- rs_buf ---- */
@@ -2646,6 +3556,14 @@ static bool same_str(struct rs_str a, struct rs_str b)
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
+static void assert_same_period(const struct rs_period *a, const struct rs_period *b)
+{
+    assert_true(same_str(a->text, b->text));
+    assert_int_equal(a->year, b->year);
+    assert_int_equal(a->first_month, b->first_month);
+    assert_int_equal(a->months, b->months);
+}
+
 static void assert_same_event(const struct rs_event *a, const struct rs_event *b)
 {
     assert_int_equal(a->type, b->type);
@@ -2796,6 +3714,103 @@ static void assert_same_event(const struct rs_event *a, const struct rs_event *b
     case RS_EV_REP_TERMINATED:
         assert_true(same_str(a->u.rep_terminated.rep_id, b->u.rep_terminated.rep_id));
         assert_true(same_str(a->u.rep_terminated.reason, b->u.rep_terminated.reason));
+        break;
+    case RS_EV_SUB_STARTED:
+    case RS_EV_SUB_RENEWED:
+    case RS_EV_SUB_EXPANDED:
+    case RS_EV_SUB_CONTRACTED:
+    case RS_EV_SUB_CHURNED:
+    case RS_EV_SUB_REACTIVATED: {
+        const struct rs_subscription *x = &a->u.subscription;
+        const struct rs_subscription *y = &b->u.subscription;
+
+        assert_true(same_str(x->subscription_id, y->subscription_id));
+        assert_true(same_str(x->account_id, y->account_id));
+        assert_true(same_str(x->plan, y->plan));
+        assert_int_equal(x->quantity, y->quantity);
+        assert_int_equal(x->interval, y->interval);
+        assert_int_equal(x->has_mrr_after, y->has_mrr_after);
+        assert_int_equal(x->mrr_after_minor, y->mrr_after_minor);
+        assert_int_equal(x->has_mrr_before, y->has_mrr_before);
+        assert_int_equal(x->mrr_before_minor, y->mrr_before_minor);
+        assert_int_equal(x->has_price, y->has_price);
+        assert_int_equal(x->price_minor, y->price_minor);
+        assert_int_equal(x->discount_minor, y->discount_minor);
+        assert_int_equal(x->discount_duration, y->discount_duration);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->service_period_start_ms, y->service_period_start_ms);
+        assert_int_equal(x->has_period_end, y->has_period_end);
+        assert_int_equal(x->service_period_end_ms, y->service_period_end_ms);
+        assert_int_equal(x->status, y->status);
+        assert_int_equal(x->has_cancel_at, y->has_cancel_at);
+        assert_int_equal(x->cancel_at_ms, y->cancel_at_ms);
+        break;
+    }
+    case RS_EV_INVOICE_PAID:
+    case RS_EV_INVOICE_REFUNDED:
+    case RS_EV_INVOICE_PAYMENT_FAILED: {
+        const struct rs_invoice *x = &a->u.invoice;
+        const struct rs_invoice *y = &b->u.invoice;
+
+        assert_true(same_str(x->invoice_id, y->invoice_id));
+        assert_true(same_str(x->account_id, y->account_id));
+        assert_true(same_str(x->subscription_id, y->subscription_id));
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->refund_type, y->refund_type);
+        assert_true(same_str(x->reason, y->reason));
+        break;
+    }
+    case RS_EV_SPEND_RECORDED: {
+        const struct rs_spend *x = &a->u.spend;
+        const struct rs_spend *y = &b->u.spend;
+
+        assert_true(same_str(x->spend_id, y->spend_id));
+        assert_int_equal(x->period_start_ms, y->period_start_ms);
+        assert_int_equal(x->period_end_ms, y->period_end_ms);
+        assert_int_equal(x->function, y->function);
+        assert_int_equal(x->category, y->category);
+        assert_int_equal(x->allocation, y->allocation);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        break;
+    }
+    case RS_EV_FORECAST_SUBMITTED: {
+        const struct rs_forecast *x = &a->u.forecast;
+        const struct rs_forecast *y = &b->u.forecast;
+
+        assert_true(same_str(x->forecast_id, y->forecast_id));
+        assert_int_equal(x->scope, y->scope);
+        assert_true(same_str(x->scope_id, y->scope_id));
+        assert_same_period(&x->period, &y->period);
+        assert_int_equal(x->measure, y->measure);
+        assert_int_equal(x->category, y->category);
+        assert_int_equal(x->amount_minor, y->amount_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->as_of_ms, y->as_of_ms);
+        break;
+    }
+    case RS_EV_FINANCIALS_REPORTED: {
+        const struct rs_financials *x = &a->u.financials;
+        const struct rs_financials *y = &b->u.financials;
+
+        assert_same_period(&x->period, &y->period);
+        assert_int_equal(x->revenue_minor, y->revenue_minor);
+        assert_true(same_str(x->currency, y->currency));
+        assert_int_equal(x->has_gross_margin, y->has_gross_margin);
+        assert_true(x->gross_margin_pct == y->gross_margin_pct);
+        assert_int_equal(x->has_ebitda, y->has_ebitda);
+        assert_int_equal(x->ebitda_minor, y->ebitda_minor);
+        assert_int_equal(x->has_fcf, y->has_fcf);
+        assert_int_equal(x->free_cash_flow_minor, y->free_cash_flow_minor);
+        assert_int_equal(x->has_operating_income, y->has_operating_income);
+        assert_int_equal(x->operating_income_minor, y->operating_income_minor);
+        break;
+    }
+    case RS_EV_FX_RATE:
+        assert_true(same_str(a->u.fx_rate.currency, b->u.fx_rate.currency));
+        assert_true(a->u.fx_rate.rate == b->u.fx_rate.rate);
+        assert_int_equal(a->u.fx_rate.date_ms, b->u.fx_rate.date_ms);
         break;
     case RS_EV__COUNT:
         fail();
@@ -3320,6 +4335,19 @@ int main(void)
         FX_TEST(test_decode_checklist_and_pause_reason_are_required_only_where_they_decide),
         FX_TEST(test_decode_new_identifiers_must_be_non_empty_and_short),
         FX_TEST(test_decode_new_free_text_fields_may_be_empty),
+        FX_TEST(test_decode_revenue_events_fill_every_field),
+        FX_TEST(test_decode_revenue_events_absent_optional_fields_take_their_defaults),
+        FX_TEST(test_decode_subscription_needs_mrr_after_or_price),
+        FX_TEST(test_decode_invoice_refund_type_only_on_refunds),
+        FX_TEST(test_decode_team_and_rep_forecasts_need_scope_id),
+        FX_TEST(test_decode_revenue_enums_accept_every_value),
+        FX_TEST(test_decode_revenue_enum_out_of_range_is_bad_value),
+        FX_TEST(test_decode_revenue_money_sign_rules),
+        FX_TEST(test_decode_revenue_times_take_ts_forms_and_dates_where_documented),
+        FX_TEST(test_decode_revenue_period_end_must_follow_its_start),
+        FX_TEST(test_decode_report_periods_by_type),
+        FX_TEST(test_decode_fx_rate_and_gross_margin_are_finite_numbers_in_range),
+        FX_TEST(test_decode_revenue_identifiers_must_be_non_empty),
         FX_TEST(test_decode_payload_over_max_bytes_is_too_large),
         cmocka_unit_test(test_name_functions_name_every_value_and_null_outside),
         cmocka_unit_test(test_buf_append_grows_and_reset_keeps_the_memory),
