@@ -7,6 +7,7 @@
 #include "event.h"
 #include "http.h"
 #include "kafka_io.h"
+#include "ledger.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -76,6 +77,7 @@ struct rs_app {
     struct rs_sla sla;
     struct rs_rules rules;
     struct rs_metrics metrics;
+    struct rs_ledger ledger; /* the customer MRR ledger and the finance facts */
     struct rs_agg *agg;
     struct rs_zone *zone;
     struct rs_calendar *calendar;
@@ -94,6 +96,7 @@ struct rs_app {
     struct rs_sla_counters sla_before;
     struct rs_rules_counters rules_before;
     struct rs_metrics_counters metrics_before;
+    struct rs_ledger_counters ledger_before;
 
     struct rs_buf record;  /* scratch: one outbox record */
     struct rs_buf payload; /* scratch: one alert */
@@ -326,17 +329,16 @@ static void put_header(struct rs_buf *b, const char *name, const void *value, si
     rs_buf_append(b, value, len);
 }
 
-static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_event_fault fault,
-                       const char *detail, struct rs_err *err)
+/* A dead letter whose reason header is `reason` (a decode fault's name, or a module's). */
+static int dead_letter_reason(struct rs_app *app, const struct rs_msg *msg, const char *reason,
+                              const char *detail, struct rs_err *err)
 {
     char partition[16], offset[24];
-    const char *reason = rs_event_fault_name(fault);
     bool truncated = msg->payload != NULL && msg->len > DLQ_PAYLOAD_MAX;
     uint8_t n = truncated ? 6 : 5;
     uint64_t seq;
     uint64_t count = ++app->counters.dead_letters;
 
-    app->counters.dead_letters_by_fault[fault]++;
     if (count <= DLQ_LOG_FIRST || count % DLQ_LOG_EVERY == 0) {
         RS_LOG_WARN("dead letter topic=%s partition=%d offset=%" PRId64 " reason=%s count=%" PRIu64
                     ": %s",
@@ -368,6 +370,13 @@ static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_eve
                                        : (msg->len < DLQ_PAYLOAD_MAX ? msg->len : DLQ_PAYLOAD_MAX));
     return rs_store_outbox_append(
         app->store, (struct rs_bytes){ app->record.data, app->record.len }, &seq, err);
+}
+
+static int dead_letter(struct rs_app *app, const struct rs_msg *msg, enum rs_event_fault fault,
+                       const char *detail, struct rs_err *err)
+{
+    app->counters.dead_letters_by_fault[fault]++;
+    return dead_letter_reason(app, msg, rs_event_fault_name(fault), detail, err);
 }
 
 /* ---- publishing -------------------------------------------------------------------- */
@@ -537,6 +546,20 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         wm = rs_watermark_event(&p->wm);
         rc = fire_partition(app, msg->partition, p, wm, err);
         if (rc == 0) {
+            /* An amount no rate converts yet: refused whole, so it can be sent again. */
+            const char *refused = NULL;
+
+            rs_err_clear(&derr);
+            rc = rs_ledger_admit(&app->ledger, app->store, &ev, &refused, &derr);
+            if (rc == 0 && refused != NULL) {
+                rc = dead_letter_reason(app, msg, refused, derr.msg, err);
+                goto applied;
+            }
+            if (rc != 0 && err != NULL) {
+                *err = derr;
+            }
+        }
+        if (rc == 0) {
             bool duplicate = false;
 
             /* A duplicate id within the window: counted, never applied (METRICS.md §1.6). */
@@ -560,6 +583,9 @@ static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs
         }
         if (rc == 0) {
             rc = rs_metrics_apply(&app->metrics, app->store, (uint32_t)msg->partition, &ev, err);
+        }
+        if (rc == 0) {
+            rc = rs_ledger_apply(&app->ledger, app->store, (uint32_t)msg->partition, &ev, wm, err);
         }
         if (rc == 0 && ev.type < RS_EV__COUNT) {
             app->stats.events_by_type[ev.type]++;
@@ -597,6 +623,7 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         app->sla_before = app->sla.counters;
         app->rules_before = app->rules.counters;
         app->metrics_before = app->metrics.counters;
+        app->ledger_before = app->ledger.counters;
         app->batch_err = err;
         rc = rs_store_begin(app->store, err);
         if (rc == 0) {
@@ -626,6 +653,7 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         app->sla.counters = app->sla_before;
         app->rules.counters = app->rules_before;
         app->metrics.counters = app->metrics_before;
+        app->ledger.counters = app->ledger_before;
         app->stats = stats_before;
         app->counters = counters_before;
         if (rc != RS_ESTORE_FULL || attempt >= 8) {
@@ -675,6 +703,12 @@ static int body_messages(struct rs_app *app, const void *arg, struct rs_err *err
         }
         if (!p->dirty) {
             continue;
+        }
+        /* Time-driven re-folds (a new month, past-due auto-churn) before the agg flush. */
+        rc = rs_ledger_advance(&app->ledger, app->store, (uint32_t)i, rs_watermark_event(&p->wm),
+                               err);
+        if (rc != 0) {
+            return rc;
         }
         rc = rs_store_offset_put(app->store, app->cfg->topic_events, (int32_t)i, &p->off, err);
         if (rc != 0) {
@@ -1278,6 +1312,28 @@ void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zo
     mc->min_n = cfg->min_n;
 }
 
+/* The ledger's options (METRICS.md §7) from the configuration. */
+static void ledger_config(const struct rs_config *cfg, const struct rs_zone *zone,
+                          const struct rs_calendar *calendar, struct rs_ledger_config *lc)
+{
+    rs_ledger_config_defaults(lc);
+    lc->zone = zone;
+    lc->sales_hours = calendar;
+    (void)snprintf(lc->reporting_currency, sizeof(lc->reporting_currency), "%s",
+                   cfg->reporting_currency);
+    lc->classification_window_ms = cfg->classification_window_ms;
+    lc->churn_recognition = strcmp(cfg->churn_recognition, "at_cancel") == 0 ? RS_CHURN_AT_CANCEL
+                            : strcmp(cfg->churn_recognition, "at_schedule") == 0
+                                ? RS_CHURN_AT_SCHEDULE
+                                : RS_CHURN_END_OF_PERIOD;
+    lc->zero_mrr_is_logo_churn = cfg->zero_mrr_is_logo_churn;
+    /* Validated by rs_config_validate(). */
+    (void)rs_config_off_or_days(cfg->past_due_auto_churn, &lc->past_due_auto_churn_ms);
+    lc->churn_reversal_window_ms = cfg->churn_reversal_window_ms;
+    (void)rs_config_off_or_days(cfg->refund_void_new_business, &lc->refund_void_new_business_ms);
+    lc->finite_discounts_reduce_mrr = cfg->finite_discounts_reduce_mrr;
+}
+
 /* Settled SLA instances feed the metrics (M14, compliance per rule). */
 static int app_outcome(void *opaque, uint32_t partition, const struct rs_sla_outcome *o, int sign,
                        struct rs_err *err)
@@ -1330,6 +1386,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     struct rs_app *app = rs_xcalloc(1, sizeof(*app));
     struct rs_sla_config sla_cfg;
     struct rs_metrics_config mc;
+    struct rs_ledger_config lc;
     int rc;
 
     app->lock_fd = -1;
@@ -1356,6 +1413,8 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     app->agg = rs_agg_new();
     rs_app_metrics_config(cfg, app->zone, app->calendar, &mc);
     rs_metrics_init(&app->metrics, &mc, app->agg);
+    ledger_config(cfg, app->zone, app->calendar, &lc);
+    rs_ledger_init(&app->ledger, &lc, app->agg);
     init_rules(app);
     rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
     if (rc != 0) {
@@ -1388,6 +1447,7 @@ fail:
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
     rs_buf_release(&app->mkey);
+    rs_ledger_release(&app->ledger);
     rs_agg_free(app->agg);
     rs_calendar_free(app->calendar);
     rs_zone_free(app->zone);
@@ -1655,6 +1715,7 @@ void rs_app_free(struct rs_app *app)
     rs_buf_release(&app->record);
     rs_buf_release(&app->payload);
     rs_buf_release(&app->mkey);
+    rs_ledger_release(&app->ledger);
     rs_agg_free(app->agg);
     rs_calendar_free(app->calendar);
     rs_zone_free(app->zone);

@@ -139,6 +139,18 @@ static const struct key_spec key_specs[] = {
     { "metrics.lateness.sales", KEY_DURATION, FIELD(lateness_sales_ms), 0, 365 * MS_PER_D, "7d" },
     { "metrics.min_n", KEY_U32, FIELD(min_n), 1, 1000000, "10" },
     { "metrics.onboarding_start", KEY_STRING, FIELD(onboarding_start), 0, 0, "handoff_completed" },
+    /* The customer MRR ledger (METRICS.md §7). */
+    { "currency.reporting", KEY_STRING, FIELD(reporting_currency), 0, 0, "USD" },
+    { "ledger.classification_window", KEY_DURATION, FIELD(classification_window_ms), 0,
+      1440 * MS_PER_MIN, "60m" },
+    { "ledger.churn_recognition", KEY_STRING, FIELD(churn_recognition), 0, 0, "end_of_period" },
+    { "ledger.zero_mrr_is_logo_churn", KEY_BOOL, FIELD(zero_mrr_is_logo_churn), 0, 0, "true" },
+    { "ledger.past_due_auto_churn", KEY_STRING, FIELD(past_due_auto_churn), 0, 0, "30d" },
+    { "ledger.churn_reversal_window", KEY_DURATION, FIELD(churn_reversal_window_ms), 0,
+      90 * MS_PER_D, "0s" },
+    { "ledger.refund_void_new_business", KEY_STRING, FIELD(refund_void_new_business), 0, 0, "off" },
+    { "ledger.finite_discounts_reduce_mrr", KEY_BOOL, FIELD(finite_discounts_reduce_mrr), 0, 0,
+      "false" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */
@@ -907,6 +919,52 @@ static int check_zone(const struct rs_config *cfg, const char *key, const char *
     return 0;
 }
 
+int rs_config_off_or_days(const char *text, int64_t *ms)
+{
+    if (strcmp(text, "off") == 0 || strcmp(text, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    if (rs_config_parse_duration(text, ms) != 0 || *ms < MS_PER_D || *ms > 90 * MS_PER_D) {
+        return RS_ECONFIG;
+    }
+    return 0;
+}
+
+/* The ledger's keys that are words, or a duration or off. */
+static int validate_ledger(const struct rs_config *cfg, struct rs_err *err)
+{
+    static const char *const off_keys[] = { "ledger.past_due_auto_churn",
+                                            "ledger.refund_void_new_business" };
+    const char *off_values[] = { cfg->past_due_auto_churn, cfg->refund_void_new_business };
+    const char *c = cfg->reporting_currency;
+    int64_t ms;
+
+    if (strlen(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' || c[2] < 'A' ||
+        c[2] > 'Z') {
+        return rs_err_set(err, RS_ECONFIG,
+                          "%s: key 'currency.reporting': expected an ISO 4217 code such as USD, "
+                          "got '%s'",
+                          origin_of(cfg, "currency.reporting"), c);
+    }
+    if (strcmp(cfg->churn_recognition, "end_of_period") != 0 &&
+        strcmp(cfg->churn_recognition, "at_cancel") != 0 &&
+        strcmp(cfg->churn_recognition, "at_schedule") != 0) {
+        return rs_err_set(err, RS_ECONFIG,
+                          "%s: key 'ledger.churn_recognition': expected one of end_of_period, "
+                          "at_cancel, at_schedule, got '%s'",
+                          origin_of(cfg, "ledger.churn_recognition"), cfg->churn_recognition);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (rs_config_off_or_days(off_values[i], &ms) != 0) {
+            return rs_err_set(err, RS_ECONFIG,
+                              "%s: key '%s': expected off or a duration from 1d to 90d, got '%s'",
+                              origin_of(cfg, off_keys[i]), off_keys[i], off_values[i]);
+        }
+    }
+    return 0;
+}
+
 static int validate_words(const struct rs_config *cfg, struct rs_err *err)
 {
     char host[256];
@@ -945,7 +1003,7 @@ static int validate_words(const struct rs_config *cfg, struct rs_err *err)
                           "opportunity_won, got '%s'",
                           origin_of(cfg, "metrics.onboarding_start"), cfg->onboarding_start);
     }
-    return 0;
+    return validate_ledger(cfg, err);
 }
 
 int rs_config_validate(const struct rs_config *cfg, struct rs_err *err)

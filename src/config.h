@@ -118,6 +118,17 @@ struct rs_config {
     uint32_t min_n;              /* metrics.min_n, 10 */
     char *onboarding_start;      /* metrics.onboarding_start: handoff_completed, opportunity_won */
 
+    /* Customer MRR ledger (METRICS.md §3, §7). */
+    char *reporting_currency;         /* currency.reporting, USD */
+    int64_t classification_window_ms; /* ledger.classification_window, 60m (0..1440m) */
+    char *churn_recognition;          /* ledger.churn_recognition: end_of_period, at_cancel,
+                                       * at_schedule */
+    bool zero_mrr_is_logo_churn;      /* ledger.zero_mrr_is_logo_churn, true */
+    char *past_due_auto_churn;        /* ledger.past_due_auto_churn: 1d..90d or off, 30d */
+    int64_t churn_reversal_window_ms; /* ledger.churn_reversal_window, 0s = off (..90d) */
+    char *refund_void_new_business;   /* ledger.refund_void_new_business: off or 1d..90d */
+    bool finite_discounts_reduce_mrr; /* ledger.finite_discounts_reduce_mrr, false */
+
     /* Where each key outside kafka. was last set; read it with rs_config_origin(). */
     char **origins;
 };
@@ -171,6 +182,10 @@ const char *rs_config_origin(const struct rs_config *cfg, const char *key);
  * overflowing value.
  */
 int rs_config_parse_duration(const char *text, int64_t *ms);
+
+/* A ledger option that is "off" (or "0": 0 ms) or a duration from 1d to 90d. Returns 0 or
+ * RS_ECONFIG. */
+int rs_config_off_or_days(const char *text, int64_t *ms);
 
 /*
  * Write the effective configuration to `out` as `key = value` lines in the file format (loading
