@@ -5,6 +5,7 @@
 #include "calendar.h"
 #include "dedup.h"
 #include "event.h"
+#include "guardrail.h"
 #include "http.h"
 #include "kafka_io.h"
 #include "ledger.h"
@@ -78,6 +79,7 @@ struct rs_app {
     struct rs_rules rules;
     struct rs_metrics metrics;
     struct rs_ledger ledger; /* the customer MRR ledger and the finance facts */
+    struct rs_guardrails guardrails;
     struct rs_agg *agg;
     struct rs_zone *zone;
     struct rs_calendar *calendar;
@@ -97,6 +99,7 @@ struct rs_app {
     struct rs_rules_counters rules_before;
     struct rs_metrics_counters metrics_before;
     struct rs_ledger_counters ledger_before;
+    struct rs_guardrails guardrails_before;
 
     struct rs_buf record;  /* scratch: one outbox record */
     struct rs_buf payload; /* scratch: one alert */
@@ -604,6 +607,56 @@ applied:
     return 0;
 }
 
+static size_t assigned_parts(const struct rs_app *app, uint32_t *ids, size_t cap, int64_t *wm);
+
+/* The guardrails' reader: a metric summed over the assigned partitions, in the open batch. */
+struct guard_read {
+    struct rs_app *app;
+    const uint32_t *ids;
+    size_t n;
+    int64_t wm;
+};
+
+static int read_guarded_metric(void *opaque, const char *metric, enum rs_grain grain,
+                               int64_t bucket, struct rs_metric_value *out, struct rs_err *err)
+{
+    const struct guard_read *gr = opaque;
+    const struct rs_metric_def *def = rs_metric_by_name(metric, strlen(metric));
+
+    /* The finance metrics (finance.h) reach rs_finance_read() through rs_metrics_read() once
+     * they are in metrics.c's table; until then they are not found and their guardrails
+     * judge nothing. */
+    if (def == NULL) {
+        return RS_ENOTFOUND;
+    }
+    return rs_metrics_read(&gr->app->metrics.cfg, gr->app->store, def, (struct rs_str){ "", 0 },
+                           grain, bucket, gr->n > 0 ? gr->ids : NULL, gr->n, gr->wm, out, err);
+}
+
+static int eval_guardrails(struct rs_app *app, struct rs_err *err)
+{
+    uint32_t ids[1024];
+    struct guard_read gr = { app, ids, 0, INT64_MIN };
+    int rc;
+
+    gr.n = assigned_parts(app, ids, sizeof(ids) / sizeof(ids[0]), &gr.wm);
+    /* The lowest watermark of the partitions that have one: a partition that never had an
+     * event has nothing to wait for, and must not hold the guardrails back forever. */
+    gr.wm = INT64_MAX;
+    for (size_t i = 0; i < gr.n; i++) {
+        int64_t w = rs_watermark_event(&app->parts[ids[i]].wm);
+
+        if (w != INT64_MIN && w < gr.wm) {
+            gr.wm = w;
+        }
+    }
+    if (gr.n == 0 || gr.wm == INT64_MAX) {
+        return 0; /* no watermark to judge at yet */
+    }
+    rc = rs_guardrails_eval(&app->guardrails, app->store, gr.wm, read_guarded_metric, &gr, err);
+    return rc < 0 ? rc : 0;
+}
+
 /*
  * Run `body` in one store batch, with the acknowledged outbox deletes, and commit. When the
  * map fills, the batch is undone in memory too and runs again on the grown map.
@@ -624,6 +677,7 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         app->rules_before = app->rules.counters;
         app->metrics_before = app->metrics.counters;
         app->ledger_before = app->ledger.counters;
+        app->guardrails_before = app->guardrails;
         app->batch_err = err;
         rc = rs_store_begin(app->store, err);
         if (rc == 0) {
@@ -635,6 +689,10 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         /* Every cell the batch changed, written once and published once. */
         if (rc == 0) {
             rc = rs_agg_flush(app->agg, app->store, emit_metric, app, err);
+        }
+        /* After the flush: the guardrails read the cells this batch wrote. */
+        if (rc == 0) {
+            rc = eval_guardrails(app, err);
         }
         started = uv_hrtime();
         if (rc == 0) {
@@ -654,6 +712,7 @@ static int run_batch(struct rs_app *app, batch_body *body, const void *arg, stru
         app->rules.counters = app->rules_before;
         app->metrics.counters = app->metrics_before;
         app->ledger.counters = app->ledger_before;
+        app->guardrails = app->guardrails_before;
         app->stats = stats_before;
         app->counters = counters_before;
         if (rc != RS_ESTORE_FULL || attempt >= 8) {
@@ -1377,7 +1436,25 @@ static void init_rules(struct rs_app *app)
     rc.freshness.threshold_ms = cfg->freshness_silence_ms;
     rc.freshness.calendar = app->calendar;
     rc.freshness_lag_p95_ms = cfg->freshness_lag_ms;
+    rc.renewal.enabled = cfg->sla_enabled[RS_RULE_RENEWAL_COVERAGE];
+    rs_rules_set_renewal_lead(&rc.renewal, cfg->renewal_lead_ms);
     rs_rules_init(&app->rules, &rc, emit_alert, app_outcome, app);
+}
+
+_Static_assert(RS_CONFIG_GUARDRAILS == RS_GUARD__COUNT, "one guardrail.* key pair per guardrail");
+
+static void init_guardrails(struct rs_app *app)
+{
+    struct rs_guardrail_config gc;
+
+    rs_guardrail_config_defaults(&gc);
+    gc.zone = app->zone;
+    gc.interval_ms = app->cfg->guardrail_interval_ms;
+    for (size_t i = 0; i < RS_GUARD__COUNT; i++) {
+        gc.enabled[i] = app->cfg->guardrail_enabled[i];
+        gc.threshold[i] = app->cfg->guardrail_threshold[i];
+    }
+    rs_guardrails_init(&app->guardrails, &gc, emit_alert, app);
 }
 
 int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cfg,
@@ -1416,6 +1493,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
     ledger_config(cfg, app->zone, app->calendar, &lc);
     rs_ledger_init(&app->ledger, &lc, app->agg);
     init_rules(app);
+    init_guardrails(app);
     rc = rs_store_open(&app->store, cfg->state_dir, cfg->state_map_size_mb, err);
     if (rc != 0) {
         goto fail;

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ enum key_type {
     KEY_SIZE,      /* size_t in [min, max] */
     KEY_DURATION,  /* int64_t milliseconds in [min, max], written with a unit */
     KEY_BOOL,      /* bool: true or false */
+    KEY_NUMBER,    /* double in [min, max]: a decimal, or a percentage with '%' (85% = 0.85) */
 };
 
 /* One key outside kafka.: its name, its field in struct rs_config, its range and default. */
@@ -73,6 +75,10 @@ struct key_spec {
 #define ENABLED_FIELD(rule) \
     (offsetof(struct rs_config, sla_enabled) + (size_t)(rule) * sizeof(bool))
 #define ONBOARD_FIELD(i) (offsetof(struct rs_config, onboarding_ms) + (size_t)(i) * sizeof(int64_t))
+#define GUARD_ENABLED_FIELD(i) \
+    (offsetof(struct rs_config, guardrail_enabled) + (size_t)(i) * sizeof(bool))
+#define GUARD_THRESHOLD_FIELD(i) \
+    (offsetof(struct rs_config, guardrail_threshold) + (size_t)(i) * sizeof(double))
 #define WINDOW_FIELD(i) \
     (offsetof(struct rs_config, funnel_window_ms) + (size_t)(i) * sizeof(int64_t))
 
@@ -151,6 +157,28 @@ static const struct key_spec key_specs[] = {
     { "ledger.refund_void_new_business", KEY_STRING, FIELD(refund_void_new_business), 0, 0, "off" },
     { "ledger.finite_discounts_reduce_mrr", KEY_BOOL, FIELD(finite_discounts_reduce_mrr), 0, 0,
       "false" },
+    /* SLA-06 and the KPI guardrails (METRICS.md §5.5, §6); guardrail indexes are
+     * enum rs_guardrail_id (guardrail.h). */
+    { "sla.renewal_coverage.enabled", KEY_BOOL, ENABLED_FIELD(6), 0, 0, "true" },
+    { "sla.renewal_coverage.lead", KEY_DURATION, FIELD(renewal_lead_ms), MS_PER_D, 730 * MS_PER_D,
+      "90d" },
+    { "guardrail.interval", KEY_DURATION, FIELD(guardrail_interval_ms), 0, 30 * MS_PER_D, "1m" },
+    { "guardrail.magic_number.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(0), 0, 0, "true" },
+    { "guardrail.magic_number.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(0), 0, 100, "0.5" },
+    { "guardrail.magic_number_2q.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(1), 0, 0, "true" },
+    { "guardrail.magic_number_2q.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(1), 0, 100, "0.75" },
+    { "guardrail.cac_payback.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(2), 0, 0, "true" },
+    { "guardrail.cac_payback.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(2), 0, 1000, "24" },
+    { "guardrail.ltv_cac.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(3), 0, 0, "true" },
+    { "guardrail.ltv_cac.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(3), 0, 100, "3" },
+    { "guardrail.nrr_t12.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(4), 0, 0, "true" },
+    { "guardrail.nrr_t12.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(4), 0, 10, "100%" },
+    { "guardrail.grr_t12.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(5), 0, 0, "true" },
+    { "guardrail.grr_t12.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(5), 0, 1, "85%" },
+    { "guardrail.speed_to_lead.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(6), 0, 0, "true" },
+    { "guardrail.speed_to_lead.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(6), 0, 1, "80%" },
+    { "guardrail.handoff_on_time.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(7), 0, 0, "true" },
+    { "guardrail.handoff_on_time.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(7), 0, 1, "90%" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */
@@ -172,6 +200,7 @@ static const char *const kafka_hints[] = {
 
 /* The parsed form of one value outside kafka., before it is stored. */
 union parsed {
+    double d;
     bool b;
     enum rs_log_level level;
     uint64_t u;
@@ -556,6 +585,24 @@ static int check_value(const struct key_spec *spec, const char *value, const cha
         }
         out->b = value[0] == 't';
         return 0;
+    case KEY_NUMBER: {
+        char *end = NULL;
+        double d = strtod(value, &end);
+
+        if (end != NULL && end != value && *end == '%' && end[1] == '\0') {
+            d /= 100;
+            end++;
+        }
+        if (end == NULL || end == value || *end != '\0' || !isfinite(d) || d < (double)spec->min ||
+            d > (double)spec->max) {
+            return rs_err_set(err, RS_ECONFIG,
+                              "%s: key '%s': expected a number from %" PRIu64 " to %" PRIu64
+                              " (or a percentage such as 85%%), got '%s'%s",
+                              origin, spec->name, spec->min, spec->max, shown, hash_hint);
+        }
+        out->d = d;
+        return 0;
+    }
     }
     assert(0 && "key_type not handled");
     return RS_ECONFIG;
@@ -595,6 +642,9 @@ static void store_value(struct rs_config *cfg, const struct key_spec *spec, cons
         break;
     case KEY_BOOL:
         *(bool *)(void *)field = parsed->b;
+        break;
+    case KEY_NUMBER:
+        *(double *)(void *)field = parsed->d;
         break;
     }
 }
@@ -644,6 +694,9 @@ static const char *format_value(const struct rs_config *cfg, const struct key_sp
         return format_duration(buf, cap, *(const int64_t *)(const void *)field);
     case KEY_BOOL:
         return *(const bool *)(const void *)field ? "true" : "false";
+    case KEY_NUMBER:
+        (void)snprintf(buf, cap, "%.15g", *(const double *)(const void *)field);
+        return buf;
     }
     assert(0 && "key_type not handled");
     return "";

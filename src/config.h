@@ -51,6 +51,7 @@ struct rs_kafka_prop {
 };
 
 #define RS_CONFIG_STAGES_MAX 16 /* per-stage SLA-03 thresholds */
+#define RS_CONFIG_GUARDRAILS 8  /* RS_GUARD__COUNT (guardrail.h); app.c checks it */
 
 struct rs_config {
     char *path; /* the file read, or NULL for defaults only */
@@ -128,6 +129,12 @@ struct rs_config {
     int64_t churn_reversal_window_ms; /* ledger.churn_reversal_window, 0s = off (..90d) */
     char *refund_void_new_business;   /* ledger.refund_void_new_business: off or 1d..90d */
     bool finite_discounts_reduce_mrr; /* ledger.finite_discounts_reduce_mrr, false */
+    /* SLA-06 renewal coverage and the KPI guardrails (METRICS.md §5.5, §6). */
+    int64_t renewal_lead_ms;       /* sla.renewal_coverage.lead, 90d */
+    int64_t guardrail_interval_ms; /* guardrail.interval: event time between runs, 1m */
+    /* guardrail.<name>.enabled / .threshold, by enum rs_guardrail_id (guardrail.h) */
+    bool guardrail_enabled[RS_CONFIG_GUARDRAILS];
+    double guardrail_threshold[RS_CONFIG_GUARDRAILS];
 
     /* Where each key outside kafka. was last set; read it with rs_config_origin(). */
     char **origins;

@@ -2393,7 +2393,7 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out)
     msgpack_packer pk;
 
     msgpack_packer_init(&pk, out, buf_write);
-    (void)msgpack_pack_map(&pk, retracted ? 16 : 15);
+    (void)msgpack_pack_map(&pk, 15u + (retracted ? 1u : 0u) + (alert->kpi != NULL ? 1u : 0u));
 
     PACK_KEY(&pk, "type");
     pack_cstr(&pk, rs_alert_kind_name(alert->kind));
@@ -2463,6 +2463,29 @@ void rs_alert_encode(const struct rs_alert *alert, struct rs_buf *out)
     PACK_KEY(&pk, "stage");
     pack_str_or_nil(&pk, alert->stage);
 
+    /* KPI guardrails (guardrail.h): what was judged. */
+    if (alert->kpi != NULL) {
+        const struct rs_alert_kpi *k = alert->kpi;
+
+        PACK_KEY(&pk, "kpi");
+        (void)msgpack_pack_map(&pk, 8);
+        PACK_KEY(&pk, "metric");
+        pack_cstr(&pk, k->metric);
+        PACK_KEY(&pk, "grain");
+        pack_cstr(&pk, k->grain);
+        PACK_KEY(&pk, "bucket");
+        pack_cstr(&pk, k->bucket);
+        PACK_KEY(&pk, "value");
+        (void)msgpack_pack_double(&pk, k->value);
+        PACK_KEY(&pk, "threshold");
+        (void)msgpack_pack_double(&pk, k->threshold);
+        PACK_KEY(&pk, "comparison");
+        pack_cstr(&pk, k->comparison);
+        PACK_KEY(&pk, "provisional");
+        (void)(k->provisional ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+        PACK_KEY(&pk, "qtd");
+        (void)(k->qtd ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    }
     if (retracted) {
         PACK_KEY(&pk, "retracts");
         pack_id(&pk, alert->retracts_id);

@@ -566,6 +566,18 @@ enum rs_alert_kind {
     RS_ALERT__COUNT
 };
 
+/* What a KPI guardrail alert (guardrail.h) judged; strings borrowed like the alert's. */
+struct rs_alert_kpi {
+    const char *metric;     /* the guardrail's name: "magic_number", "nrr_t12", ... */
+    const char *grain;      /* "day", "month", "quarter" */
+    const char *bucket;     /* the bucket's label: "2026-Q1", "2026-03", "2026-03-02" */
+    double value;           /* the metric's value that was judged */
+    double threshold;       /* in the metric's unit */
+    const char *comparison; /* "<" or ">": the breach condition, value <comparison> threshold */
+    bool provisional;       /* the bucket is not final yet */
+    bool qtd;               /* the bucket is still running: a period-to-date value */
+};
+
 /* One alert. Every string is borrowed for the duration of rs_alert_encode(). */
 struct rs_alert {
     enum rs_alert_kind kind;
@@ -595,6 +607,7 @@ struct rs_alert {
     struct rs_str channel;       /* context */
     struct rs_str segment;       /* context */
     struct rs_str stage;         /* context: the opportunity stage (SLA-03) */
+    const struct rs_alert_kpi *kpi; /* KPI guardrail alerts only; NULL: no `kpi` key */
 };
 
 /* "sla.warning", ...; NULL outside the enum. */

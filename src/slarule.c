@@ -14,7 +14,8 @@
 #define HEADER_LEN     72
 #define LAG_RING       64 /* SLA-07: ingest lags kept per source for the P95 */
 #define LAG_MIN        20 /* SLA-07: fewer samples give no P95 worth alerting on */
-#define RECORD_MAX     (HEADER_LEN + 4 * (2 + STR_MAX) + 4 * LAG_RING)
+#define ANCHOR_LEN     8  /* SLA-06: the renewal date, after the strings */
+#define RECORD_MAX     (HEADER_LEN + 4 * (2 + STR_MAX) + 4 * LAG_RING + ANCHOR_LEN)
 #define OPP_MAX        (2 + 3 * (2 + STR_MAX))
 #define PAYLOAD_LEN    5 /* level(u8) attempt(u32) */
 #define NO_TIME        INT64_MIN
@@ -47,15 +48,20 @@ struct rule_def {
     const char *clock;   /* the clock's name without a business calendar */
     bool pending_stop;   /* a stop before the start is kept and applied at the start */
     bool cancel_settled; /* a cancel also withdraws an outcome already reported */
+    bool anchored;       /* levels are due before the instance's anchor (SLA-06), not after start */
 };
 
 static const struct rule_def rule_defs[] = {
-    { RS_RULE_MQL_ACCEPTANCE, "SLA-02_mql_acceptance", "lead", "24x7", false, false },
-    { RS_RULE_STALLED_OPP, "SLA-03_stalled_opportunity", "opportunity", "calendar", false, false },
+    { RS_RULE_MQL_ACCEPTANCE, "SLA-02_mql_acceptance", "lead", "24x7", false, false, false },
+    { RS_RULE_STALLED_OPP, "SLA-03_stalled_opportunity", "opportunity", "calendar", false, false,
+      false },
     /* M14: a reversed win removes the deal from the handoff denominator. */
-    { RS_RULE_HANDOFF, "SLA-04_handoff", "opportunity", "24x7", true, true },
-    { RS_RULE_ONBOARDING, "SLA-05_onboarding", "account", "calendar", false, false },
-    { RS_RULE_DATA_FRESHNESS, "SLA-07_data_freshness", "source", "24x7", false, false },
+    { RS_RULE_HANDOFF, "SLA-04_handoff", "opportunity", "24x7", true, true, false },
+    { RS_RULE_ONBOARDING, "SLA-05_onboarding", "account", "calendar", false, false, false },
+    /* A renewal opportunity created before the first subscription event still covers it. */
+    { RS_RULE_RENEWAL_COVERAGE, "SLA-06_renewal_coverage", "account", "calendar", true, false,
+      true },
+    { RS_RULE_DATA_FRESHNESS, "SLA-07_data_freshness", "source", "24x7", false, false, false },
 };
 
 static const struct rule_def *rule_def(uint8_t rule)
@@ -92,6 +98,7 @@ struct inst {
     int64_t paused_ms;          /* closed pauses, wall time */
     int64_t paused_business_ms; /* closed pauses, open time of the rule's calendar */
     int64_t target_ms;          /* start + threshold on the rule's clock, as of the last save */
+    int64_t anchor_ms;          /* SLA-06: the renewal date the levels count back from */
     struct rs_str owner, dim, account, tenant;
     uint32_t lag_ms[LAG_RING];
     uint8_t raw[RECORD_MAX];
@@ -126,6 +133,8 @@ static const struct rs_rule_config *rule_cfg(const struct rs_rules *r, uint8_t r
         return &r->cfg.handoff;
     case RS_RULE_ONBOARDING:
         return &r->cfg.onboarding;
+    case RS_RULE_RENEWAL_COVERAGE:
+        return &r->cfg.renewal;
     case RS_RULE_DATA_FRESHNESS:
         return &r->cfg.freshness;
     default:
@@ -139,15 +148,28 @@ static void set_ladder(struct rs_rule_config *c, bool early_warning, bool warnin
     size_t n = 0;
 
     if (early_warning) {
-        c->levels[n++] = (struct rs_rule_level){ 50, 0, RS_ALERT_WARNING, "L0_warning_50" };
+        c->levels[n++] = (struct rs_rule_level){ 50, 0, RS_ALERT_WARNING, "L0_warning_50", 0 };
     }
     if (warning) {
-        c->levels[n++] = (struct rs_rule_level){ 80, 0, RS_ALERT_WARNING, "L0_warning" };
+        c->levels[n++] = (struct rs_rule_level){ 80, 0, RS_ALERT_WARNING, "L0_warning", 0 };
     }
-    c->levels[n++] = (struct rs_rule_level){ 100, 0, RS_ALERT_BREACHED, "L1_breach" };
-    c->levels[n++] = (struct rs_rule_level){ 200, 0, RS_ALERT_ESCALATED, "L2_escalate" };
-    c->levels[n++] = (struct rs_rule_level){ 1000, 24 * HOUR_MS, RS_ALERT_CRITICAL, "L3_critical" };
+    c->levels[n++] = (struct rs_rule_level){ 100, 0, RS_ALERT_BREACHED, "L1_breach", 0 };
+    c->levels[n++] = (struct rs_rule_level){ 200, 0, RS_ALERT_ESCALATED, "L2_escalate", 0 };
+    c->levels[n++] =
+        (struct rs_rule_level){ 1000, 24 * HOUR_MS, RS_ALERT_CRITICAL, "L3_critical", 0 };
     c->n_levels = n;
+}
+
+void rs_rules_set_renewal_lead(struct rs_rule_config *c, int64_t lead_ms)
+{
+    c->threshold_ms = lead_ms;
+    c->n_levels = 4;
+    c->levels[0] =
+        (struct rs_rule_level){ 100, 0, RS_ALERT_WARNING, "L0_warning", lead_ms + 14 * DAY_MS };
+    c->levels[1] = (struct rs_rule_level){ 100, 0, RS_ALERT_BREACHED, "L1_breach", lead_ms };
+    c->levels[2] = (struct rs_rule_level){ 100, 0, RS_ALERT_ESCALATED, "L2_escalate",
+                                           lead_ms / 3 * 2 + lead_ms % 3 * 2 / 3 };
+    c->levels[3] = (struct rs_rule_level){ 100, 0, RS_ALERT_CRITICAL, "L3_critical", lead_ms / 3 };
 }
 
 void rs_rules_config_defaults(struct rs_rules_config *cfg)
@@ -177,6 +199,9 @@ void rs_rules_config_defaults(struct rs_rules_config *cfg)
     cfg->onboarding.dim_value[2] = "enterprise";
     cfg->onboarding.dim_threshold_ms[2] = 90 * DAY_MS;
     set_ladder(&cfg->onboarding, true, true);
+
+    cfg->renewal.enabled = true;
+    rs_rules_set_renewal_lead(&cfg->renewal, 90 * DAY_MS);
 
     /* A warning after 48 silent minutes is noise: a source is either silent or not. */
     cfg->freshness.enabled = true;
@@ -209,8 +234,8 @@ static int64_t get_i64(const uint8_t *p)
 
 /* Layout: version rule status fired flags start_type lag_n lag_pos attempt(4) lag_attempt(4)
  * start stop threshold paused_since paused paused_business target (8 each), four length-prefixed
- * strings (owner dim account tenant), then for SLA-07 the lag ring (64 x u32). Keep in sync
- * with inst_decode(). */
+ * strings (owner dim account tenant), then for SLA-07 the lag ring (64 x u32), for SLA-06 the
+ * anchor (8). Keep in sync with inst_decode(). */
 static size_t inst_encode(const struct inst *in, uint8_t *out)
 {
     uint8_t *p = out;
@@ -241,6 +266,9 @@ static size_t inst_encode(const struct inst *in, uint8_t *out)
         for (size_t i = 0; i < LAG_RING; i++, p += 4) {
             rs_store_put_u32(p, in->lag_ms[i]);
         }
+    } else if (in->rule == RS_RULE_RENEWAL_COVERAGE) {
+        put_i64(p, in->anchor_ms);
+        p += ANCHOR_LEN;
     }
     return (size_t)(p - out);
 }
@@ -280,6 +308,14 @@ static int inst_decode(struct inst *in, struct rs_bytes val, struct rs_err *err)
     p = rs_rec_get_str(p, end, &in->account);
     p = rs_rec_get_str(p, end, &in->tenant);
     memset(in->lag_ms, 0, sizeof(in->lag_ms));
+    in->anchor_ms = NO_TIME;
+    if (p != NULL && in->rule == RS_RULE_RENEWAL_COVERAGE) {
+        if (end - p != ANCHOR_LEN) {
+            p = NULL;
+        } else {
+            in->anchor_ms = get_i64(p);
+        }
+    }
     if (p != NULL && in->rule == RS_RULE_DATA_FRESHNESS) {
         if (end - p != 4 * LAG_RING) {
             p = NULL;
@@ -304,6 +340,7 @@ static void inst_new(struct inst *in, uint8_t rule)
     in->start_ms = NO_TIME;
     in->stop_ms = NO_TIME;
     in->paused_since_ms = NO_TIME;
+    in->anchor_ms = NO_TIME;
 }
 
 /* Returns 0 with *in filled, RS_ENOTFOUND, or an error. */
@@ -420,7 +457,7 @@ static int64_t pct_of(int64_t t, uint32_t pct)
  * The first instant at which `level` is late, on the rule's clock: the start plus pct% of the
  * threshold (or the level's floor in business time, L3) plus the time spent paused, plus 1 ms,
  * the SLA-01 convention (a stop exactly at the threshold meets it). INT64_MAX if the calendar
- * never opens.
+ * never opens. An anchored rule's level is due before_anchor_ms before the anchor (+ 1 ms).
  */
 static int64_t level_deadline(const struct rs_rule_config *cfg, const struct inst *in, size_t level)
 {
@@ -428,6 +465,9 @@ static int64_t level_deadline(const struct rs_rule_config *cfg, const struct ins
     int64_t amount = pct_of(in->threshold_ms, lv->pct);
     int64_t at;
 
+    if (rule_def(in->rule)->anchored) {
+        return in->anchor_ms == NO_TIME ? INT64_MAX : in->anchor_ms - lv->before_anchor_ms + 1;
+    }
     if (lv->min_business_ms > amount) {
         amount = lv->min_business_ms;
     }
@@ -641,6 +681,7 @@ static int arm_next(const struct ctx *c, const struct inst *in, struct rs_str en
 /* What a trigger takes from its event. Unset strings keep the instance's values. */
 struct facts {
     struct rs_str entity, owner, dim, account;
+    int64_t anchor_ms; /* SLA-06: the subscription's renewal date */
 };
 
 static int64_t threshold_for(const struct rs_rule_config *cfg, struct rs_str dim)
@@ -925,6 +966,7 @@ enum action {
     ACT_REARM,     /* the next start opens a new attempt; an open instance is cancelled */
     ACT_OWNER,     /* a new owner for the open instance */
     ACT_HEARTBEAT, /* SLA-07: the source is alive */
+    ACT_RENEW,     /* SLA-06: open the period's instance, or roll to the next period */
 };
 
 /* Does the trigger apply to ev? If so, fill *f. o: the opportunity's facts (opp events). */
@@ -1077,6 +1119,57 @@ static bool any_source(const struct rs_event *ev, const struct opp *o, struct fa
     return true;
 }
 
+/* SLA-06: the account a subscription event is about. */
+static struct rs_str sub_account(const struct rs_event *ev)
+{
+    return rs_str_is_set(ev->u.subscription.account_id) ? ev->u.subscription.account_id
+                                                        : ev->account;
+}
+
+/* A live subscription with a known renewal date and no cancellation scheduled. */
+static bool sub_renewable(const struct rs_event *ev, const struct opp *o, struct facts *f)
+{
+    const struct rs_subscription *sub = &ev->u.subscription;
+
+    (void)o;
+    f->entity = sub_account(ev);
+    f->account = f->entity;
+    f->dim = sub->subscription_id;
+    f->anchor_ms = sub->service_period_end_ms;
+    return ev->type != RS_EV_SUB_CHURNED &&
+           (sub->status == RS_SUB_ACTIVE || sub->status == RS_SUB_PAST_DUE) &&
+           sub->has_period_end && !sub->has_cancel_at && rs_str_is_set(sub->subscription_id);
+}
+
+/* Churned, canceled, or a cancellation scheduled (churn_scheduled: the churn-risk path). */
+static bool sub_ending(const struct rs_event *ev, const struct opp *o, struct facts *f)
+{
+    const struct rs_subscription *sub = &ev->u.subscription;
+
+    (void)o;
+    f->entity = sub_account(ev);
+    f->dim = sub->subscription_id;
+    return ev->type == RS_EV_SUB_CHURNED || sub->status == RS_SUB_CANCELED || sub->has_cancel_at;
+}
+
+static bool renewal_opp_created(const struct rs_event *ev, const struct opp *o, struct facts *f)
+{
+    (void)o;
+    f->entity =
+        rs_str_is_set(ev->u.opp_created.account_id) ? ev->u.opp_created.account_id : ev->account;
+    return ev->u.opp_created.deal_type == RS_DEAL_RENEWAL;
+}
+
+/* A won renewal was created before its close, even if its creation never reached us. */
+static bool renewal_opp_won(const struct rs_event *ev, const struct opp *o, struct facts *f)
+{
+    const struct rs_opp_closed *cl = &ev->u.opp_closed;
+    unsigned deal_type = cl->has_deal_type ? (unsigned)cl->deal_type : o->deal_type;
+
+    f->entity = o->found && rs_str_is_set(o->account) ? o->account : ev->account;
+    return cl->outcome == RS_OUTCOME_WON && deal_type == RS_DEAL_RENEWAL;
+}
+
 /* METRICS.md §5.5, one row per (rule, event, action). Rows of one event run in order. */
 static const struct trigger triggers[] = {
     { RS_RULE_MQL_ACCEPTANCE, RS_EV_LEAD_QUALIFIED, ACT_START, mql_entered },
@@ -1097,12 +1190,65 @@ static const struct trigger triggers[] = {
     { RS_RULE_ONBOARDING, RS_EV_ONBOARDING_MILESTONE, ACT_STOP, first_value },
     { RS_RULE_ONBOARDING, RS_EV_ONBOARDING_PAUSED, ACT_PAUSE, onboarding_account },
     { RS_RULE_ONBOARDING, RS_EV_ONBOARDING_RESUMED, ACT_RESUME, onboarding_account },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_STARTED, ACT_RENEW, sub_renewable },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_RENEWED, ACT_RENEW, sub_renewable },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_EXPANDED, ACT_RENEW, sub_renewable },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_CONTRACTED, ACT_RENEW, sub_renewable },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_REACTIVATED, ACT_RENEW, sub_renewable },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_STARTED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_RENEWED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_EXPANDED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_CONTRACTED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_CHURNED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_SUB_REACTIVATED, ACT_CANCEL, sub_ending },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_OPP_CREATED, ACT_STOP, renewal_opp_created },
+    { RS_RULE_RENEWAL_COVERAGE, RS_EV_OPP_CLOSED, ACT_STOP, renewal_opp_won },
     { RS_RULE_DATA_FRESHNESS, RS_EV__COUNT, ACT_HEARTBEAT, any_source },
 };
 
 static bool same_str(struct rs_str a, struct rs_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/*
+ * SLA-06: a live subscription period ending at f->anchor_ms. Opens the account's instance,
+ * or, when the instance's subscription moved to a later period (it renewed), settles the
+ * old period at t and opens the next. Returns 0, 1 when nothing changed, or an error.
+ */
+static int renew(const struct ctx *c, struct inst *in, const struct facts *f, int64_t t)
+{
+    const struct rs_rule_config *cfg = rule_cfg(c->r, in->rule);
+    int64_t period_start = c->ev->u.subscription.service_period_start_ms;
+    int rc;
+
+    if (f->anchor_ms <= t || f->anchor_ms - period_start <= cfg->threshold_ms) {
+        return 1; /* the renewal date passed, or a period too short to need an opportunity */
+    }
+    if (in->status == ST_PENDING) {
+        in->anchor_ms = f->anchor_ms;
+        rc = start(c, in, f, t, in->attempt_n);
+        if (rc == 0 && (in->flags & F_STOP_SEEN)) {
+            in->flags &= (uint8_t)~F_STOP_SEEN;
+            rc = stop_clock(c, in, f->entity, in->stop_ms > t ? in->stop_ms : t);
+        }
+        return rc;
+    }
+    if (is_open(in)) {
+        if (!same_str(f->dim, in->dim) || f->anchor_ms <= in->anchor_ms || t < in->start_ms) {
+            return 1; /* another subscription, or no later period */
+        }
+        rc = stop_clock(c, in, f->entity, t);
+    } else if (t >= in->stop_ms && ((in->flags & F_REARM) || f->anchor_ms > in->anchor_ms)) {
+        rc = 0; /* a period after a cancel, or the next one after a covered period */
+    } else {
+        return 1;
+    }
+    if (rc == 0) {
+        in->anchor_ms = f->anchor_ms;
+        rc = start(c, in, f, t, in->attempt_n + 1);
+    }
+    return rc;
 }
 
 /* Run one trigger on its instance. t is the event time (SLA-07: the receive time). */
@@ -1157,6 +1303,9 @@ static int run(const struct ctx *c, enum action action, uint8_t rule, const stru
         }
         break;
     case ACT_STOP:
+        if (def->anchored && in.status != ST_PENDING && in.attempt_n > 1 && t < in.start_ms) {
+            return 0; /* it covered an earlier period, whose outcome stands */
+        }
         if (in.status == ST_PENDING) {
             if (!def->pending_stop || ((in.flags & F_STOP_SEEN) && in.stop_ms <= t)) {
                 return 0;
@@ -1190,6 +1339,9 @@ static int run(const struct ctx *c, enum action action, uint8_t rule, const stru
         if (!found || !(is_open(&in) || def->cancel_settled)) {
             return 0;
         }
+        if (def->anchored && rs_str_is_set(f->dim) && !same_str(f->dim, in.dim)) {
+            return 0; /* another subscription of the account ends */
+        }
         rc = cancel(c, &in, f->entity, t);
         break;
     case ACT_REARM:
@@ -1204,6 +1356,12 @@ static int run(const struct ctx *c, enum action action, uint8_t rule, const stru
             return 0;
         }
         in.owner = f->owner;
+        break;
+    case ACT_RENEW:
+        rc = renew(c, &in, f, t);
+        if (rc > 0) {
+            return 0;
+        }
         break;
     case ACT_HEARTBEAT:
         if (!found) {
@@ -1279,7 +1437,7 @@ int rs_rules_apply(struct rs_rules *r, struct rs_store *st, uint32_t partition,
     struct opp o;
     int rc;
 
-    if (r->cfg.stalled_opp.enabled || r->cfg.handoff.enabled) {
+    if (r->cfg.stalled_opp.enabled || r->cfg.handoff.enabled || r->cfg.renewal.enabled) {
         rc = opp_track(&c, ev, &o);
         if (rc != 0) {
             return rc;

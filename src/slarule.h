@@ -1,7 +1,8 @@
 /*
  * slarule.h - the shared SLA instance machine and the SLA declarations it runs:
  * SLA-02 MQL acceptance, SLA-03 stalled opportunity, SLA-04 sales-to-CS handoff,
- * SLA-05 onboarding / first value, SLA-07 data freshness (METRICS.md §5).
+ * SLA-05 onboarding / first value, SLA-06 renewal coverage, SLA-07 data freshness
+ * (METRICS.md §5).
  *
  * An SLA instance (rule, entity, attempt) has a start, a threshold on its rule's clock (24x7,
  * a business calendar, or calendar time net of pauses), a status (running, paused, met,
@@ -59,6 +60,28 @@
  *   samples on; "L1_ingest_lag" and "resolved_ingest_lag" alerts carry their own episode
  *   number as attempt.
  *
+ * - SLA-06: the instance is the account's (entity type "account"); its deadline is absolute,
+ *   anchored on the renewal date (the service_period_end of the account's current subscription)
+ *   instead of start + threshold: each level fires `before_anchor_ms` before the renewal
+ *   date. The ladder (rs_rules_set_renewal_lead, lead L = sla.renewal_coverage.lead, 90 d):
+ *   L0 warning at L + 14 d before the renewal, L1 breach at L, L2 escalate at 2L/3 (60 d),
+ *   L3 critical at L/3 (30 d): the §5.2 shape (warn, breach, escalate, critical) on a
+ *   calendar clock whose urgency grows as the renewal nears. Started (or rolled) by a
+ *   subscription event with status active or past_due, a service_period_end in the future
+ *   and no cancel_at; only subscriptions whose service period is longer than the lead are
+ *   covered (a monthly plan renews on its own; asking for a renewal opportunity 90 days out
+ *   of a 30-day period would breach every month). Met by opportunity.created with deal_type
+ *   renewal for the account, or opportunity.closed won of a renewal deal (a renewal
+ *   created before its close); health (M19) is not built, so the "health != red" half of
+ *   the stop reads as unknown, never red. The renewal itself (a later service_period_end of
+ *   the same subscription) settles the instance at that event (met, or breached_then_met
+ *   after the breach point) and opens attempt + 1 for the next period. Cancelled by
+ *   subscription.churned, status canceled, or a scheduled cancel_at (churn_scheduled: the
+ *   churn-risk path); a later active period re-opens attempt + 1. One instance per account:
+ *   it follows the subscription that opened it; events of the account's other
+ *   subscriptions open nothing while it is open or covered. A stop older than the instance's
+ *   start belongs to an earlier period and is ignored from attempt 2 on.
+ *
  * Threads: the loop thread, inside the caller's store batch.
  */
 #ifndef RS_SLARULE_H
@@ -75,11 +98,12 @@
 
 /* Timer rule ids, stored in timer keys: never reuse. SLA-01 is RS_SLA_RULE_SPEED_TO_LEAD. */
 enum rs_rule_id {
-    RS_RULE_MQL_ACCEPTANCE = 2, /* SLA-02 */
-    RS_RULE_STALLED_OPP = 3,    /* SLA-03 */
-    RS_RULE_HANDOFF = 4,        /* SLA-04 */
-    RS_RULE_ONBOARDING = 5,     /* SLA-05 */
-    RS_RULE_DATA_FRESHNESS = 7, /* SLA-07 */
+    RS_RULE_MQL_ACCEPTANCE = 2,   /* SLA-02 */
+    RS_RULE_STALLED_OPP = 3,      /* SLA-03 */
+    RS_RULE_HANDOFF = 4,          /* SLA-04 */
+    RS_RULE_ONBOARDING = 5,       /* SLA-05 */
+    RS_RULE_RENEWAL_COVERAGE = 6, /* SLA-06 */
+    RS_RULE_DATA_FRESHNESS = 7,   /* SLA-07 */
 };
 
 #define RS_RULE_LEVELS_MAX 5
@@ -89,7 +113,8 @@ struct rs_rule_level {
     uint32_t pct;            /* of the threshold */
     int64_t min_business_ms; /* L3: at least this much (24 business hours); 0 = none */
     enum rs_alert_kind kind;
-    const char *name; /* "L1_breach", ... */
+    const char *name;         /* "L1_breach", ... */
+    int64_t before_anchor_ms; /* anchored rules (SLA-06): due this long before the anchor */
 };
 
 /* Configuration of one rule (from the `sla.<rule>.*` keys). */
@@ -109,12 +134,19 @@ struct rs_rules_config {
     struct rs_rule_config stalled_opp;    /* SLA-03: per stage, bootstrap 30d, calendar */
     struct rs_rule_config handoff;        /* SLA-04: 2 business days, deal_type new */
     struct rs_rule_config onboarding;     /* SLA-05: smb 30d, mid_market 60d, enterprise 90d */
+    struct rs_rule_config renewal;        /* SLA-06: lead 90d before the renewal date */
     struct rs_rule_config freshness;      /* SLA-07: 60 min silent during business hours */
     int64_t freshness_lag_p95_ms;         /* SLA-07: ingest lag P95 threshold, 15 min */
 };
 
 /* Defaults of METRICS.md §5.5 (calendars left NULL: the caller sets them). */
 void rs_rules_config_defaults(struct rs_rules_config *cfg);
+
+/*
+ * Set SLA-06's lead (its threshold) and the ladder that follows from it: L0 at lead + 14 d
+ * before the renewal date, L1 at lead, L2 at 2/3 and L3 at 1/3 of the lead.
+ */
+void rs_rules_set_renewal_lead(struct rs_rule_config *c, int64_t lead_ms);
 
 /* A settled (or restated) instance, for the metrics. Strings borrowed for the call. */
 struct rs_sla_outcome {

@@ -929,12 +929,234 @@ static void test_scan_open_by_rule_and_owner(void **state)
     assert_int_equal(s.open[0].target_ms, T0 + 30 * DAY);
 }
 
+/* ---- SLA-06 ------------------------------------------------------------------------------ */
+
+#define RENEWAL (T0 + 365 * DAY) /* the first period's end */
+
+static void subscription(struct fixture *f, enum rs_event_type type, const char *sub,
+                         enum rs_sub_status status, int64_t period_start, int64_t period_end,
+                         int64_t cancel_at, int64_t ts)
+{
+    struct rs_event ev = ev_of(type, ts);
+
+    ev.account = S("A-1");
+    ev.u.subscription.subscription_id = S(sub);
+    ev.u.subscription.currency = S("EUR");
+    ev.u.subscription.status = status;
+    ev.u.subscription.interval = RS_BILL_YEAR;
+    ev.u.subscription.has_mrr_after = true;
+    ev.u.subscription.mrr_after_minor = 100000;
+    ev.u.subscription.service_period_start_ms = period_start;
+    ev.u.subscription.service_period_end_ms = period_end;
+    ev.u.subscription.has_period_end = true;
+    ev.u.subscription.has_cancel_at = cancel_at != 0;
+    ev.u.subscription.cancel_at_ms = cancel_at;
+    apply(f, &ev);
+}
+
+static void renewal_setup(struct fixture *f)
+{
+    f->r.cfg.stalled_opp.enabled = false; /* opportunity.created would start SLA-03 */
+    f->r.cfg.handoff.enabled = false;
+    subscription(f, RS_EV_SUB_STARTED, "S-1", RS_SUB_ACTIVE, T0, RENEWAL, 0, T0);
+}
+
+static void expect_id(const char *got, uint32_t attempt, const char *level, const char *suffix)
+{
+    char want[65];
+
+    rs_sla_alert_id(want, S("t1"), "SLA-06_renewal_coverage", S("A-1"), attempt, level, suffix);
+    assert_string_equal(got, want);
+}
+
+static void test_renewal_breaches_at_lead_before_the_renewal_date(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    /* L0 is two weeks before the breach point, the breach point 90 days before renewal. */
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL - 104 * DAY + 1);
+    assert_int_equal(fire(f, RENEWAL - 91 * DAY), 1);
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->alerts[0].level, "L0_warning");
+    assert_int_equal(f->alerts[0].kind, RS_ALERT_WARNING);
+    assert_int_equal(f->n_out, 0);
+    /* A coverage at exactly the breach point would still meet it: fire 1 ms after. */
+    assert_int_equal(fire(f, RENEWAL - 90 * DAY), 0);
+    assert_int_equal(fire(f, RENEWAL - 90 * DAY + 1), 1);
+    assert_int_equal(f->alerts[1].kind, RS_ALERT_BREACHED);
+    assert_string_equal(f->alerts[1].level, "L1_breach");
+    assert_string_equal(f->alerts[1].sla_type, "SLA-06_renewal_coverage");
+    assert_string_equal(f->alerts[1].entity, "A-1");
+    assert_string_equal(f->alerts[1].status, "breached");
+    assert_int_equal(f->alerts[1].target_at_ms, RENEWAL - 90 * DAY);
+    assert_int_equal(f->alerts[1].level_at_ms, RENEWAL - 90 * DAY);
+    assert_int_equal(f->alerts[1].elapsed_ms, 275 * DAY);
+    expect_id(f->alerts[1].id, 1, "L1_breach", "");
+    assert_int_equal(f->n_out, 1);
+    assert_outcome(&f->outcomes[0], "breached", +1, 1, 275 * DAY);
+    assert_int_equal(f->outcomes[0].rule, RS_RULE_RENEWAL_COVERAGE);
+
+    /* Escalation at 60 days before the renewal, critical at 30. */
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL - 60 * DAY + 1);
+    assert_int_equal(fire(f, RENEWAL - 10 * DAY), 2);
+    assert_string_equal(f->alerts[2].level, "L2_escalate");
+    assert_int_equal(f->alerts[2].level_at_ms, RENEWAL - 60 * DAY);
+    assert_string_equal(f->alerts[3].level, "L3_critical");
+    assert_int_equal(f->alerts[3].level_at_ms, RENEWAL - 30 * DAY);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+}
+
+static void test_renewal_opportunity_before_the_breach_meets(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    opp_created(f, "O-1", "discovery", RS_DEAL_EXPANSION, RENEWAL - 200 * DAY);
+    assert_int_equal(f->n_out, 0); /* an expansion is no renewal coverage */
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL - 104 * DAY + 1);
+    opp_created(f, "O-2", "discovery", RS_DEAL_RENEWAL, RENEWAL - 120 * DAY);
+    assert_int_equal(f->n_out, 1);
+    assert_outcome(&f->outcomes[0], "met", +1, 1, 245 * DAY);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+    assert_int_equal(fire(f, RENEWAL), 0);
+    assert_int_equal(f->n, 0);
+}
+
+static void test_renewal_opportunity_after_the_breach_recovers(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    assert_int_equal(fire(f, RENEWAL - 85 * DAY), 2); /* L0, L1 */
+    opp_created(f, "O-1", "discovery", RS_DEAL_RENEWAL, RENEWAL - 80 * DAY);
+    assert_int_equal(f->n, 3);
+    assert_int_equal(f->alerts[2].kind, RS_ALERT_RECOVERED);
+    assert_string_equal(f->alerts[2].level, "resolved");
+    assert_string_equal(f->alerts[2].status, "breached_then_met");
+    assert_int_equal(f->n_out, 3);
+    assert_outcome(&f->outcomes[1], "breached", -1, 1, 275 * DAY);
+    assert_outcome(&f->outcomes[2], "breached_then_met", +1, 1, 285 * DAY);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+}
+
+static void test_renewal_late_opportunity_retracts_fired_levels(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    assert_int_equal(fire(f, RENEWAL - 85 * DAY), 2);
+    /* Created 100 days before the renewal, known only now: neither level happened. */
+    opp_created(f, "O-1", "discovery", RS_DEAL_RENEWAL, RENEWAL - 110 * DAY);
+    assert_int_equal(f->n, 4);
+    assert_int_equal(f->alerts[2].kind, RS_ALERT_RETRACTED);
+    assert_string_equal(f->alerts[2].retracts, f->alerts[0].id);
+    expect_id(f->alerts[2].id, 1, "L0_warning", "|retracted");
+    assert_int_equal(f->alerts[3].kind, RS_ALERT_RETRACTED);
+    assert_string_equal(f->alerts[3].retracts, f->alerts[1].id);
+    assert_string_equal(f->alerts[3].status, "met");
+    assert_outcome(&f->outcomes[2], "met", +1, 1, 255 * DAY);
+}
+
+static void test_renewal_won_renewal_deal_meets(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    f->r.cfg.handoff.enabled = true; /* SLA-04 ignores renewals; the opp facts are kept */
+    opp_created(f, "O-1", "discovery", RS_DEAL_NEW, T0); /* mislabelled, corrected at close */
+    closed(f, "O-1", RS_OUTCOME_WON, RS_DEAL_RENEWAL, RENEWAL - 95 * DAY);
+    assert_int_equal(f->n_out, 1);
+    assert_outcome(&f->outcomes[0], "met", +1, 1, 270 * DAY);
+    /* The warning was due 104 days out and had not fired: published, then resolved. */
+    assert_int_equal(f->n, 2);
+    assert_string_equal(f->alerts[0].level, "L0_warning");
+    assert_int_equal(f->alerts[1].kind, RS_ALERT_RECOVERED);
+    assert_string_equal(f->alerts[1].status, "met");
+}
+
+static void test_renewal_cancelled_by_churn_or_scheduled_cancel(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    /* Another subscription of the account ending does not cancel this one. */
+    subscription(f, RS_EV_SUB_CHURNED, "S-2", RS_SUB_CANCELED, T0, RENEWAL, 0, T0 + DAY);
+    assert_int_equal(f->n_out, 0);
+    subscription(f, RS_EV_SUB_CHURNED, "S-1", RS_SUB_CANCELED, T0, RENEWAL, 0, T0 + 2 * DAY);
+    assert_int_equal(f->n_out, 1);
+    assert_string_equal(f->outcomes[0].status, "cancelled");
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+    assert_int_equal(fire(f, RENEWAL), 0);
+    assert_int_equal(f->n, 0);
+
+    /* Reactivated: a new attempt; then a cancellation scheduled at the period end. */
+    subscription(f, RS_EV_SUB_REACTIVATED, "S-1", RS_SUB_ACTIVE, T0 + 10 * DAY,
+                 T0 + 10 * DAY + 365 * DAY, 0, T0 + 10 * DAY);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL - 94 * DAY + 1);
+    subscription(f, RS_EV_SUB_CONTRACTED, "S-1", RS_SUB_ACTIVE, T0 + 10 * DAY,
+                 T0 + 10 * DAY + 365 * DAY, RENEWAL + 10 * DAY, T0 + 20 * DAY);
+    assert_int_equal(f->n_out, 2);
+    assert_string_equal(f->outcomes[1].status, "cancelled");
+    assert_int_equal(f->outcomes[1].attempt_n, 2);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+}
+
+static void test_renewal_rolls_to_the_next_period(void **state)
+{
+    struct fixture *f = *state;
+
+    renewal_setup(f);
+    opp_created(f, "O-1", "discovery", RS_DEAL_RENEWAL, RENEWAL - 110 * DAY);
+    assert_int_equal(f->n_out, 1);
+    assert_int_equal(f->n, 0);
+    subscription(f, RS_EV_SUB_RENEWED, "S-1", RS_SUB_ACTIVE, RENEWAL, RENEWAL + 365 * DAY, 0,
+                 RENEWAL);
+    /* The next period's instance is attempt 2, anchored on the next renewal date. */
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL + 261 * DAY + 1);
+    /* The last period's opportunity, replayed late, does not cover the new period. */
+    opp_created(f, "O-1", "discovery", RS_DEAL_RENEWAL, RENEWAL - 110 * DAY);
+    assert_int_equal(f->n_out, 1);
+    assert_int_equal(fire(f, RENEWAL + 276 * DAY), 2);
+    assert_int_equal(f->alerts[1].attempt_n, 2);
+    expect_id(f->alerts[1].id, 2, "L1_breach", "");
+
+    /* Renewed again without coverage: attempt 2 settles at the renewal, attempt 3 opens. */
+    subscription(f, RS_EV_SUB_RENEWED, "S-1", RS_SUB_ACTIVE, RENEWAL + 365 * DAY,
+                 RENEWAL + 730 * DAY, 0, RENEWAL + 365 * DAY);
+    assert_int_equal(f->n, 5); /* L2 and L3 happened before the renewal, then resolved */
+    assert_string_equal(f->alerts[2].level, "L2_escalate");
+    assert_string_equal(f->alerts[3].level, "L3_critical");
+    assert_int_equal(f->alerts[4].kind, RS_ALERT_RECOVERED);
+    assert_string_equal(f->alerts[4].status, "breached_then_met");
+    assert_string_equal(f->outcomes[f->n_out - 1].status, "breached_then_met");
+    assert_int_equal(f->outcomes[f->n_out - 1].attempt_n, 2);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RENEWAL + 626 * DAY + 1);
+}
+
+static void test_renewal_ignores_short_periods_and_past_dates(void **state)
+{
+    struct fixture *f = *state;
+
+    f->r.cfg.stalled_opp.enabled = false;
+    subscription(f, RS_EV_SUB_STARTED, "S-1", RS_SUB_ACTIVE, T0, T0 + 30 * DAY, 0, T0);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+    subscription(f, RS_EV_SUB_STARTED, "S-1", RS_SUB_TRIALING, T0, RENEWAL, 0, T0);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+    subscription(f, RS_EV_SUB_EXPANDED, "S-1", RS_SUB_ACTIVE, T0, RENEWAL, 0, RENEWAL + DAY);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), RS_TIMER_NONE);
+    /* A shorter lead (configured) covers shorter periods. */
+    rs_rules_set_renewal_lead(&f->r.cfg.renewal, 10 * DAY);
+    subscription(f, RS_EV_SUB_STARTED, "S-1", RS_SUB_PAST_DUE, T0, T0 + 30 * DAY, 0, T0);
+    assert_int_equal(timer_of(f, RS_RULE_RENEWAL_COVERAGE, "A-1"), T0 + 6 * DAY + 1);
+}
+
 static void test_rule_names(void **state)
 {
     (void)state;
     assert_string_equal(rs_rule_sla_type(RS_RULE_MQL_ACCEPTANCE), "SLA-02_mql_acceptance");
     assert_string_equal(rs_rule_sla_type(RS_RULE_HANDOFF), "SLA-04_handoff");
-    assert_null(rs_rule_sla_type(6));
+    assert_string_equal(rs_rule_sla_type(RS_RULE_RENEWAL_COVERAGE), "SLA-06_renewal_coverage");
     assert_null(rs_rule_sla_type(RS_SLA_RULE_SPEED_TO_LEAD));
 }
 
@@ -962,6 +1184,14 @@ int main(void)
         T(test_freshness_silence_runs_on_event_time),
         T(test_freshness_partition_judges_its_own_silence),
         T(test_freshness_ingest_lag_alerts_and_resolves),
+        T(test_renewal_breaches_at_lead_before_the_renewal_date),
+        T(test_renewal_opportunity_before_the_breach_meets),
+        T(test_renewal_opportunity_after_the_breach_recovers),
+        T(test_renewal_late_opportunity_retracts_fired_levels),
+        T(test_renewal_won_renewal_deal_meets),
+        T(test_renewal_cancelled_by_churn_or_scheduled_cancel),
+        T(test_renewal_rolls_to_the_next_period),
+        T(test_renewal_ignores_short_periods_and_past_dates),
         T(test_stale_timers_are_ignored),
         T(test_fire_keeps_other_modules_timers),
         T(test_scan_open_by_rule_and_owner),
