@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "calendar.h"
+#include "finance.h"
 
 #include "mem.h"
 
@@ -53,6 +54,7 @@ enum key_type {
     KEY_SIZE,      /* size_t in [min, max] */
     KEY_DURATION,  /* int64_t milliseconds in [min, max], written with a unit */
     KEY_BOOL,      /* bool: true or false */
+    KEY_FRACTION,  /* double from 0 to 1 */
 };
 
 /* One key outside kafka.: its name, its field in struct rs_config, its range and default. */
@@ -139,6 +141,22 @@ static const struct key_spec key_specs[] = {
     { "metrics.lateness.sales", KEY_DURATION, FIELD(lateness_sales_ms), 0, 365 * MS_PER_D, "7d" },
     { "metrics.min_n", KEY_U32, FIELD(min_n), 1, 1000000, "10" },
     { "metrics.onboarding_start", KEY_STRING, FIELD(onboarding_start), 0, 0, "handoff_completed" },
+    /* Revenue metrics; finance.* words are checked in validate_words(). */
+    { "metrics.lateness.finance", KEY_DURATION, FIELD(lateness_finance_ms), 0, 365 * MS_PER_D,
+      "35d" },
+    { "finance.gross_margin_default", KEY_FRACTION, FIELD(gross_margin_default), 0, 0, "0.75" },
+    { "finance.churn_floor_monthly", KEY_FRACTION, FIELD(churn_floor_monthly), 0, 0, "0.0167" },
+    { "finance.shared_spend_new_logo", KEY_FRACTION, FIELD(shared_spend_new_logo), 0, 0, "1" },
+    /* At most a year of months (or three of quarters) between spend and its customers. */
+    { "finance.spend_lag_periods", KEY_U32, FIELD(spend_lag_periods), 0, 12, "0" },
+    { "finance.ltv_formula", KEY_STRING, FIELD(ltv_formula), 0, 0, "arpa_gm_over_churn_avg6" },
+    { "finance.magic_number_variant", KEY_STRING, FIELD(magic_number_variant), 0, 0,
+      "arr_prior_quarter" },
+    { "finance.cac_payback_variant", KEY_STRING, FIELD(cac_payback_variant), 0, 0,
+      "bessemer_new_mrr" },
+    { "finance.rule_of_40_margin", KEY_STRING, FIELD(rule_of_40_margin), 0, 0, "fcf" },
+    { "finance.customer_churn_formula", KEY_STRING, FIELD(customer_churn_formula), 0, 0,
+      "chartmogul_b2b" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */
@@ -164,6 +182,7 @@ union parsed {
     enum rs_log_level level;
     uint64_t u;
     int64_t ms;
+    double x;
 };
 
 /* ---- small text helpers ---- */
@@ -544,6 +563,21 @@ static int check_value(const struct key_spec *spec, const char *value, const cha
         }
         out->b = value[0] == 't';
         return 0;
+    case KEY_FRACTION: {
+        char *end;
+        double x;
+
+        errno = 0;
+        x = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !(x >= 0 && x <= 1)) {
+            return rs_err_set(err, RS_ECONFIG,
+                              "%s: key '%s': expected a number from 0 to 1 such as 0.75, got "
+                              "'%s'%s",
+                              origin, spec->name, shown, hash_hint);
+        }
+        out->x = x;
+        return 0;
+    }
     }
     assert(0 && "key_type not handled");
     return RS_ECONFIG;
@@ -583,6 +617,9 @@ static void store_value(struct rs_config *cfg, const struct key_spec *spec, cons
         break;
     case KEY_BOOL:
         *(bool *)(void *)field = parsed->b;
+        break;
+    case KEY_FRACTION:
+        *(double *)(void *)field = parsed->x;
         break;
     }
 }
@@ -632,6 +669,16 @@ static const char *format_value(const struct rs_config *cfg, const struct key_sp
         return format_duration(buf, cap, *(const int64_t *)(const void *)field);
     case KEY_BOOL:
         return *(const bool *)(const void *)field ? "true" : "false";
+    case KEY_FRACTION: {
+        double x = *(const double *)(const void *)field;
+
+        /* The shortest spelling that reads back as the same double. */
+        (void)snprintf(buf, cap, "%.15g", x);
+        if (strtod(buf, NULL) != x) {
+            (void)snprintf(buf, cap, "%.17g", x);
+        }
+        return buf;
+    }
     }
     assert(0 && "key_type not handled");
     return "";
@@ -907,6 +954,32 @@ static int check_zone(const struct rs_config *cfg, const char *key, const char *
     return 0;
 }
 
+/* The finance.* option words (METRICS.md §7), as finance.c names them. */
+static int validate_finance_words(const struct rs_config *cfg, struct rs_err *err)
+{
+    const struct {
+        const char *option;
+        const char *value;
+    } words[] = {
+        { "ltv_formula", cfg->ltv_formula },
+        { "magic_number_variant", cfg->magic_number_variant },
+        { "cac_payback_variant", cfg->cac_payback_variant },
+        { "rule_of_40_margin", cfg->rule_of_40_margin },
+        { "customer_churn_formula", cfg->customer_churn_formula },
+    };
+    char key[64];
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (rs_finance_option(words[i].option, words[i].value) < 0) {
+            (void)snprintf(key, sizeof(key), "finance.%s", words[i].option);
+            return rs_err_set(err, RS_ECONFIG, "%s: key '%s': expected one of %s, got '%s'",
+                              origin_of(cfg, key), key, rs_finance_option_words(words[i].option),
+                              words[i].value);
+        }
+    }
+    return 0;
+}
+
 static int validate_words(const struct rs_config *cfg, struct rs_err *err)
 {
     char host[256];
@@ -945,7 +1018,7 @@ static int validate_words(const struct rs_config *cfg, struct rs_err *err)
                           "opportunity_won, got '%s'",
                           origin_of(cfg, "metrics.onboarding_start"), cfg->onboarding_start);
     }
-    return 0;
+    return validate_finance_words(cfg, err);
 }
 
 int rs_config_validate(const struct rs_config *cfg, struct rs_err *err)

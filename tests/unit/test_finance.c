@@ -10,9 +10,11 @@
 #include "finance.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "query.h"
 #include "store.h"
 #include "tmpdir.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -804,6 +806,48 @@ static void test_option_words(void **state)
     assert_non_null(strstr(rs_finance_option_words("rule_of_40_margin"), "ebitda"));
 }
 
+static const char *query_param(void *opaque, const char *name)
+{
+    const char *const *kv = opaque;
+
+    for (; kv[0] != NULL; kv += 2) {
+        if (strcmp(kv[0], name) == 0) {
+            return kv[1];
+        }
+    }
+    return NULL;
+}
+
+static void test_query_json_has_detail_and_flags(void **state)
+{
+    struct fx *f = *state;
+    const char *kv[] = { "name", "mrr", "grain", "month", "bucket", "2026-03", NULL };
+    struct rs_query_params params = { query_param, kv };
+    struct rs_query_ctx ctx = { f->st, &f->mc, NULL, 0, INT64_MIN };
+    json_t *out = NULL, *detail;
+    struct rs_err err;
+
+    put_march(f);
+    put(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_MONTH, "2026-04", 1000, 0, 0, 0, 0, 0, 1, 0);
+    commit(f);
+    if (rs_query_metric(&ctx, &params, &out, &err) != 0) {
+        fail_msg("rs_query_metric: %s", err.msg);
+    }
+    assert_near(json_real_value(json_object_get(out, "value")), 10900000, 0);
+    detail = json_object_get(out, "detail");
+    assert_true(json_is_object(detail));
+    assert_near(json_real_value(json_object_get(detail, "quick_ratio")), 2.8, 1e-12);
+    assert_near(json_real_value(json_object_get(detail, "net_new_arr")), 10800000, 0);
+    assert_true(json_is_false(json_object_get(out, "qtd")));
+    assert_true(json_is_false(json_object_get(out, "churn_floored")));
+    json_decref(out);
+    /* April has no losses: quick_ratio is JSON null, not 0. */
+    kv[5] = "2026-04";
+    assert_int_equal(rs_query_metric(&ctx, &params, &out, &err), 0);
+    assert_true(json_is_null(json_object_get(json_object_get(out, "detail"), "quick_ratio")));
+    json_decref(out);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
@@ -837,6 +881,7 @@ int main(void)
         T(test_every_finance_name_is_defined),
         T(test_raw_cells_evaluate_for_the_topic),
         T(test_option_words),
+        T(test_query_json_has_detail_and_flags),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
