@@ -6,6 +6,7 @@
 #include "dedup.h"
 #include "event.h"
 #include "guardrail.h"
+#include "finance.h"
 #include "http.h"
 #include "kafka_io.h"
 #include "ledger.h"
@@ -81,6 +82,7 @@ struct rs_app {
     struct rs_ledger ledger; /* the customer MRR ledger and the finance facts */
     struct rs_guardrails guardrails;
     struct rs_agg *agg;
+    struct rs_finance_config finance; /* the revenue metrics' options: metrics.cfg borrows it */
     struct rs_zone *zone;
     struct rs_calendar *calendar;
     struct rs_http *http;
@@ -1355,10 +1357,36 @@ int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
     return rc;
 }
 
-void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
-                           const struct rs_calendar *calendar, struct rs_metrics_config *mc)
+/* A finance.* word validated by rs_config_validate(); the default if it is not one. */
+static int finance_option(const char *key, const char *word)
 {
+    int v = rs_finance_option(key, word);
+
+    return v >= 0 ? v : 0;
+}
+
+void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
+                           const struct rs_calendar *calendar, struct rs_finance_config *fc,
+                           struct rs_metrics_config *mc)
+{
+    rs_finance_config_defaults(fc);
+    fc->zone = zone;
+    fc->lateness_ms = cfg->lateness_finance_ms;
+    fc->min_n = cfg->min_n;
+    fc->gross_margin_default = cfg->gross_margin_default;
+    fc->churn_floor_monthly = cfg->churn_floor_monthly;
+    fc->shared_spend_new_logo = cfg->shared_spend_new_logo;
+    fc->spend_lag_periods = (int)cfg->spend_lag_periods;
+    fc->ltv = (enum rs_ltv_formula)finance_option("ltv_formula", cfg->ltv_formula);
+    fc->magic =
+        (enum rs_magic_variant)finance_option("magic_number_variant", cfg->magic_number_variant);
+    fc->payback =
+        (enum rs_payback_variant)finance_option("cac_payback_variant", cfg->cac_payback_variant);
+    fc->r40 = (enum rs_r40_margin)finance_option("rule_of_40_margin", cfg->rule_of_40_margin);
+    fc->customer_churn = (enum rs_customer_churn_formula)finance_option(
+        "customer_churn_formula", cfg->customer_churn_formula);
     rs_metrics_config_defaults(mc);
+    mc->finance = fc;
     mc->zone = zone;
     mc->sales_hours = calendar;
     memcpy(mc->lead_sla_ms, cfg->lead_threshold_ms, sizeof(mc->lead_sla_ms));
@@ -1488,7 +1516,7 @@ int rs_app_open(struct rs_app **out, uv_loop_t *loop, const struct rs_config *cf
         goto fail;
     }
     app->agg = rs_agg_new();
-    rs_app_metrics_config(cfg, app->zone, app->calendar, &mc);
+    rs_app_metrics_config(cfg, app->zone, app->calendar, &app->finance, &mc);
     rs_metrics_init(&app->metrics, &mc, app->agg);
     ledger_config(cfg, app->zone, app->calendar, &lc);
     rs_ledger_init(&app->ledger, &lc, app->agg);

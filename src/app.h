@@ -98,9 +98,11 @@ uint16_t rs_app_http_port(const struct rs_app *app);
 int rs_app_clocks_open(const struct rs_config *cfg, struct rs_zone **zone,
                        struct rs_calendar **calendar, struct rs_err *err);
 
-/* The metric options of `cfg`, over the zone and calendar (borrowed). */
+/* The metric options of `cfg`, over the zone and calendar (borrowed); the revenue metrics'
+ * options go into *fc, which mc->finance then borrows. */
 void rs_app_metrics_config(const struct rs_config *cfg, const struct rs_zone *zone,
-                           const struct rs_calendar *calendar, struct rs_metrics_config *mc);
+                           const struct rs_calendar *calendar, struct rs_finance_config *fc,
+                           struct rs_metrics_config *mc);
 
 /*
  * A replay (`revstream replay`): partitions 0..n-1 of topic.events assigned directly (no group,

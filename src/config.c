@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "calendar.h"
+#include "finance.h"
 
 #include "mem.h"
 
@@ -179,6 +180,22 @@ static const struct key_spec key_specs[] = {
     { "guardrail.speed_to_lead.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(6), 0, 1, "80%" },
     { "guardrail.handoff_on_time.enabled", KEY_BOOL, GUARD_ENABLED_FIELD(7), 0, 0, "true" },
     { "guardrail.handoff_on_time.threshold", KEY_NUMBER, GUARD_THRESHOLD_FIELD(7), 0, 1, "90%" },
+    /* Revenue metrics; finance.* words are checked in validate_words(). */
+    { "metrics.lateness.finance", KEY_DURATION, FIELD(lateness_finance_ms), 0, 365 * MS_PER_D,
+      "35d" },
+    { "finance.gross_margin_default", KEY_NUMBER, FIELD(gross_margin_default), 0, 1, "0.75" },
+    { "finance.churn_floor_monthly", KEY_NUMBER, FIELD(churn_floor_monthly), 0, 1, "0.0167" },
+    { "finance.shared_spend_new_logo", KEY_NUMBER, FIELD(shared_spend_new_logo), 0, 1, "1" },
+    /* At most a year of months (or three of quarters) between spend and its customers. */
+    { "finance.spend_lag_periods", KEY_U32, FIELD(spend_lag_periods), 0, 12, "0" },
+    { "finance.ltv_formula", KEY_STRING, FIELD(ltv_formula), 0, 0, "arpa_gm_over_churn_avg6" },
+    { "finance.magic_number_variant", KEY_STRING, FIELD(magic_number_variant), 0, 0,
+      "arr_prior_quarter" },
+    { "finance.cac_payback_variant", KEY_STRING, FIELD(cac_payback_variant), 0, 0,
+      "bessemer_new_mrr" },
+    { "finance.rule_of_40_margin", KEY_STRING, FIELD(rule_of_40_margin), 0, 0, "fcf" },
+    { "finance.customer_churn_formula", KEY_STRING, FIELD(customer_churn_formula), 0, 0,
+      "chartmogul_b2b" },
 };
 
 #define KEY_COUNT (sizeof(key_specs) / sizeof(key_specs[0])) /* also the length of cfg->origins */
@@ -694,9 +711,16 @@ static const char *format_value(const struct rs_config *cfg, const struct key_sp
         return format_duration(buf, cap, *(const int64_t *)(const void *)field);
     case KEY_BOOL:
         return *(const bool *)(const void *)field ? "true" : "false";
-    case KEY_NUMBER:
-        (void)snprintf(buf, cap, "%.15g", *(const double *)(const void *)field);
+    case KEY_NUMBER: {
+        double x = *(const double *)(const void *)field;
+
+        /* The shortest spelling that reads back as the same double. */
+        (void)snprintf(buf, cap, "%.15g", x);
+        if (strtod(buf, NULL) != x) {
+            (void)snprintf(buf, cap, "%.17g", x);
+        }
         return buf;
+    }
     }
     assert(0 && "key_type not handled");
     return "";
@@ -1018,6 +1042,32 @@ static int validate_ledger(const struct rs_config *cfg, struct rs_err *err)
     return 0;
 }
 
+/* The finance.* option words (METRICS.md §7), as finance.c names them. */
+static int validate_finance_words(const struct rs_config *cfg, struct rs_err *err)
+{
+    const struct {
+        const char *option;
+        const char *value;
+    } words[] = {
+        { "ltv_formula", cfg->ltv_formula },
+        { "magic_number_variant", cfg->magic_number_variant },
+        { "cac_payback_variant", cfg->cac_payback_variant },
+        { "rule_of_40_margin", cfg->rule_of_40_margin },
+        { "customer_churn_formula", cfg->customer_churn_formula },
+    };
+    char key[64];
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (rs_finance_option(words[i].option, words[i].value) < 0) {
+            (void)snprintf(key, sizeof(key), "finance.%s", words[i].option);
+            return rs_err_set(err, RS_ECONFIG, "%s: key '%s': expected one of %s, got '%s'",
+                              origin_of(cfg, key), key, rs_finance_option_words(words[i].option),
+                              words[i].value);
+        }
+    }
+    return 0;
+}
+
 static int validate_words(const struct rs_config *cfg, struct rs_err *err)
 {
     char host[256];
@@ -1056,7 +1106,8 @@ static int validate_words(const struct rs_config *cfg, struct rs_err *err)
                           "opportunity_won, got '%s'",
                           origin_of(cfg, "metrics.onboarding_start"), cfg->onboarding_start);
     }
-    return validate_ledger(cfg, err);
+    rc = validate_ledger(cfg, err);
+    return rc != 0 ? rc : validate_finance_words(cfg, err);
 }
 
 int rs_config_validate(const struct rs_config *cfg, struct rs_err *err)

@@ -135,6 +135,17 @@ struct rs_config {
     /* guardrail.<name>.enabled / .threshold, by enum rs_guardrail_id (guardrail.h) */
     bool guardrail_enabled[RS_CONFIG_GUARDRAILS];
     double guardrail_threshold[RS_CONFIG_GUARDRAILS];
+    /* Revenue metrics (METRICS.md §7, finance.h); the words are checked by rs_finance_option. */
+    int64_t lateness_finance_ms;  /* metrics.lateness.finance, 35d */
+    double gross_margin_default;  /* finance.gross_margin_default, 0.75 */
+    double churn_floor_monthly;   /* finance.churn_floor_monthly, 0.0167 */
+    double shared_spend_new_logo; /* finance.shared_spend_new_logo, 1.0 */
+    uint32_t spend_lag_periods;   /* finance.spend_lag_periods, 0 */
+    char *ltv_formula;            /* finance.ltv_formula, arpa_gm_over_churn_avg6 */
+    char *magic_number_variant;   /* finance.magic_number_variant, arr_prior_quarter */
+    char *cac_payback_variant;    /* finance.cac_payback_variant, bessemer_new_mrr */
+    char *rule_of_40_margin;      /* finance.rule_of_40_margin, fcf */
+    char *customer_churn_formula; /* finance.customer_churn_formula, chartmogul_b2b */
 
     /* Where each key outside kafka. was last set; read it with rs_config_origin(). */
     char **origins;

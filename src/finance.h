@@ -65,15 +65,15 @@ enum rs_r40_margin { RS_R40_FCF, RS_R40_EBITDA, RS_R40_OPERATING_MARGIN };
 enum rs_customer_churn_formula { RS_CHURN_CHARTMOGUL_B2B, RS_CHURN_STRIPE_ROLLING_30D };
 
 struct rs_finance_config {
-    const struct rs_zone *zone;    /* reporting time zone (borrowed) */
-    int64_t lateness_ms;           /* allowed lateness of finance buckets: 35 d */
-    uint32_t min_n;                /* low_confidence below (10) */
-    double gross_margin_default;   /* 0.75; a financials.reported gross margin overrides */
-    double churn_floor_monthly;    /* 0.0167 */
-    double shared_spend_new_logo;  /* share of `shared` spend counted as new-logo: 1.0 */
-    int spend_lag_periods;         /* M07 CAC: 0 */
-    enum rs_ltv_formula ltv;       /* arpa_gm_over_churn_avg6 */
-    enum rs_magic_variant magic;   /* arr_prior_quarter */
+    const struct rs_zone *zone;   /* reporting time zone (borrowed) */
+    int64_t lateness_ms;          /* allowed lateness of finance buckets: 35 d */
+    uint32_t min_n;               /* low_confidence below (10) */
+    double gross_margin_default;  /* 0.75; a financials.reported gross margin overrides */
+    double churn_floor_monthly;   /* 0.0167 */
+    double shared_spend_new_logo; /* share of `shared` spend counted as new-logo: 1.0 */
+    int spend_lag_periods;        /* M07 CAC: 0 */
+    enum rs_ltv_formula ltv;      /* arpa_gm_over_churn_avg6 */
+    enum rs_magic_variant magic;  /* arr_prior_quarter */
     enum rs_payback_variant payback;
     enum rs_r40_margin r40;
     enum rs_customer_churn_formula customer_churn;
@@ -91,5 +91,24 @@ int rs_finance_read(const struct rs_finance_config *cfg, struct rs_store *st,
                     const struct rs_metric_def *def, struct rs_str dims, enum rs_grain grain,
                     int64_t bucket, const uint32_t *partitions, size_t n, int64_t watermark_ms,
                     struct rs_metric_value *out, struct rs_err *err);
+
+/*
+ * The published value of one raw ledger cell (ids RS_MLEDGER_*, ledger.h) for the metrics
+ * topic and rs_metric_eval(): MOVEMENTS the bucket's MRR change, BALANCE the MRR at its start,
+ * T12 its NRR (value2 GRR), FORECAST the locked amount, FINANCIALS revenue, ... A derived id
+ * (no cells) reads as null "computed_on_read".
+ */
+void rs_finance_eval_cell(const struct rs_metrics_config *mcfg, const struct rs_metric_def *def,
+                          enum rs_grain grain, int64_t bucket, const struct rs_agg_cell *cell,
+                          int64_t watermark_ms, struct rs_metric_value *out);
+
+/*
+ * The METRICS.md §7 option words, for the configuration: the enum value that `word` names
+ * for option `key` ("ltv_formula", "magic_number_variant", "cac_payback_variant",
+ * "rule_of_40_margin", "customer_churn_formula"), or -1; rs_finance_option_words() lists
+ * them for a message ("" for an unknown key). Static strings.
+ */
+int rs_finance_option(const char *key, const char *word);
+const char *rs_finance_option_words(const char *key);
 
 #endif

@@ -1,6 +1,7 @@
 #include "inspect.h"
 
 #include "app.h"
+#include "finance.h"
 #include "query.h"
 #include "sla.h"
 #include "store.h"
@@ -207,6 +208,7 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
     struct rs_zone *zone = NULL;
     struct rs_calendar *cal = NULL;
     struct rs_metrics_config mc;
+    struct rs_finance_config fc;
     struct summary sum = { json_array(), INT64_MAX };
     struct rs_query_params params = { cli_param, (void *)(uintptr_t)cli };
     struct rs_query_ctx ctx;
@@ -244,7 +246,7 @@ int rs_inspect_run(const struct rs_config *cfg, const struct rs_cli *cli, FILE *
         fprintf(stderr, "revstream: %s\n", err.msg);
         goto out;
     }
-    rs_app_metrics_config(cfg, zone, cal, &mc);
+    rs_app_metrics_config(cfg, zone, cal, &fc, &mc);
     ctx = (struct rs_query_ctx){ st, &mc, NULL, 0, INT64_MIN };
     if (sum.min_max_ts != INT64_MAX && sum.min_max_ts != INT64_MIN) {
         ctx.watermark_ms = sum.min_max_ts - cfg->max_out_of_orderness_ms;

@@ -1,6 +1,8 @@
 #define RS_LOG_MODULE "metrics"
 #include "metrics.h"
 
+#include "finance.h"
+#include "ledger.h"
 #include "mem.h"
 #include "record.h"
 
@@ -85,6 +87,10 @@
      (1u << RS_GRAIN_QUARTER))
 /* Quota is monthly: a day or week cell would hold bookings with no quota to divide by. */
 #define MONTHLY_GRAINS ((1u << RS_GRAIN_MONTH) | (1u << RS_GRAIN_QUARTER))
+/* The revenue ledger keeps balances by month and quarter, and days from their month's. */
+#define DMQ_GRAINS    ((1u << RS_GRAIN_DAY) | MONTHLY_GRAINS)
+#define MONTH_GRAIN   (1u << RS_GRAIN_MONTH)
+#define QUARTER_GRAIN (1u << RS_GRAIN_QUARTER)
 
 /* Quota facts are written this many months from the quota's `period` on: a rep.quota_set is
  * expected at least every two years (plans are annual); reads past that see no quota. */
@@ -446,6 +452,33 @@ static const struct rs_metric_def defs[] = {
     { RS_M20_ONBOARDING, "time_to_onboard", "days", "milestone", ALL_GRAINS, true },
     { RS_MSLA_COMPLIANCE, "sla_compliance", "ratio", "owner,rule", ALL_GRAINS, false },
     { RS_MDQ_DUPLICATES, "duplicate_events", "count", "", ALL_GRAINS, false },
+    /* The revenue ledger's raw cells (ledger.h), published on the metrics topic. */
+    { RS_MLEDGER_MOVEMENTS, "ledger_movements", "minor", "", ALL_GRAINS, false },
+    { RS_MLEDGER_CUSTOMERS, "ledger_customers", "count", "", ALL_GRAINS, false },
+    { RS_MLEDGER_BALANCE, "ledger_balance", "minor", "", MONTHLY_GRAINS, false },
+    { RS_MLEDGER_T12, "ledger_t12", "ratio", "", MONTH_GRAIN, false },
+    { RS_MLEDGER_COHORT, "ledger_cohort", "minor", "cohort", MONTH_GRAIN, false },
+    { RS_MLEDGER_CASH, "cash", "minor", "", ALL_GRAINS, false },
+    { RS_MLEDGER_SPEND, "spend", "minor", "", MONTHLY_GRAINS, false },
+    { RS_MLEDGER_FORECAST, "forecast", "minor", "category,measure,scope,scope_id", MONTHLY_GRAINS,
+      false },
+    { RS_MLEDGER_FINANCIALS, "financials", "minor", "period", MONTHLY_GRAINS, false },
+    { RS_MLEDGER_DQ, "ledger_dq", "count", "", ALL_GRAINS, false },
+    /* The revenue metrics (finance.h): evaluated on read from the cells above. */
+    { RS_M01_MRR, "mrr", "minor", "", DMQ_GRAINS, false },
+    { RS_M02_CUSTOMER_CHURN, "customer_churn", "ratio", "", MONTHLY_GRAINS, false },
+    { RS_M03_MRR_CHURN, "mrr_churn", "ratio", "", MONTHLY_GRAINS, false },
+    { RS_M04_ARPA, "arpa", "minor", "", DMQ_GRAINS, false },
+    { RS_M05_NRR, "nrr", "ratio", "", MONTHLY_GRAINS, false },
+    { RS_M05_NRR_T12, "nrr_t12", "ratio", "", MONTH_GRAIN, false },
+    { RS_M06_LTV, "ltv", "minor", "", MONTH_GRAIN, false },
+    { RS_M07_CAC, "cac", "minor", "", MONTHLY_GRAINS, false },
+    { RS_M08_CAC_PAYBACK, "cac_payback", "months", "", MONTHLY_GRAINS, false },
+    { RS_M09_MAGIC_NUMBER, "magic_number", "ratio", "", QUARTER_GRAIN, false },
+    { RS_M10_RULE_OF_40, "rule_of_40", "pct", "", QUARTER_GRAIN, false },
+    { RS_M21_COHORT, "cohort_expansion", "ratio", "cohort", MONTH_GRAIN, true },
+    { RS_M22_FORECAST, "forecast_accuracy", "ratio", "category,measure,scope,scope_id",
+      MONTHLY_GRAINS, false },
 };
 
 #define N_DEFS (sizeof(defs) / sizeof(defs[0]))
@@ -1631,6 +1664,10 @@ void rs_metric_eval(const struct rs_metrics_config *cfg, const struct rs_metric_
                grain == RS_GRAIN_DAY;
     int64_t lateness = ops ? cfg->lateness_ops_ms : cfg->lateness_sales_ms;
 
+    if ((def->id >= RS_MLEDGER_MOVEMENTS && def->id <= RS_MLEDGER_DQ) || def->id >= RS_M01_MRR) {
+        rs_finance_eval_cell(cfg, def, grain, bucket, cell, watermark_ms, out);
+        return;
+    }
     memset(out, 0, sizeof(*out));
     out->provisional = watermark_ms == INT64_MIN || add_sat(end, lateness) > watermark_ms;
     switch (def->id) {
@@ -2014,6 +2051,13 @@ int rs_metrics_read(const struct rs_metrics_config *cfg, struct rs_store *st,
     struct rs_agg_cell cell;
     int rc;
 
+    if (def->id >= RS_M01_MRR) {
+        if (cfg->finance == NULL) {
+            return rs_err_set(err, RS_EINVAL, "metric '%s': no revenue metric options", def->name);
+        }
+        return rs_finance_read(cfg->finance, st, def, dims, grain, bucket, partitions, n,
+                               watermark_ms, out, err);
+    }
     if (def->id == RS_M16_QUOTA && dims.len == 0) {
         return read_quota_rate(cfg, st, def, grain, bucket, partitions, n, watermark_ms, out, err);
     }

@@ -1,5 +1,6 @@
 #include "query.h"
 
+#include "finance.h"
 #include "slarule.h"
 
 #include <stdio.h>
@@ -175,6 +176,17 @@ static const char *value2_name(uint16_t metric)
         return "pct_reached";
     case RS_MSLA_COMPLIANCE:
         return "pct_breached";
+    case RS_M03_MRR_CHURN:
+        return "net_mrr_churn";
+    case RS_M05_NRR:
+    case RS_M05_NRR_T12:
+        return "grr";
+    case RS_M07_CAC:
+        return "ltv_cac";
+    case RS_M10_RULE_OF_40:
+        return "revenue_growth_pct";
+    case RS_M22_FORECAST:
+        return "bias";
     default:
         return NULL;
     }
@@ -206,7 +218,24 @@ static json_t *value_json(const struct rs_query_ctx *ctx, const struct rs_metric
     json_object_set_new(o, "p90", json_real(v->p90));
     json_object_set_new(o, "pct_within", json_real(v->pct_within));
     if (value2_name(def->id) != NULL) {
-        json_object_set_new(o, value2_name(def->id), json_real(v->value2));
+        /* A null value has no second headline either. */
+        json_object_set_new(o, value2_name(def->id),
+                            def->id >= RS_M01_MRR ? num_or_null(v->is_null, v->value2)
+                                                  : json_real(v->value2));
+    }
+    if (v->n_detail > 0) {
+        json_t *detail = json_object();
+
+        for (size_t i = 0; i < v->n_detail && i < RS_METRIC_DETAIL_MAX; i++) {
+            json_object_set_new(detail, v->detail[i].name,
+                                num_or_null(v->detail[i].is_null, v->detail[i].value));
+        }
+        json_object_set_new(o, "detail", detail);
+    }
+    if (def->id >= RS_M01_MRR) {
+        json_object_set_new(o, "churn_floored", json_boolean(v->churn_floored));
+        json_object_set_new(o, "flagged_long", json_boolean(v->flagged_long));
+        json_object_set_new(o, "qtd", json_boolean(v->qtd));
     }
     json_object_set_new(o, "status", json_string(v->provisional ? "provisional" : "final"));
     json_object_set_new(o, "low_confidence", json_boolean(v->low_confidence));
