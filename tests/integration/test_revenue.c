@@ -216,12 +216,14 @@ static void assert_march_over_http(struct rs_env *e)
     json_decref(v);
     v = metric(e, "name=mrr_churn&grain=month&bucket=2027-03");
     rs_env_assert_near(rs_env_num(v, "value"), 0.05);
+    rs_env_assert_near(rs_env_num(v, "net_mrr_churn"), -0.01);
     json_decref(v);
     v = metric(e, "name=arpa&grain=month&bucket=2027-03");
     rs_env_assert_near(rs_env_num(v, "value"), USD(109000) / 212.0);
     json_decref(v);
     v = metric(e, "name=nrr&grain=month&bucket=2027-03");
     rs_env_assert_near(rs_env_num(v, "value"), 1.002);
+    rs_env_assert_near(rs_env_num(v, "grr"), 0.952);
     json_decref(v);
     v = metric(e, "name=cac&grain=month&bucket=2027-03");
     rs_env_assert_near(rs_env_num(v, "value"), USD(5625));
