@@ -391,18 +391,14 @@ static void generate_revenue(struct demo *d, uint64_t *s)
     char id[64], account[24], sub[32], period[16];
     struct rs_event ev;
 
+    double rates[REV_MONTHS][3];
+
     for (int k = 0; k < REV_MONTHS; k++) {
-        for (size_t c = 1; c < 3; c++) {
-            (void)snprintf(id, sizeof(id), "fx-%s-%02d", currencies[c], k);
-            memset(&ev, 0, sizeof(ev));
-            ev.type = RS_EV_FX_RATE;
-            ev.id = S(id);
-            ev.ts_ms = month_start(k);
-            ev.u.fx_rate.currency = S(currencies[c]);
-            ev.u.fx_rate.rate = base_rate[c] * (1.0 + 0.04 * (uniform(s) - 0.5));
-            ev.u.fx_rate.date_ms = month_start(k);
-            add_event(d, &ev, currencies[c]);
+        for (size_t c = 0; c < 3; c++) {
+            rates[k][c] = base_rate[c] * (c == 0 ? 1.0 : 1.0 + 0.04 * (uniform(s) - 0.5));
         }
+    }
+    for (int k = 0; k < REV_MONTHS; k++) {
         for (int f = 0; f < 2; f++) {
             (void)snprintf(id, sizeof(id), "spend-%02d-%d", k, f);
             memset(&ev, 0, sizeof(ev));
@@ -415,7 +411,7 @@ static void generate_revenue(struct demo *d, uint64_t *s)
             ev.u.spend.function = f == 0 ? RS_FN_SALES : RS_FN_MARKETING;
             ev.u.spend.category = f == 0 ? RS_SPEND_SALARIES : RS_SPEND_PROGRAMS;
             ev.u.spend.allocation = RS_ALLOC_NEW_LOGO;
-            ev.u.spend.amount_minor = USD(9000 + (int64_t)(uniform(s) * 4000));
+            ev.u.spend.amount_minor = USD(90000 + (int64_t)(uniform(s) * 40000));
             ev.u.spend.currency = S("USD");
             add_event(d, &ev, "spend");
         }
@@ -462,6 +458,22 @@ static void generate_revenue(struct demo *d, uint64_t *s)
 
         (void)snprintf(account, sizeof(account), "cust-%03u", c);
         (void)snprintf(sub, sizeof(sub), "sub-cust-%03u", c);
+        /*
+         * The month's rate of the customer's currency, on the customer's own partition ahead
+         * of its events: a partition applies its events in order, but nothing orders two
+         * partitions, so a rate sent once to another partition might come too late.
+         */
+        for (int k = first; cur != 0 && k < REV_MONTHS; k++) {
+            (void)snprintf(id, sizeof(id), "fx-%s-%02d-%s", currencies[cur], k, account);
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RS_EV_FX_RATE;
+            ev.id = S(id);
+            ev.ts_ms = month_start(k);
+            ev.u.fx_rate.currency = S(currencies[cur]);
+            ev.u.fx_rate.rate = rates[k][cur];
+            ev.u.fx_rate.date_ms = month_start(k);
+            add_event(d, &ev, account);
+        }
         for (int k = first; k < REV_MONTHS; k++) {
             enum rs_event_type type = k == first ? RS_EV_SUB_STARTED : RS_EV_SUB_RENEWED;
             int64_t t = month_start(k) + day;
