@@ -729,6 +729,14 @@ static int on_tail_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         if (a.calendar_id.ptr != NULL) {
             strncat(elapsed, " business", sizeof(elapsed) - strlen(elapsed) - 1);
         }
+        if (a.sla_type.len > 4 && memcmp(a.sla_type.ptr, "KPI-", 4) == 0) {
+            /* A guardrail: the metric and bucket are its entity; no clock to show. */
+            printf("  day %2" PRId64 " %02" PRId64 ":%02" PRId64 "  KPI    %-14s %-15.*s %.*s\n",
+                   at / DAY_MS + 1, at % DAY_MS / 3600000, at % 3600000 / 60000,
+                   rs_alert_kind_name(a.kind), (int)a.level.len, a.level.ptr, (int)a.entity_id.len,
+                   a.entity_id.ptr);
+            continue;
+        }
         format_duration(threshold, sizeof(threshold), a.threshold_ms);
         printf("  day %2" PRId64 " %02" PRId64 ":%02" PRId64 "  %.*s %-14s %-13.*s %-11.*s "
                "%-10.*s owner %-7.*s threshold %-6s elapsed %s\n",
