@@ -1061,7 +1061,9 @@ static void fold(const struct rs_ledger_config *cfg, struct scratch *w, const st
         w->cap_marks = c->n * 2;
         w->marks = rs_xrealloc(w->marks, w->cap_marks * sizeof(*w->marks));
     }
-    memset(w->marks, 0, c->n * sizeof(*w->marks));
+    if (c->n > 0) { /* a new customer has no marks yet: memset(NULL, ...) is undefined */
+        memset(w->marks, 0, c->n * sizeof(*w->marks));
+    }
     for (size_t i = 0; i < c->n; i++) {
         const struct entry *e = &c->e[i];
         bool known = false;
