@@ -584,6 +584,7 @@ static void fold_subscription(const struct rs_ledger_config *cfg, struct scratch
     int64_t paid_end = NONE; /* end of the last paid service period */
     int64_t past_due = NONE; /* when it became past due */
     int64_t pd_start = NONE; /* the past-due period's start */
+    int64_t pd_end = NONE;   /* and its end, when known */
     int64_t first_paid = NONE, ended = NONE, refunded = NONE;
     int64_t scheduled = NONE;
     bool churned_delinquent = false;
@@ -621,6 +622,9 @@ static void fold_subscription(const struct rs_ledger_config *cfg, struct scratch
                 cur.alive = true;
                 cur.delinquent = false;
                 change_push(w, seg, &cur);
+                /* The past-due period is now the last paid one: a later cancellation ends with
+                 * it, never with the period before (which would date it before this). */
+                paid_end = pd_end;
                 past_due = NONE;
                 churned_delinquent = false;
             }
@@ -668,6 +672,8 @@ static void fold_subscription(const struct rs_ledger_config *cfg, struct scratch
             if (e->status == RS_SUB_ACTIVE) {
                 if (e->flags & EF_END) {
                     paid_end = e->end;
+                } else if (paid_end != NONE && e->start >= paid_end) {
+                    paid_end = NONE; /* a new period of unknown end: the old end is stale */
                 }
                 past_due = NONE;
                 churned_delinquent = false;
@@ -675,6 +681,7 @@ static void fold_subscription(const struct rs_ledger_config *cfg, struct scratch
                 if (past_due == NONE) {
                     past_due = e->t;
                     pd_start = e->start;
+                    pd_end = (e->flags & EF_END) ? e->end : NONE;
                 }
             } else {
                 past_due = NONE;
@@ -1054,7 +1061,9 @@ static void fold(const struct rs_ledger_config *cfg, struct scratch *w, const st
         w->cap_marks = c->n * 2;
         w->marks = rs_xrealloc(w->marks, w->cap_marks * sizeof(*w->marks));
     }
-    memset(w->marks, 0, c->n * sizeof(*w->marks));
+    if (c->n > 0) { /* a new customer has no marks yet: memset(NULL, ...) is undefined */
+        memset(w->marks, 0, c->n * sizeof(*w->marks));
+    }
     for (size_t i = 0; i < c->n; i++) {
         const struct entry *e = &c->e[i];
         bool known = false;

@@ -329,9 +329,12 @@ static void test_churn_recognition(void **state)
                 0, 200, 0, 1, 0);
     /* March: atc and ats, both joined on Mar 1 (not existing); eop churned on Apr 1. */
     ASSERT_CELL(cell(f, RS_MLEDGER_CUSTOMERS, "", RS_GRAIN_MONTH, mar1), 2, 2, 0, 0, 0, 0, 1, 0);
-    /* The cancellation at the scheduled time changes nothing more. */
+    /* The cancellation at the scheduled time changes nothing more: April holds only eop's
+     * churn (recognised on Apr 1, the end of its paid period, above). */
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_MONTH, end), 0, 0, 0, 0, 400);
     ev_sub(f, RS_EV_SUB_CHURNED, "ats", 1, end, 0, RS_SUB_CANCELED);
-    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_MONTH, end), 0, 0, 0, 0, 0);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_MONTH, end), 0, 0, 0, 0, 400);
+    ASSERT_CELL(cell(f, RS_MLEDGER_CUSTOMERS, "", RS_GRAIN_MONTH, end), 1, 0, 0, 0, 400, 0, 0, 0);
 }
 
 static void test_zero_mrr(void **state)
@@ -395,6 +398,36 @@ static void test_past_due_auto_churn(void **state)
     ev_sub(f, RS_EV_SUB_RENEWED, "pd", 1, at(f, "2026-03-20", 9, 0), 250, RS_SUB_UNPAID);
     ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, at(f, "2026-03-20", 9, 0)), 0, 0, 0,
                 0, 250);
+    /* The payment paid the past-due period (no end given): the churn is not dated back to Feb 1
+     * (the end of the period before), so the reactivation stands. */
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, paid.ts_ms), 0, 0, 250, 0, 0, 0, 0,
+                1);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, feb), 0, 0, 0, 0, 250);
+    advance(f, at(f, "2026-04-01", 0, 0));
+    ASSERT_CELL(cell(f, RS_MLEDGER_BALANCE, "", RS_GRAIN_MONTH, month(f, "2026-04")), 0, 0);
+    assert_identity(f, month(f, "2026-03"));
+}
+
+/* end_of_period with a period end from an earlier period: a new period without an end makes it
+ * stale, so a later cancellation is dated at its own time, after the reactivation. */
+static void test_stale_period_end(void **state)
+{
+    struct fx *f = *state;
+    int64_t jan = at(f, "2026-01-01", 0, 0), feb = at(f, "2026-02-01", 0, 0);
+    int64_t mar = at(f, "2026-03-02", 9, 0), apr = at(f, "2026-04-10", 9, 0);
+    struct rs_event ev = sub(f, RS_EV_SUB_STARTED, "st", 1, NULL, jan, 250, RS_SUB_ACTIVE);
+
+    ev.u.subscription.service_period_end_ms = feb;
+    ev.u.subscription.has_period_end = true;
+    put(f, &ev);
+    ev_sub(f, RS_EV_SUB_CHURNED, "st", 1, at(f, "2026-01-15", 9, 0), 0, RS_SUB_CANCELED);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, feb), 0, 0, 0, 0, 250);
+    ev_sub(f, RS_EV_SUB_REACTIVATED, "st", 1, mar, 300, RS_SUB_ACTIVE);
+    ev_sub(f, RS_EV_SUB_CHURNED, "st", 1, apr, 0, RS_SUB_CANCELED);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, feb), 0, 0, 0, 0, 250);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, mar), 0, 0, 300, 0, 0, 0, 0, 1);
+    ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, apr), 0, 0, 0, 0, 300);
+    ASSERT_CELL(cell(f, RS_MLEDGER_BALANCE, "", RS_GRAIN_MONTH, month(f, "2026-04")), 1, 300);
 }
 
 static void test_churn_reversal(void **state)
@@ -534,7 +567,11 @@ static void test_duplicates_and_labels(void **state)
     ASSERT_CELL(cell(f, RS_MLEDGER_MOVEMENTS, "", RS_GRAIN_DAY, at(f, "2026-03-12", 9, 0)), 0, 0, 0,
                 50, 0);
     ASSERT_CELL(cell(f, RS_MLEDGER_DQ, "", RS_GRAIN_DAY, at(f, "2026-03-12", 9, 0)), 1, 0, 0);
-    ASSERT_CELL(cell(f, RS_MLEDGER_CUSTOMERS, "", RS_GRAIN_MONTH, t), 0, 0, 0, 50, 0, 0, 0, 1);
+    /* d1 joined on Mar 2, so its contraction is not one of a customer existing at the start of
+     * March (§M05): only the disagreement counts there. On Mar 12 it was paying at the start. */
+    ASSERT_CELL(cell(f, RS_MLEDGER_CUSTOMERS, "", RS_GRAIN_MONTH, t), 0, 0, 0, 0, 0, 0, 0, 1);
+    ASSERT_CELL(cell(f, RS_MLEDGER_CUSTOMERS, "", RS_GRAIN_DAY, at(f, "2026-03-12", 9, 0)), 0, 0, 0,
+                50, 0, 0, 0, 1);
     assert_int_equal(f->l.counters.disagreeing, 1);
 }
 
@@ -835,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_churn_recognition, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_zero_mrr, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_past_due_auto_churn, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_period_end, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_churn_reversal, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refunds, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_trial_and_plan_switch, fx_setup, fx_teardown),
