@@ -108,40 +108,44 @@ enum rs_milestone {
 
 /* subscription.* */
 enum rs_billing_interval { /* "day", "week", "month", "quarter", "semi_annual", "year" */
-    RS_BILL_DAY,
-    RS_BILL_WEEK,
-    RS_BILL_MONTH,
-    RS_BILL_QUARTER,
-    RS_BILL_SEMI_ANNUAL,
-    RS_BILL_YEAR,
-    RS_BILL__COUNT
+                           RS_BILL_DAY,
+                           RS_BILL_WEEK,
+                           RS_BILL_MONTH,
+                           RS_BILL_QUARTER,
+                           RS_BILL_SEMI_ANNUAL,
+                           RS_BILL_YEAR,
+                           RS_BILL__COUNT
 };
 enum rs_sub_status { /* "trialing", "active", "past_due", "canceled", "unpaid" */
-    RS_SUB_TRIALING,
-    RS_SUB_ACTIVE,
-    RS_SUB_PAST_DUE,
-    RS_SUB_CANCELED,
-    RS_SUB_UNPAID,
-    RS_SUB__COUNT
+                     RS_SUB_TRIALING,
+                     RS_SUB_ACTIVE,
+                     RS_SUB_PAST_DUE,
+                     RS_SUB_CANCELED,
+                     RS_SUB_UNPAID,
+                     RS_SUB__COUNT
 };
-enum rs_discount_duration { RS_DISCOUNT_FOREVER, RS_DISCOUNT_FINITE }; /* "forever", "finite" */
+enum rs_discount_duration { RS_DISCOUNT_FOREVER, RS_DISCOUNT_FINITE };     /* "forever", "finite" */
 enum rs_refund_type { RS_REFUND_NONE, RS_REFUND_FULL, RS_REFUND_PARTIAL }; /* -, "full", ... */
 /* spend.recorded */
-enum rs_spend_function { RS_FN_SALES, RS_FN_MARKETING };                   /* "sales", ... */
+enum rs_spend_function { RS_FN_SALES, RS_FN_MARKETING }; /* "sales", ... */
 enum rs_spend_category { /* "salaries", "commissions", "programs", "tools", "other" */
-    RS_SPEND_SALARIES,
-    RS_SPEND_COMMISSIONS,
-    RS_SPEND_PROGRAMS,
-    RS_SPEND_TOOLS,
-    RS_SPEND_OTHER
+                         RS_SPEND_SALARIES,
+                         RS_SPEND_COMMISSIONS,
+                         RS_SPEND_PROGRAMS,
+                         RS_SPEND_TOOLS,
+                         RS_SPEND_OTHER
 };
-enum rs_spend_allocation { RS_ALLOC_NEW_LOGO, RS_ALLOC_EXPANSION, RS_ALLOC_SHARED }; /* new_logo.. */
+enum rs_spend_allocation {
+    RS_ALLOC_NEW_LOGO,
+    RS_ALLOC_EXPANSION,
+    RS_ALLOC_SHARED
+}; /* new_logo.. */
 /* forecast.submitted */
 enum rs_forecast_scope { RS_SCOPE_COMPANY, RS_SCOPE_TEAM, RS_SCOPE_REP }; /* "company", ... */
 enum rs_forecast_measure { /* "net_new_arr", "bookings", "ending_arr" */
-    RS_MEASURE_NET_NEW_ARR,
-    RS_MEASURE_BOOKINGS,
-    RS_MEASURE_ENDING_ARR
+                           RS_MEASURE_NET_NEW_ARR,
+                           RS_MEASURE_BOOKINGS,
+                           RS_MEASURE_ENDING_ARR
 };
 enum rs_forecast_category { RS_FC_COMMIT, RS_FC_BEST_CASE, RS_FC_PIPELINE }; /* "commit", .. */
 
@@ -347,7 +351,7 @@ struct rs_subscription {
     bool has_mrr_before;
     int64_t price_minor; /* >= 0; recurring price per interval and unit; when has_price */
     bool has_price;
-    int64_t discount_minor; /* >= 0; per interval, 0 when absent */
+    int64_t discount_minor;                      /* >= 0; per interval, 0 when absent */
     enum rs_discount_duration discount_duration; /* default forever */
     struct rs_str currency;                      /* ISO 4217 */
     int64_t service_period_start_ms;             /* defaults to ts */
@@ -598,15 +602,15 @@ struct rs_alert {
     int64_t level_at_ms;     /* when this level became due (event time) */
     int64_t evaluated_at_ms; /* the watermark that fired it, or the stop event's time */
     int64_t threshold_ms;
-    int64_t elapsed_ms;          /* at evaluation; for recovered, the real response time */
-    const char *clock;           /* "24x7", "business" or "calendar" */
-    const char *calendar_id;     /* may be NULL: the 24x7 clock */
-    int64_t elapsed_business_ms; /* on the rule's clock; equals elapsed_ms on 24x7 */
-    int64_t paused_ms;           /* time the instance spent paused */
-    const char *intent_tier;     /* context; may be NULL */
-    struct rs_str channel;       /* context */
-    struct rs_str segment;       /* context */
-    struct rs_str stage;         /* context: the opportunity stage (SLA-03) */
+    int64_t elapsed_ms;             /* at evaluation; for recovered, the real response time */
+    const char *clock;              /* "24x7", "business" or "calendar" */
+    const char *calendar_id;        /* may be NULL: the 24x7 clock */
+    int64_t elapsed_business_ms;    /* on the rule's clock; equals elapsed_ms on 24x7 */
+    int64_t paused_ms;              /* time the instance spent paused */
+    const char *intent_tier;        /* context; may be NULL */
+    struct rs_str channel;          /* context */
+    struct rs_str segment;          /* context */
+    struct rs_str stage;            /* context: the opportunity stage (SLA-03) */
     const struct rs_alert_kpi *kpi; /* KPI guardrail alerts only; NULL: no `kpi` key */
 };
 

@@ -118,10 +118,10 @@ enum rs_churn_recognition {
 
 /* METRICS.md §7; rs_ledger_config_defaults() gives the §7 defaults. */
 struct rs_ledger_config {
-    const struct rs_zone *zone;            /* reporting time zone (borrowed) */
-    const struct rs_calendar *sales_hours; /* forecast locks (borrowed) */
-    char reporting_currency[4];            /* "USD" */
-    int64_t classification_window_ms;      /* smart_classification_window: 60 min */
+    const struct rs_zone *zone;                  /* reporting time zone (borrowed) */
+    const struct rs_calendar *sales_hours;       /* forecast locks (borrowed) */
+    char reporting_currency[4];                  /* "USD" */
+    int64_t classification_window_ms;            /* smart_classification_window: 60 min */
     enum rs_churn_recognition churn_recognition; /* end_of_period */
     bool zero_mrr_is_logo_churn;                 /* true */
     int64_t past_due_auto_churn_ms;              /* 30 d; 0 = never */

@@ -48,7 +48,7 @@ enum rs_metric_id {
 struct rs_finance_config; /* finance.h */
 
 struct rs_metrics_config {
-    const struct rs_zone *zone;            /* reporting time zone (borrowed) */
+    const struct rs_zone *zone; /* reporting time zone (borrowed) */
     /* The revenue metrics' options (borrowed); NULL: rs_metrics_read() refuses them. */
     const struct rs_finance_config *finance;
     const struct rs_calendar *sales_hours; /* business clock of M11 (borrowed) */
