@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * How the ledger folds a customer (see ledger.h for the cells).
@@ -1249,8 +1250,19 @@ int rs_ledger_admit(struct rs_ledger *l, struct rs_store *st, const struct rs_ev
     if (rc == RS_ENOTFOUND) {
         l->counters.rejected++;
         *reason = "fx_rate_missing";
-        rs_err_set(err, RS_ENOTFOUND, "no fx rate for '%.*s' on or before %" PRId64 " (UTC day)",
-                   (int)currency.len, currency.ptr, floor_div(day_ms, MS_PER_DAY));
+        {
+            time_t t = (time_t)(floor_div(day_ms, MS_PER_DAY) * 86400);
+            struct tm tm;
+            char day[16] = "?";
+
+            if (gmtime_r(&t, &tm) != NULL) {
+                (void)strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+            }
+            rs_err_set(err, RS_ENOTFOUND,
+                       "no fx.rate for '%.*s' on or before %s (UTC): send the rate first, then "
+                       "this event again",
+                       (int)currency.len, currency.ptr, day);
+        }
         return 0;
     }
     return rc;
