@@ -355,10 +355,18 @@ static int eval_bucket(struct rs_guardrails *g, struct rs_store *st, enum rs_gua
         return rc;
     }
     final = watermark_ms >= j.bucket_end && !r.provisional;
-    /* Exact comparison on purpose: the same inputs give the same double, and any change in
-     * them is a new value worth judging. */
-    if ((s.flags & F_SEEN) && double_bits(s.value) == double_bits(r.value) &&
-        final == ((s.flags & F_WAS_FINAL) != 0) && breach == (s.status == ST_BREACHED)) {
+    /*
+     * Only the judgment is state, never the value judged: a value summed over partitions at
+     * the end of a batch depends on how far each partition had got, which a replay or a
+     * restart after a crash does not reproduce, while the judgment (breached or not, final or
+     * not) does unless the value sits at the threshold. So the stored state stays what a
+     * replay rebuilds.
+     */
+    if (!breach && s.attempt_n == 0 && s.status == ST_WITHIN && !(s.flags & F_SEEN)) {
+        return 0; /* never breached: nothing to remember, so nothing a replay might not */
+    }
+    if ((s.flags & F_SEEN) && final == ((s.flags & F_WAS_FINAL) != 0) &&
+        breach == (s.status == ST_BREACHED)) {
         return 0;
     }
     g->counters.evaluations++;
@@ -366,7 +374,7 @@ static int eval_bucket(struct rs_guardrails *g, struct rs_store *st, enum rs_gua
     if (n < 0) {
         return n;
     }
-    s.value = r.value;
+    s.value = 0; /* kept in the layout; see above */
     s.flags = (uint8_t)((s.flags & ~F_WAS_FINAL) | F_SEEN | (final ? F_WAS_FINAL : 0));
     rc = state_save(st, j.entity, &s, err);
     return rc != 0 ? rc : n;

@@ -109,6 +109,9 @@ static void write_config_to(struct env *e, const char *path, const char *state_d
             "# SLA-01 is under test; the data-freshness rule would see the gaps between the\n"
             "# test's events as silent sources (test_funnel covers it).\n"
             "sla.freshness.enabled = false\n"
+            "# Nor the guardrail on the day's share within SLA-01 (test_guardrail covers it):\n"
+            "# these tests count every alert on the topic.\n"
+            "guardrail.speed_to_lead.enabled = false\n"
             "state.dir = %s\n"
             "log.level = warn\n"
             "%s",
