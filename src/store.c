@@ -5,6 +5,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,17 @@ struct rs_store {
     char *dir;
     bool readonly;
     bool has_db[RS_DB__COUNT]; /* read-only: a state dir older than a database lacks it */
+    /* The batch's write-back cache (see "Write-back cache" below). */
+    GHashTable *ov;                 /* struct ov_entry, by (db, key) */
+    GPtrArray *dirty[RS_DB__COUNT]; /* entries of each db with changes not yet in the txn */
+    uint32_t gen[RS_DB__COUNT];     /* bumped by every write of a db into the txn */
+    size_t ov_bytes;                /* key and value bytes put since the last full flush */
 };
+
+/* The batch's write-back cache, below. */
+static void ov_init(struct rs_store *st);
+static void ov_release(struct rs_store *st);
+static void ov_clear(struct rs_store *st);
 
 /*
  * The calling thread's read snapshot. Per thread because HTTP and inspect threads read while
@@ -368,6 +379,7 @@ void rs_store_close(struct rs_store *st)
         snap.txn = NULL;
         snap.depth = 0;
     }
+    ov_release(st);
     if (!st->readonly) {
         (void)mdb_env_sync(st->env, 1);
     }
@@ -398,6 +410,9 @@ int rs_store_begin(struct rs_store *st, struct rs_err *err)
     }
     st->outbox_next = st->outbox_committed;
     batch_here = st;
+    if (st->ov == NULL) {
+        ov_init(st);
+    }
     return 0;
 }
 
@@ -419,6 +434,330 @@ static void grow_map(struct rs_store *st)
     }
 }
 
+/* ---- Write-back cache ----
+ *
+ * Inside a batch, puts and deletes are kept in a hash table and reach the LMDB transaction
+ * only at commit, sorted by key (or earlier: before a seek of the same database, before a
+ * count, and when the cache holds OV_FLUSH_BYTES). A key written several times in a batch
+ * (a lead saved by its creation and by its touch, a timer armed and cancelled) costs one
+ * LMDB write or none, and the B-tree descents that remain are made in key order. Reads look
+ * in the cache first, and a read that went to LMDB is remembered, found or not, so that the
+ * write or delete that usually follows needs no second descent. What a batch sees is exactly
+ * what it would see with the writes applied at once.
+ */
+
+/* A full flush once the batch has put this much: bounds the cache, and a map too small for
+ * the batch still fails at the put that overflows it, not only at commit. */
+#define OV_FLUSH_BYTES ((size_t)2 << 20)
+
+enum { TXN_NO, TXN_YES, TXN_UNKNOWN }; /* does the transaction hold the key? */
+
+struct ov_key {
+    const uint8_t *ptr;
+    uint32_t len;
+    uint32_t hash;
+    uint8_t db;
+};
+
+struct ov_entry {
+    struct ov_key k; /* first: the table's key */
+    bool present;    /* the batch sees a value (else the key is deleted or absent) */
+    bool dirty;      /* differs from the transaction */
+    bool listed;     /* in st->dirty[db] */
+    bool borrowed;   /* val points into LMDB memory, valid while gen matches */
+    uint8_t in_txn;
+    uint32_t gen;
+    const uint8_t *val;
+    size_t vlen;
+    uint8_t *vbuf; /* owned value buffer */
+    size_t vcap;
+    uint8_t bytes[]; /* the key */
+};
+
+static uint32_t ov_hash_of(uint8_t db, const uint8_t *p, size_t len)
+{
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)db << 56) ^ len;
+
+    while (len >= 8) {
+        uint64_t w;
+
+        memcpy(&w, p, 8);
+        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 32;
+        p += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        uint64_t w = 0;
+
+        memcpy(&w, p, len);
+        h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
+    }
+    h ^= h >> 29;
+    return (uint32_t)h;
+}
+
+static guint ov_hash(gconstpointer p)
+{
+    return ((const struct ov_key *)p)->hash;
+}
+
+static gboolean ov_equal(gconstpointer a, gconstpointer b)
+{
+    const struct ov_key *x = a;
+    const struct ov_key *y = b;
+
+    return x->hash == y->hash && x->db == y->db && x->len == y->len &&
+           memcmp(x->ptr, y->ptr, x->len) == 0;
+}
+
+static void ov_free(gpointer p)
+{
+    struct ov_entry *e = p;
+
+    free(e->vbuf);
+    free(e);
+}
+
+/* LMDB's default order: bytes, then the shorter key first. */
+static int ov_cmp(const void *a, const void *b)
+{
+    const struct ov_entry *x = *(const struct ov_entry *const *)a;
+    const struct ov_entry *y = *(const struct ov_entry *const *)b;
+    int c = memcmp(x->k.ptr, y->k.ptr, x->k.len < y->k.len ? x->k.len : y->k.len);
+
+    return c != 0 ? c : (x->k.len > y->k.len) - (x->k.len < y->k.len);
+}
+
+static void ov_init(struct rs_store *st)
+{
+    st->ov = g_hash_table_new_full(ov_hash, ov_equal, NULL, ov_free);
+    for (int i = 0; i < RS_DB__COUNT; i++) {
+        st->dirty[i] = g_ptr_array_new();
+    }
+}
+
+static void ov_release(struct rs_store *st)
+{
+    if (st->ov != NULL) {
+        g_hash_table_destroy(st->ov);
+        for (int i = 0; i < RS_DB__COUNT; i++) {
+            g_ptr_array_free(st->dirty[i], TRUE);
+        }
+        st->ov = NULL;
+    }
+}
+
+/* Forget every change: the transaction is gone or holds them all. */
+static void ov_clear(struct rs_store *st)
+{
+    if (st->ov != NULL) {
+        g_hash_table_remove_all(st->ov);
+        for (int i = 0; i < RS_DB__COUNT; i++) {
+            g_ptr_array_set_size(st->dirty[i], 0);
+        }
+    }
+    st->ov_bytes = 0;
+}
+
+static struct ov_entry *ov_find(struct rs_store *st, enum rs_db db, struct rs_bytes key,
+                                uint32_t hash)
+{
+    struct ov_key probe = { key.ptr, (uint32_t)key.len, hash, (uint8_t)db };
+
+    return g_hash_table_lookup(st->ov, &probe);
+}
+
+static struct ov_entry *ov_add(struct rs_store *st, enum rs_db db, struct rs_bytes key,
+                               uint32_t hash)
+{
+    struct ov_entry *e = rs_xmalloc(sizeof(*e) + key.len);
+
+    memset(e, 0, sizeof(*e));
+    memcpy(e->bytes, key.ptr, key.len);
+    e->k = (struct ov_key){ e->bytes, (uint32_t)key.len, hash, (uint8_t)db };
+    g_hash_table_add(st->ov, e);
+    return e;
+}
+
+static void ov_mark_dirty(struct rs_store *st, struct ov_entry *e)
+{
+    e->dirty = true;
+    if (!e->listed) {
+        e->listed = true;
+        g_ptr_array_add(st->dirty[e->k.db], e);
+    }
+}
+
+/* Write db's pending changes into the transaction, in key order. Returns an LMDB code. */
+static int ov_flush_db(struct rs_store *st, enum rs_db db)
+{
+    GPtrArray *arr = st->dirty[db];
+    int rc = 0;
+
+    if (arr->len == 0) {
+        return 0;
+    }
+    if (arr->len > 1) {
+        qsort(arr->pdata, arr->len, sizeof(void *), ov_cmp);
+    }
+    for (guint i = 0; i < arr->len && rc == 0; i++) {
+        struct ov_entry *e = arr->pdata[i];
+        MDB_val k = { e->k.len, e->bytes };
+
+        e->listed = false;
+        if (!e->dirty) {
+            continue;
+        }
+        if (e->present) {
+            MDB_val v = { e->vlen, (void *)(uintptr_t)e->val };
+
+            rc = mdb_put(st->txn, st->dbi[db], &k, &v, 0);
+            e->in_txn = TXN_YES;
+        } else {
+            rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : rc;
+            e->in_txn = TXN_NO;
+        }
+        e->dirty = false;
+    }
+    g_ptr_array_set_size(arr, 0);
+    st->gen[db]++;
+    return rc;
+}
+
+static int ov_flush_all(struct rs_store *st)
+{
+    int rc = 0;
+
+    for (int i = 0; i < RS_DB__COUNT && rc == 0; i++) {
+        rc = ov_flush_db(st, (enum rs_db)i);
+    }
+    return rc;
+}
+
+/* After a failed write into the transaction: it is unusable, abort; grow if it was full. */
+static int ov_fail(struct rs_store *st, struct rs_err *err, int rc, const char *what)
+{
+    rs_store_abort(st);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        grow_map(st);
+    }
+    return store_error(st, err, rc, what);
+}
+
+/* A read inside the batch: the cache, else the transaction (remembered). */
+static int ov_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes *val,
+                  struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+    MDB_val k = to_val(key);
+    MDB_val v;
+    int rc;
+
+    if (e != NULL && !e->present) {
+        return RS_ENOTFOUND;
+    }
+    if (e != NULL && (!e->borrowed || e->gen == st->gen[db])) {
+        *val = (struct rs_bytes){ e->val, e->vlen };
+        return 0;
+    }
+    rc = mdb_get(st->txn, st->dbi[db], &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return store_error(st, err, rc, "get");
+    }
+    if (e == NULL) {
+        e = ov_add(st, db, key, hash);
+    }
+    if (rc == MDB_NOTFOUND) {
+        e->present = false;
+        e->in_txn = TXN_NO;
+        return RS_ENOTFOUND;
+    }
+    e->present = true;
+    e->borrowed = true;
+    e->in_txn = TXN_YES;
+    e->gen = st->gen[db];
+    e->val = v.mv_data;
+    e->vlen = v.mv_size;
+    *val = from_val(v);
+    return 0;
+}
+
+static int ov_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes val,
+                  struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+
+    if (e == NULL) {
+        e = ov_add(st, db, key, hash);
+        e->in_txn = TXN_UNKNOWN;
+    }
+    if (val.len > e->vcap) {
+        /* val may point into the old buffer (a put of what a get returned): copy first. */
+        size_t cap = val.len < 2 * e->vcap ? 2 * e->vcap : val.len;
+        uint8_t *buf = rs_xmalloc(cap > 0 ? cap : 1);
+
+        memcpy(buf, val.ptr, val.len);
+        free(e->vbuf);
+        e->vbuf = buf;
+        e->vcap = cap;
+    } else if (val.len > 0) {
+        memmove(e->vbuf, val.ptr, val.len);
+    }
+    e->present = true;
+    e->borrowed = false;
+    e->val = e->vbuf;
+    e->vlen = val.len;
+    ov_mark_dirty(st, e);
+    st->ov_bytes += key.len + val.len;
+    if (st->ov_bytes > OV_FLUSH_BYTES) {
+        int rc = ov_flush_all(st);
+
+        if (rc != 0) {
+            return ov_fail(st, err, rc, "put");
+        }
+        ov_clear(st);
+    }
+    return 0;
+}
+
+static int ov_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+    MDB_val k = to_val(key);
+    int rc;
+
+    if (e != NULL) {
+        if (!e->present) {
+            return RS_ENOTFOUND;
+        }
+        e->present = false;
+        e->borrowed = false;
+        e->vlen = 0;
+        if (e->in_txn == TXN_NO) {
+            e->dirty = false; /* put and deleted within the batch: nothing to write */
+        } else {
+            ov_mark_dirty(st, e);
+        }
+        return 0;
+    }
+    /* Unknown to the cache: delete at once, which also tells whether the key was there. */
+    rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ov_fail(st, err, rc, "del");
+    }
+    if (rc == 0) {
+        st->gen[db]++;
+    }
+    e = ov_add(st, db, key, hash);
+    e->in_txn = TXN_NO;
+    return rc == MDB_NOTFOUND ? RS_ENOTFOUND : 0;
+}
+
 int rs_store_commit(struct rs_store *st, struct rs_err *err)
 {
     int rc;
@@ -426,6 +765,11 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     if (st->txn == NULL) {
         return rs_err_set(err, RS_ESTORE, "state store '%s': no batch open", st->dir);
     }
+    rc = ov_flush_all(st);
+    if (rc != 0) {
+        return ov_fail(st, err, rc, "commit");
+    }
+    ov_clear(st);
     if (st->outbox_next != st->outbox_committed) {
         uint8_t seq[8];
         MDB_val k = meta_key(META_OUTBOX_SEQ);
@@ -456,6 +800,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
 
 void rs_store_abort(struct rs_store *st)
 {
+    ov_clear(st);
     if (st->txn != NULL) {
         mdb_txn_abort(st->txn);
         st->txn = NULL;
@@ -543,6 +888,9 @@ int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
     if (!st->has_db[db]) {
         return RS_ENOTFOUND;
     }
+    if (txn == st->txn) {
+        return ov_get(st, db, key, val, err);
+    }
     rc = mdb_get(txn, st->dbi[db], &k, &v);
     if (rc == MDB_NOTFOUND) {
         return RS_ENOTFOUND;
@@ -557,40 +905,16 @@ int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 int rs_store_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes val,
                  struct rs_err *err)
 {
-    MDB_val k = to_val(key);
-    MDB_val v = to_val(val);
     int rc = need_batch(st, err);
 
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_put(st->txn, st->dbi[db], &k, &v, 0);
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        /* The transaction is unusable now: abort, grow, and let the caller run it again. */
-        rs_store_abort(st);
-        grow_map(st);
-    }
-    return rc == 0 ? 0 : store_error(st, err, rc, "put");
+    return rc != 0 ? rc : ov_put(st, db, key, val, err);
 }
 
 int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err)
 {
-    MDB_val k = to_val(key);
     int rc = need_batch(st, err);
 
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
-    if (rc == MDB_NOTFOUND) {
-        return RS_ENOTFOUND;
-    }
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        /* A delete can need pages too: as in rs_store_put(), abort, grow, run again. */
-        rs_store_abort(st);
-        grow_map(st);
-    }
-    return rc == 0 ? 0 : store_error(st, err, rc, "del");
+    return rc != 0 ? rc : ov_del(st, db, key, err);
 }
 
 int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, struct rs_bytes *key,
@@ -607,6 +931,13 @@ int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, stru
     }
     if (!st->has_db[db]) {
         return RS_ENOTFOUND;
+    }
+    if (txn == st->txn && st->dirty[db]->len > 0) {
+        /* A scan sees the transaction: the database's pending writes go there first. */
+        rc = ov_flush_db(st, db);
+        if (rc != 0) {
+            return ov_fail(st, err, rc, "seek");
+        }
     }
     rc = mdb_cursor_open(txn, st->dbi[db], &cur);
     if (rc != 0) {
@@ -655,8 +986,16 @@ int rs_store_offset_get(struct rs_store *st, const char *topic, int32_t partitio
         if (rc != 0) {
             return store_error(st, err, rc, "read snapshot");
         }
+        rc = mdb_get(txn, st->dbi[RS_DB_OFFSETS], &k, &v);
+    } else {
+        struct rs_bytes b;
+
+        rc = ov_get(st, RS_DB_OFFSETS, (struct rs_bytes){ kbuf, k.mv_size }, &b, err);
+        if (rc != 0) {
+            return rc;
+        }
+        v = (MDB_val){ b.len, (void *)(uintptr_t)b.ptr };
     }
-    rc = mdb_get(txn, st->dbi[RS_DB_OFFSETS], &k, &v);
     if (rc == 0 && v.mv_size == 24) {
         off->next_offset = (int64_t)rs_store_get_u64(v.mv_data);
         off->max_ts_ms = (int64_t)rs_store_get_u64((const uint8_t *)v.mv_data + 8);
@@ -802,6 +1141,27 @@ uint64_t rs_store_count(struct rs_store *st, enum rs_db db)
     }
     if (mdb_stat(txn, st->dbi[db], &stat) == 0) {
         n = stat.ms_entries;
+    }
+    if (txn == st->txn && st->ov != NULL) {
+        /* The batch's pending writes: what each changes in the count. */
+        GPtrArray *arr = st->dirty[db];
+
+        for (guint i = 0; i < arr->len; i++) {
+            const struct ov_entry *e = arr->pdata[i];
+            bool had = e->in_txn == TXN_YES;
+
+            if (e->in_txn == TXN_UNKNOWN) {
+                MDB_val k = { e->k.len, (void *)(uintptr_t)e->bytes };
+                MDB_val v;
+
+                had = mdb_get(txn, st->dbi[db], &k, &v) == 0;
+            }
+            if (e->dirty && e->present && !had) {
+                n++;
+            } else if (e->dirty && !e->present && had) {
+                n--;
+            }
+        }
     }
     if (txn != st->txn) {
         mdb_txn_abort(txn);
