@@ -37,7 +37,11 @@ struct rs_store {
     bool readonly;
     bool has_db[RS_DB__COUNT]; /* read-only: a state dir older than a database lacks it */
     /* The batch's write-back cache (see "Write-back cache" below). */
-    GHashTable *ov;                 /* struct ov_entry, by (db, key) */
+    GHashTable *ov;    /* struct ov_entry, by (db, key) */
+    GPtrArray *chunks; /* the entries' memory, reused batch after batch */
+    GPtrArray *big;    /* values larger than a chunk, freed with the batch */
+    guint chunk;       /* the chunk being filled */
+    size_t chunk_used;
     GPtrArray *dirty[RS_DB__COUNT]; /* entries of each db with changes not yet in the txn */
     uint32_t gen[RS_DB__COUNT];     /* bumped by every write of a db into the txn */
     size_t ov_bytes;                /* key and value bytes put since the last full flush */
@@ -438,7 +442,7 @@ static void grow_map(struct rs_store *st)
  *
  * Inside a batch, puts and deletes are kept in a hash table and reach the LMDB transaction
  * only at commit, sorted by key (or earlier: before a seek of the same database, before a
- * count, and when the cache holds OV_FLUSH_BYTES). A key written several times in a batch
+ * count, and when the cache grows large). A key written several times in a batch
  * (a lead saved by its creation and by its touch, a timer armed and cancelled) costs one
  * LMDB write or none, and the B-tree descents that remain are made in key order. Reads look
  * in the cache first, and a read that went to LMDB is remembered, found or not, so that the
@@ -446,9 +450,10 @@ static void grow_map(struct rs_store *st)
  * what it would see with the writes applied at once.
  */
 
-/* A full flush once the batch has put this much: bounds the cache, and a map too small for
- * the batch still fails at the put that overflows it, not only at commit. */
-#define OV_FLUSH_BYTES ((size_t)2 << 20)
+/* A full flush once the batch has put a quarter of the map, or OV_FLUSH_MAX: bounds the
+ * cache, and a map too small for the batch still fails at a put, not only at commit. */
+#define OV_FLUSH_MAX ((size_t)64 << 20)
+#define OV_CHUNK     ((size_t)256 << 10)
 
 enum { TXN_NO, TXN_YES, TXN_UNKNOWN }; /* does the transaction hold the key? */
 
@@ -469,10 +474,35 @@ struct ov_entry {
     uint32_t gen;
     const uint8_t *val;
     size_t vlen;
-    uint8_t *vbuf; /* owned value buffer */
+    uint8_t *vbuf; /* owned value buffer, in a chunk */
     size_t vcap;
-    uint8_t bytes[]; /* the key */
+    uint64_t prefix[2]; /* the key's first 16 bytes, big-endian: most compares stop there */
+    uint8_t bytes[];    /* the key */
 };
+
+/* Memory for the batch's cache, from chunks reused batch after batch; a value larger than a
+ * chunk gets a chunk of its own, freed when the batch ends. */
+static void *ov_alloc(struct rs_store *st, size_t len)
+{
+    void *p;
+
+    len = (len + 15) & ~(size_t)15;
+    if (len > OV_CHUNK) {
+        p = rs_xmalloc(len);
+        g_ptr_array_add(st->big, p);
+        return p;
+    }
+    if (st->chunk_used + len > OV_CHUNK) {
+        st->chunk++;
+        st->chunk_used = 0;
+    }
+    if (st->chunk == st->chunks->len) {
+        g_ptr_array_add(st->chunks, rs_xmalloc(OV_CHUNK));
+    }
+    p = (uint8_t *)st->chunks->pdata[st->chunk] + st->chunk_used;
+    st->chunk_used += len;
+    return p;
+}
 
 static uint32_t ov_hash_of(uint8_t db, const uint8_t *p, size_t len)
 {
@@ -511,27 +541,89 @@ static gboolean ov_equal(gconstpointer a, gconstpointer b)
            memcmp(x->ptr, y->ptr, x->len) == 0;
 }
 
-static void ov_free(gpointer p)
+/* LMDB's default order: bytes, then the shorter key first. */
+static int ov_cmp(const struct ov_entry *x, const struct ov_entry *y)
 {
-    struct ov_entry *e = p;
+    int c;
 
-    free(e->vbuf);
-    free(e);
+    if (x->prefix[0] != y->prefix[0]) {
+        return x->prefix[0] < y->prefix[0] ? -1 : 1;
+    }
+    if (x->prefix[1] != y->prefix[1]) {
+        return x->prefix[1] < y->prefix[1] ? -1 : 1;
+    }
+    c = memcmp(x->k.ptr, y->k.ptr, x->k.len < y->k.len ? x->k.len : y->k.len);
+    return c != 0 ? c : (x->k.len > y->k.len) - (x->k.len < y->k.len);
 }
 
-/* LMDB's default order: bytes, then the shorter key first. */
-static int ov_cmp(const void *a, const void *b)
+static void ov_swap(struct ov_entry **a, size_t i, size_t j)
 {
-    const struct ov_entry *x = *(const struct ov_entry *const *)a;
-    const struct ov_entry *y = *(const struct ov_entry *const *)b;
-    int c = memcmp(x->k.ptr, y->k.ptr, x->k.len < y->k.len ? x->k.len : y->k.len);
+    struct ov_entry *t = a[i];
 
-    return c != 0 ? c : (x->k.len > y->k.len) - (x->k.len < y->k.len);
+    a[i] = a[j];
+    a[j] = t;
+}
+
+/* Sort entries by key: a quicksort with the compare inlined (qsort's indirect calls and
+ * merge buffer cost more than the writes they order). */
+static void ov_sort(struct ov_entry **a, size_t n)
+{
+    while (n > 12) {
+        size_t i = 0, j = n - 1, mid = n / 2;
+        struct ov_entry *pivot;
+
+        /* Median of three, so that sorted runs do not degrade it. */
+        if (ov_cmp(a[mid], a[0]) < 0) {
+            ov_swap(a, mid, 0);
+        }
+        if (ov_cmp(a[n - 1], a[mid]) < 0) {
+            ov_swap(a, n - 1, mid);
+            if (ov_cmp(a[mid], a[0]) < 0) {
+                ov_swap(a, mid, 0);
+            }
+        }
+        pivot = a[mid];
+        for (;;) {
+            while (ov_cmp(a[i], pivot) < 0) {
+                i++;
+            }
+            while (ov_cmp(pivot, a[j]) < 0) {
+                j--;
+            }
+            if (i >= j) {
+                break;
+            }
+            ov_swap(a, i, j);
+            i++;
+            j--;
+        }
+        /* a[0..j] <= pivot <= a[j+1..n): recurse into the smaller side, loop on the other. */
+        if (j + 1 < n - j - 1) {
+            ov_sort(a, j + 1);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            ov_sort(a + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct ov_entry *x = a[i];
+        size_t j = i;
+
+        while (j > 0 && ov_cmp(x, a[j - 1]) < 0) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
 }
 
 static void ov_init(struct rs_store *st)
 {
-    st->ov = g_hash_table_new_full(ov_hash, ov_equal, NULL, ov_free);
+    st->ov = g_hash_table_new(ov_hash, ov_equal);
+    st->chunks = g_ptr_array_new_with_free_func(free);
+    st->big = g_ptr_array_new_with_free_func(free);
     for (int i = 0; i < RS_DB__COUNT; i++) {
         st->dirty[i] = g_ptr_array_new();
     }
@@ -541,6 +633,8 @@ static void ov_release(struct rs_store *st)
 {
     if (st->ov != NULL) {
         g_hash_table_destroy(st->ov);
+        g_ptr_array_free(st->chunks, TRUE);
+        g_ptr_array_free(st->big, TRUE);
         for (int i = 0; i < RS_DB__COUNT; i++) {
             g_ptr_array_free(st->dirty[i], TRUE);
         }
@@ -556,7 +650,10 @@ static void ov_clear(struct rs_store *st)
         for (int i = 0; i < RS_DB__COUNT; i++) {
             g_ptr_array_set_size(st->dirty[i], 0);
         }
+        g_ptr_array_set_size(st->big, 0);
     }
+    st->chunk = 0;
+    st->chunk_used = 0;
     st->ov_bytes = 0;
 }
 
@@ -571,10 +668,14 @@ static struct ov_entry *ov_find(struct rs_store *st, enum rs_db db, struct rs_by
 static struct ov_entry *ov_add(struct rs_store *st, enum rs_db db, struct rs_bytes key,
                                uint32_t hash)
 {
-    struct ov_entry *e = rs_xmalloc(sizeof(*e) + key.len);
+    struct ov_entry *e = ov_alloc(st, sizeof(*e) + key.len);
+    uint8_t pfx[16] = { 0 };
 
     memset(e, 0, sizeof(*e));
     memcpy(e->bytes, key.ptr, key.len);
+    memcpy(pfx, key.ptr, key.len < 16 ? key.len : 16);
+    e->prefix[0] = rs_store_get_u64(pfx);
+    e->prefix[1] = rs_store_get_u64(pfx + 8);
     e->k = (struct ov_key){ e->bytes, (uint32_t)key.len, hash, (uint8_t)db };
     g_hash_table_add(st->ov, e);
     return e;
@@ -593,14 +694,16 @@ static void ov_mark_dirty(struct rs_store *st, struct ov_entry *e)
 static int ov_flush_db(struct rs_store *st, enum rs_db db)
 {
     GPtrArray *arr = st->dirty[db];
-    int rc = 0;
+    MDB_cursor *cur = NULL;
+    int rc;
 
     if (arr->len == 0) {
         return 0;
     }
-    if (arr->len > 1) {
-        qsort(arr->pdata, arr->len, sizeof(void *), ov_cmp);
-    }
+    ov_sort((struct ov_entry **)arr->pdata, arr->len);
+    /* One cursor for the sorted run: LMDB searches a key within the cursor's current page
+     * first, so neighbours on one page cost no descent from the root. */
+    rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
     for (guint i = 0; i < arr->len && rc == 0; i++) {
         struct ov_entry *e = arr->pdata[i];
         MDB_val k = { e->k.len, e->bytes };
@@ -612,14 +715,19 @@ static int ov_flush_db(struct rs_store *st, enum rs_db db)
         if (e->present) {
             MDB_val v = { e->vlen, (void *)(uintptr_t)e->val };
 
-            rc = mdb_put(st->txn, st->dbi[db], &k, &v, 0);
+            rc = mdb_cursor_put(cur, &k, &v, 0);
             e->in_txn = TXN_YES;
         } else {
-            rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
-            rc = rc == MDB_NOTFOUND ? 0 : rc;
+            MDB_val v;
+
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            rc = rc == 0 ? mdb_cursor_del(cur, 0) : rc == MDB_NOTFOUND ? 0 : rc;
             e->in_txn = TXN_NO;
         }
         e->dirty = false;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
     }
     g_ptr_array_set_size(arr, 0);
     st->gen[db]++;
@@ -698,10 +806,9 @@ static int ov_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struc
     if (val.len > e->vcap) {
         /* val may point into the old buffer (a put of what a get returned): copy first. */
         size_t cap = val.len < 2 * e->vcap ? 2 * e->vcap : val.len;
-        uint8_t *buf = rs_xmalloc(cap > 0 ? cap : 1);
+        uint8_t *buf = ov_alloc(st, cap);
 
-        memcpy(buf, val.ptr, val.len);
-        free(e->vbuf);
+        memcpy(buf, val.ptr, val.len); /* the old buffer stays with the batch */
         e->vbuf = buf;
         e->vcap = cap;
     } else if (val.len > 0) {
@@ -713,7 +820,7 @@ static int ov_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struc
     e->vlen = val.len;
     ov_mark_dirty(st, e);
     st->ov_bytes += key.len + val.len;
-    if (st->ov_bytes > OV_FLUSH_BYTES) {
+    if (st->ov_bytes > OV_FLUSH_MAX || st->ov_bytes > st->map_bytes / 4) {
         int rc = ov_flush_all(st);
 
         if (rc != 0) {
