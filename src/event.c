@@ -16,8 +16,7 @@
 #include <msgpack.h>
 
 /*
- * Decoding makes two passes over the payload. For a 150-byte event msgpack_unpack() is about
- * two thirds of the time and scan() about an eighth (bench/bench_decode.c has the totals):
+ * Decoding makes two passes over the payload (bench/bench_decode.c has the costs):
  *
  * 1. scan() walks the bytes without building anything. It proves that they hold exactly one
  *    complete msgpack object and that every array or map count fits in the bytes that remain.
@@ -26,10 +25,10 @@
  *    declaring 2^26 items would make it reserve 1.5 GiB. After scan(), the zone holds at most
  *    about 24 bytes per payload byte. scan() also gives the byte offsets that msgpack-c does not
  *    report (msgpack_unpack() only says "parse error" or "incomplete").
- * 2. msgpack_unpack() builds the object tree in the reused zone; str objects point into the
- *    payload (template_callback_str stores the input pointer, it never copies). Then one walk
- *    over the top-level map files each known key into a slot, and the type's fields are read
- *    from the slots.
+ * 2. build() makes the object tree that msgpack_unpack() would make, in the reused zone, at
+ *    a third of its cost; str objects point into the payload (msgpack-c never copies them
+ *    either). Then one walk over the top-level map files each known key into a slot, and the
+ *    type's fields are read from the slots.
  */
 
 /*
@@ -680,6 +679,176 @@ static int scan(struct decode *d, const unsigned char *p, size_t len)
             left = outer_left[depth];
         }
     }
+}
+
+/*
+ * Build the object tree of bytes that scan() accepted, exactly as msgpack_unpack() would (the
+ * same object types, str/bin/ext pointing into the payload, containers allocated in the
+ * zone), without its general state machine, which cost twice as much as scan() and this
+ * together. Trusts scan(): the bytes are one complete object, nested at most SCAN_MAX_DEPTH
+ * deep. Returns the bytes read, or 0 if the zone could not allocate.
+ */
+static size_t build(msgpack_zone *z, const unsigned char *p, msgpack_object *o)
+{
+    unsigned char c = p[0];
+    size_t count_bytes = 0, n, pos, ext_size;
+
+    if (c <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = c;
+        return 1;
+    }
+    if (c >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)c;
+        return 1;
+    }
+    if (c >= 0xa0 && c <= 0xbf) {
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.size = c & 0x1fu;
+        o->via.str.ptr = (const char *)p + 1; /* an empty one too, never NULL, as in msgpack-c */
+        return 1 + o->via.str.size;
+    }
+    if (c <= 0x9f) {
+        n = c & 0x0fu;
+        pos = 1;
+        goto container;
+    }
+    switch (c) {
+    case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        return 1;
+    case 0xc2:
+    case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = c == 0xc3;
+        return 1;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        count_bytes = c == 0xc4 || c == 0xd9 ? 1 : c == 0xc5 || c == 0xda ? 2 : 4;
+        o->type = c <= 0xc6 ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+        o->via.str.size = (uint32_t)load_be(p + 1, count_bytes);
+        /* msgpack-c points an empty one inside the header: anywhere but NULL will do. */
+        o->via.str.ptr = (const char *)p + 1 + (o->via.str.size != 0 ? count_bytes : 0);
+        return 1 + count_bytes + o->via.str.size; /* via.bin has the same layout */
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+        count_bytes = c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4;
+        ext_size = load_be(p + 1, count_bytes);
+        o->type = MSGPACK_OBJECT_EXT;
+        o->via.ext.type = (int8_t)p[1 + count_bytes];
+        o->via.ext.size = (uint32_t)ext_size;
+        o->via.ext.ptr = (const char *)p + 2 + count_bytes;
+        return 2 + count_bytes + ext_size;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        ext_size = (size_t)1 << (c - 0xd4);
+        o->type = MSGPACK_OBJECT_EXT;
+        o->via.ext.type = (int8_t)p[1];
+        o->via.ext.size = (uint32_t)ext_size;
+        o->via.ext.ptr = (const char *)p + 2;
+        return 2 + ext_size;
+    case 0xca: {
+        uint32_t bits = (uint32_t)load_be(p + 1, 4);
+        float f;
+
+        memcpy(&f, &bits, sizeof(f));
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = (double)f;
+        return 5;
+    }
+    case 0xcb: {
+        uint64_t bits = (uint64_t)load_be(p + 1, 4) << 32 | load_be(p + 5, 4);
+
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        memcpy(&o->via.f64, &bits, sizeof(bits));
+        return 9;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        count_bytes = (size_t)1 << (c - 0xcc);
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = count_bytes == 8 ? (uint64_t)load_be(p + 1, 4) << 32 | load_be(p + 5, 4)
+                                      : load_be(p + 1, count_bytes);
+        return 1 + count_bytes;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        uint64_t u;
+        int64_t v;
+
+        count_bytes = (size_t)1 << (c - 0xd0);
+        u = count_bytes == 8 ? (uint64_t)load_be(p + 1, 4) << 32 | load_be(p + 5, 4)
+                             : load_be(p + 1, count_bytes);
+        /* Sign-extend from the encoded width. */
+        v = count_bytes == 1   ? (int8_t)u
+            : count_bytes == 2 ? (int16_t)u
+            : count_bytes == 4 ? (int32_t)u
+                               : (int64_t)u;
+        if (v < 0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = v;
+        } else {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = (uint64_t)v;
+        }
+        return 1 + count_bytes;
+    }
+    default: /* 0xdc to 0xdf: array 16/32, map 16/32 (0xc1 never passes scan()) */
+        count_bytes = c == 0xdc || c == 0xde ? 2 : 4;
+        n = load_be(p + 1, count_bytes);
+        pos = 1 + count_bytes;
+        break;
+    }
+container:
+    if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
+        msgpack_object_kv *kv = msgpack_zone_malloc(z, n * sizeof(*kv));
+
+        if (kv == NULL) {
+            return 0;
+        }
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = (uint32_t)n;
+        o->via.map.ptr = kv;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = build(z, p + pos, &kv[i].key);
+            size_t v = k != 0 ? build(z, p + pos + k, &kv[i].val) : 0;
+
+            if (v == 0) {
+                return 0;
+            }
+            pos += k + v;
+        }
+    } else {
+        msgpack_object *items = msgpack_zone_malloc(z, n * sizeof(*items));
+
+        if (items == NULL) {
+            return 0;
+        }
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t)n;
+        o->via.array.ptr = items;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = build(z, p + pos, &items[i]);
+
+            if (k == 0) {
+                return 0;
+            }
+            pos += k;
+        }
+    }
+    return pos;
 }
 
 /*
@@ -2134,8 +2303,6 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, 
     enum rs_event_fault ignored;
     struct decode d;
     msgpack_object root;
-    size_t off = 0;
-    msgpack_unpack_return ret;
     int rc;
 
     assert(dec->zone != NULL);
@@ -2159,11 +2326,10 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, 
 
     /* Drop the previous event's tree; the first chunk stays for this one. */
     msgpack_zone_clear(dec->zone);
-    ret = msgpack_unpack(data, len, &off, dec->zone, &root);
-    if (ret != MSGPACK_UNPACK_SUCCESS) {
-        /* scan() accepted the bytes, so this is msgpack-c failing to allocate in its zone. */
+    if (build(dec->zone, data, &root) == 0) {
+        /* scan() accepted the bytes, so this is the zone failing to allocate. */
         return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: msgpack-c failed with %d",
-                      (int)ret);
+                      (int)MSGPACK_UNPACK_NOMEM_ERROR);
     }
     return decode_map(&d, &root, ev);
 }

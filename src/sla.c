@@ -168,35 +168,99 @@ static int64_t level_deadline(const struct rs_sla *sla, const struct lead *l, in
 }
 
 /*
- * OpenSSL 3 looks the algorithm up by name on every EVP_Digest(..., EVP_sha256(), ...): a
- * third of the digest's cost at our message sizes. Fetch it once, for the process.
+ * OpenSSL 3 looks the algorithm up by name on every EVP_Digest(..., EVP_sha256(), ...), and
+ * EVP_Digest() allocates and frees a context each time: together more than the digest costs at
+ * our message sizes. Fetch the algorithm once for the process, and keep one context per thread
+ * (freed at the thread's exit).
  */
 static EVP_MD *sha256;
+static pthread_key_t sha256_ctx_key;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void free_sha256_ctx(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void fetch_sha256(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    (void)pthread_key_create(&sha256_ctx_key, free_sha256_ctx);
+}
+
+/* The SHA-256 of buf[0..len), into md (32 bytes). */
+static void digest_sha256(const char *buf, size_t len, unsigned char *md)
+{
+    const EVP_MD *md_type;
+    EVP_MD_CTX *ctx;
+    unsigned int mdlen = 0;
+
+    (void)pthread_once(&sha256_once, fetch_sha256);
+    md_type = sha256 != NULL ? sha256 : EVP_sha256();
+    ctx = pthread_getspecific(sha256_ctx_key);
+    if (ctx == NULL) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx == NULL || pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            (void)EVP_Digest(buf, len, md, &mdlen, md_type, NULL);
+            return;
+        }
+    }
+    if (EVP_DigestInit_ex(ctx, md_type, NULL) != 1 || EVP_DigestUpdate(ctx, buf, len) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+        (void)EVP_Digest(buf, len, md, &mdlen, md_type, NULL);
+    }
+}
+
+/*
+ * Append to buf[*n..cap-1) as snprintf's "%.*s" would: up to len bytes, stopping at a NUL,
+ * never past cap - 1 (the id hashes what snprintf would have kept).
+ */
+static void put_part(char *buf, size_t cap, size_t *n, const char *s, size_t len)
+{
+    const char *nul = s != NULL && len > 0 ? memchr(s, '\0', len) : NULL;
+    size_t room = cap - 1 - *n;
+
+    if (s == NULL) {
+        return;
+    }
+    if (nul != NULL) {
+        len = (size_t)(nul - s);
+    }
+    if (len > room) {
+        len = room;
+    }
+    memcpy(buf + *n, s, len);
+    *n += len;
 }
 
 void rs_sla_alert_id(char out[65], struct rs_str tenant, const char *sla_type, struct rs_str entity,
                      uint32_t attempt, const char *level, const char *suffix)
 {
     char buf[2 * STR_MAX + 128];
+    char num[16];
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    int n;
+    size_t n = 0;
+    int numlen = 0;
 
-    n = snprintf(buf, sizeof(buf), "%.*s|%s|%.*s|%u|%s%s", (int)tenant.len,
-                 tenant.ptr != NULL ? tenant.ptr : "", sla_type, (int)entity.len,
-                 entity.ptr != NULL ? entity.ptr : "", attempt, level, suffix);
-    if (n < 0) {
-        n = 0;
-    }
-    (void)pthread_once(&sha256_once, fetch_sha256);
-    (void)EVP_Digest(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, md, &mdlen,
-                     sha256 != NULL ? sha256 : EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < mdlen && i < 32; i++) {
+    /* "tenant|sla_type|entity|attempt|level suffix", built by hand: snprintf cost more than
+     * the digest. */
+    do {
+        num[sizeof(num) - 1 - (size_t)numlen++] = (char)('0' + attempt % 10);
+        attempt /= 10;
+    } while (attempt != 0);
+    put_part(buf, sizeof(buf), &n, tenant.ptr, tenant.len);
+    put_part(buf, sizeof(buf), &n, "|", 1);
+    put_part(buf, sizeof(buf), &n, sla_type, strlen(sla_type));
+    put_part(buf, sizeof(buf), &n, "|", 1);
+    put_part(buf, sizeof(buf), &n, entity.ptr, entity.len);
+    put_part(buf, sizeof(buf), &n, "|", 1);
+    put_part(buf, sizeof(buf), &n, num + sizeof(num) - (size_t)numlen, (size_t)numlen);
+    put_part(buf, sizeof(buf), &n, "|", 1);
+    put_part(buf, sizeof(buf), &n, level, strlen(level));
+    put_part(buf, sizeof(buf), &n, suffix, strlen(suffix));
+    digest_sha256(buf, n, md);
+    for (unsigned int i = 0; i < 32; i++) {
         static const char hex[] = "0123456789abcdef";
 
         out[2 * i] = hex[md[i] >> 4];

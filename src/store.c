@@ -5,6 +5,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,21 @@ struct rs_store {
     char *dir;
     bool readonly;
     bool has_db[RS_DB__COUNT]; /* read-only: a state dir older than a database lacks it */
+    /* The batch's write-back cache (see "Write-back cache" below). */
+    GHashTable *ov;    /* struct ov_entry, by (db, key) */
+    GPtrArray *chunks; /* the entries' memory, reused batch after batch */
+    GPtrArray *big;    /* values larger than a chunk, freed with the batch */
+    guint chunk;       /* the chunk being filled */
+    size_t chunk_used;
+    GPtrArray *dirty[RS_DB__COUNT]; /* entries of each db with changes not yet in the txn */
+    uint32_t gen[RS_DB__COUNT];     /* bumped by every write of a db into the txn */
+    size_t ov_bytes;                /* key and value bytes put since the last full flush */
 };
+
+/* The batch's write-back cache, below. */
+static void ov_init(struct rs_store *st);
+static void ov_release(struct rs_store *st);
+static void ov_clear(struct rs_store *st);
 
 /*
  * The calling thread's read snapshot. Per thread because HTTP and inspect threads read while
@@ -368,6 +383,7 @@ void rs_store_close(struct rs_store *st)
         snap.txn = NULL;
         snap.depth = 0;
     }
+    ov_release(st);
     if (!st->readonly) {
         (void)mdb_env_sync(st->env, 1);
     }
@@ -398,6 +414,9 @@ int rs_store_begin(struct rs_store *st, struct rs_err *err)
     }
     st->outbox_next = st->outbox_committed;
     batch_here = st;
+    if (st->ov == NULL) {
+        ov_init(st);
+    }
     return 0;
 }
 
@@ -419,6 +438,433 @@ static void grow_map(struct rs_store *st)
     }
 }
 
+/* ---- Write-back cache ----
+ *
+ * Inside a batch, puts and deletes are kept in a hash table and reach the LMDB transaction
+ * only at commit, sorted by key (or earlier: before a seek of the same database, before a
+ * count, and when the cache grows large). A key written several times in a batch
+ * (a lead saved by its creation and by its touch, a timer armed and cancelled) costs one
+ * LMDB write or none, and the B-tree descents that remain are made in key order. Reads look
+ * in the cache first, and a read that went to LMDB is remembered, found or not, so that the
+ * write or delete that usually follows needs no second descent. What a batch sees is exactly
+ * what it would see with the writes applied at once.
+ */
+
+/* A full flush once the batch has put a quarter of the map, or OV_FLUSH_MAX: bounds the
+ * cache, and a map too small for the batch still fails at a put, not only at commit. */
+#define OV_FLUSH_MAX ((size_t)64 << 20)
+#define OV_CHUNK     ((size_t)256 << 10)
+
+enum { TXN_NO, TXN_YES, TXN_UNKNOWN }; /* does the transaction hold the key? */
+
+struct ov_key {
+    const uint8_t *ptr;
+    uint32_t len;
+    uint32_t hash;
+    uint8_t db;
+};
+
+struct ov_entry {
+    struct ov_key k; /* first: the table's key */
+    bool present;    /* the batch sees a value (else the key is deleted or absent) */
+    bool dirty;      /* differs from the transaction */
+    bool listed;     /* in st->dirty[db] */
+    bool borrowed;   /* val points into LMDB memory, valid while gen matches */
+    uint8_t in_txn;
+    uint32_t gen;
+    const uint8_t *val;
+    size_t vlen;
+    uint8_t *vbuf; /* owned value buffer, in a chunk */
+    size_t vcap;
+    uint64_t prefix[2]; /* the key's first 16 bytes, big-endian: most compares stop there */
+    uint8_t bytes[];    /* the key */
+};
+
+/* Memory for the batch's cache, from chunks reused batch after batch; a value larger than a
+ * chunk gets a chunk of its own, freed when the batch ends. */
+static void *ov_alloc(struct rs_store *st, size_t len)
+{
+    void *p;
+
+    len = (len + 15) & ~(size_t)15;
+    if (len > OV_CHUNK) {
+        p = rs_xmalloc(len);
+        g_ptr_array_add(st->big, p);
+        return p;
+    }
+    if (st->chunk_used + len > OV_CHUNK) {
+        st->chunk++;
+        st->chunk_used = 0;
+    }
+    if (st->chunk == st->chunks->len) {
+        g_ptr_array_add(st->chunks, rs_xmalloc(OV_CHUNK));
+    }
+    p = (uint8_t *)st->chunks->pdata[st->chunk] + st->chunk_used;
+    st->chunk_used += len;
+    return p;
+}
+
+static uint32_t ov_hash_of(uint8_t db, const uint8_t *p, size_t len)
+{
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)db << 56) ^ len;
+
+    while (len >= 8) {
+        uint64_t w;
+
+        memcpy(&w, p, 8);
+        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 32;
+        p += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        uint64_t w = 0;
+
+        memcpy(&w, p, len);
+        h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
+    }
+    h ^= h >> 29;
+    return (uint32_t)h;
+}
+
+static guint ov_hash(gconstpointer p)
+{
+    return ((const struct ov_key *)p)->hash;
+}
+
+static gboolean ov_equal(gconstpointer a, gconstpointer b)
+{
+    const struct ov_key *x = a;
+    const struct ov_key *y = b;
+
+    return x->hash == y->hash && x->db == y->db && x->len == y->len &&
+           memcmp(x->ptr, y->ptr, x->len) == 0;
+}
+
+/* LMDB's default order: bytes, then the shorter key first. */
+static int ov_cmp(const struct ov_entry *x, const struct ov_entry *y)
+{
+    int c;
+
+    if (x->prefix[0] != y->prefix[0]) {
+        return x->prefix[0] < y->prefix[0] ? -1 : 1;
+    }
+    if (x->prefix[1] != y->prefix[1]) {
+        return x->prefix[1] < y->prefix[1] ? -1 : 1;
+    }
+    c = memcmp(x->k.ptr, y->k.ptr, x->k.len < y->k.len ? x->k.len : y->k.len);
+    return c != 0 ? c : (x->k.len > y->k.len) - (x->k.len < y->k.len);
+}
+
+static void ov_swap(struct ov_entry **a, size_t i, size_t j)
+{
+    struct ov_entry *t = a[i];
+
+    a[i] = a[j];
+    a[j] = t;
+}
+
+/* Sort entries by key: a quicksort with the compare inlined (qsort's indirect calls and
+ * merge buffer cost more than the writes they order). */
+static void ov_sort(struct ov_entry **a, size_t n)
+{
+    while (n > 12) {
+        size_t i = 0, j = n - 1, mid = n / 2;
+        struct ov_entry *pivot;
+
+        /* Median of three, so that sorted runs do not degrade it. */
+        if (ov_cmp(a[mid], a[0]) < 0) {
+            ov_swap(a, mid, 0);
+        }
+        if (ov_cmp(a[n - 1], a[mid]) < 0) {
+            ov_swap(a, n - 1, mid);
+            if (ov_cmp(a[mid], a[0]) < 0) {
+                ov_swap(a, mid, 0);
+            }
+        }
+        pivot = a[mid];
+        for (;;) {
+            while (ov_cmp(a[i], pivot) < 0) {
+                i++;
+            }
+            while (ov_cmp(pivot, a[j]) < 0) {
+                j--;
+            }
+            if (i >= j) {
+                break;
+            }
+            ov_swap(a, i, j);
+            i++;
+            j--;
+        }
+        /* a[0..j] <= pivot <= a[j+1..n): recurse into the smaller side, loop on the other. */
+        if (j + 1 < n - j - 1) {
+            ov_sort(a, j + 1);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            ov_sort(a + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct ov_entry *x = a[i];
+        size_t j = i;
+
+        while (j > 0 && ov_cmp(x, a[j - 1]) < 0) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+static void ov_init(struct rs_store *st)
+{
+    st->ov = g_hash_table_new(ov_hash, ov_equal);
+    st->chunks = g_ptr_array_new_with_free_func(free);
+    st->big = g_ptr_array_new_with_free_func(free);
+    for (int i = 0; i < RS_DB__COUNT; i++) {
+        st->dirty[i] = g_ptr_array_new();
+    }
+}
+
+static void ov_release(struct rs_store *st)
+{
+    if (st->ov != NULL) {
+        g_hash_table_destroy(st->ov);
+        g_ptr_array_free(st->chunks, TRUE);
+        g_ptr_array_free(st->big, TRUE);
+        for (int i = 0; i < RS_DB__COUNT; i++) {
+            g_ptr_array_free(st->dirty[i], TRUE);
+        }
+        st->ov = NULL;
+    }
+}
+
+/* Forget every change: the transaction is gone or holds them all. */
+static void ov_clear(struct rs_store *st)
+{
+    if (st->ov != NULL) {
+        g_hash_table_remove_all(st->ov);
+        for (int i = 0; i < RS_DB__COUNT; i++) {
+            g_ptr_array_set_size(st->dirty[i], 0);
+        }
+        g_ptr_array_set_size(st->big, 0);
+    }
+    st->chunk = 0;
+    st->chunk_used = 0;
+    st->ov_bytes = 0;
+}
+
+static struct ov_entry *ov_find(struct rs_store *st, enum rs_db db, struct rs_bytes key,
+                                uint32_t hash)
+{
+    struct ov_key probe = { key.ptr, (uint32_t)key.len, hash, (uint8_t)db };
+
+    return g_hash_table_lookup(st->ov, &probe);
+}
+
+static struct ov_entry *ov_add(struct rs_store *st, enum rs_db db, struct rs_bytes key,
+                               uint32_t hash)
+{
+    struct ov_entry *e = ov_alloc(st, sizeof(*e) + key.len);
+    uint8_t pfx[16] = { 0 };
+
+    memset(e, 0, sizeof(*e));
+    memcpy(e->bytes, key.ptr, key.len);
+    memcpy(pfx, key.ptr, key.len < 16 ? key.len : 16);
+    e->prefix[0] = rs_store_get_u64(pfx);
+    e->prefix[1] = rs_store_get_u64(pfx + 8);
+    e->k = (struct ov_key){ e->bytes, (uint32_t)key.len, hash, (uint8_t)db };
+    g_hash_table_add(st->ov, e);
+    return e;
+}
+
+static void ov_mark_dirty(struct rs_store *st, struct ov_entry *e)
+{
+    e->dirty = true;
+    if (!e->listed) {
+        e->listed = true;
+        g_ptr_array_add(st->dirty[e->k.db], e);
+    }
+}
+
+/* Write db's pending changes into the transaction, in key order. Returns an LMDB code. */
+static int ov_flush_db(struct rs_store *st, enum rs_db db)
+{
+    GPtrArray *arr = st->dirty[db];
+    MDB_cursor *cur = NULL;
+    int rc;
+
+    if (arr->len == 0) {
+        return 0;
+    }
+    ov_sort((struct ov_entry **)arr->pdata, arr->len);
+    /* One cursor for the sorted run: LMDB searches a key within the cursor's current page
+     * first, so neighbours on one page cost no descent from the root. */
+    rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
+    for (guint i = 0; i < arr->len && rc == 0; i++) {
+        struct ov_entry *e = arr->pdata[i];
+        MDB_val k = { e->k.len, e->bytes };
+
+        e->listed = false;
+        if (!e->dirty) {
+            continue;
+        }
+        if (e->present) {
+            MDB_val v = { e->vlen, (void *)(uintptr_t)e->val };
+
+            rc = mdb_cursor_put(cur, &k, &v, 0);
+            e->in_txn = TXN_YES;
+        } else {
+            MDB_val v;
+
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            rc = rc == 0 ? mdb_cursor_del(cur, 0) : rc == MDB_NOTFOUND ? 0 : rc;
+            e->in_txn = TXN_NO;
+        }
+        e->dirty = false;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    g_ptr_array_set_size(arr, 0);
+    st->gen[db]++;
+    return rc;
+}
+
+static int ov_flush_all(struct rs_store *st)
+{
+    int rc = 0;
+
+    for (int i = 0; i < RS_DB__COUNT && rc == 0; i++) {
+        rc = ov_flush_db(st, (enum rs_db)i);
+    }
+    return rc;
+}
+
+/* After a failed write into the transaction: it is unusable, abort; grow if it was full. */
+static int ov_fail(struct rs_store *st, struct rs_err *err, int rc, const char *what)
+{
+    rs_store_abort(st);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
+        grow_map(st);
+    }
+    return store_error(st, err, rc, what);
+}
+
+/* A read inside the batch: the cache, else the transaction (remembered). */
+static int ov_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes *val,
+                  struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+    MDB_val k = to_val(key);
+    MDB_val v;
+    int rc;
+
+    if (e != NULL && !e->present) {
+        return RS_ENOTFOUND;
+    }
+    if (e != NULL && (!e->borrowed || e->gen == st->gen[db])) {
+        *val = (struct rs_bytes){ e->val, e->vlen };
+        return 0;
+    }
+    rc = mdb_get(st->txn, st->dbi[db], &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return store_error(st, err, rc, "get");
+    }
+    if (e == NULL) {
+        e = ov_add(st, db, key, hash);
+    }
+    if (rc == MDB_NOTFOUND) {
+        e->present = false;
+        e->in_txn = TXN_NO;
+        return RS_ENOTFOUND;
+    }
+    e->present = true;
+    e->borrowed = true;
+    e->in_txn = TXN_YES;
+    e->gen = st->gen[db];
+    e->val = v.mv_data;
+    e->vlen = v.mv_size;
+    *val = from_val(v);
+    return 0;
+}
+
+static int ov_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes val,
+                  struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+
+    if (e == NULL) {
+        e = ov_add(st, db, key, hash);
+        e->in_txn = TXN_UNKNOWN;
+    }
+    if (val.len > e->vcap) {
+        /* val may point into the old buffer (a put of what a get returned): copy first. */
+        size_t cap = val.len < 2 * e->vcap ? 2 * e->vcap : val.len;
+        uint8_t *buf = ov_alloc(st, cap);
+
+        memcpy(buf, val.ptr, val.len); /* the old buffer stays with the batch */
+        e->vbuf = buf;
+        e->vcap = cap;
+    } else if (val.len > 0) {
+        memmove(e->vbuf, val.ptr, val.len);
+    }
+    e->present = true;
+    e->borrowed = false;
+    e->val = e->vbuf;
+    e->vlen = val.len;
+    ov_mark_dirty(st, e);
+    st->ov_bytes += key.len + val.len;
+    if (st->ov_bytes > OV_FLUSH_MAX || st->ov_bytes > st->map_bytes / 4) {
+        int rc = ov_flush_all(st);
+
+        if (rc != 0) {
+            return ov_fail(st, err, rc, "put");
+        }
+        ov_clear(st);
+    }
+    return 0;
+}
+
+static int ov_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err)
+{
+    uint32_t hash = ov_hash_of((uint8_t)db, key.ptr, key.len);
+    struct ov_entry *e = ov_find(st, db, key, hash);
+    MDB_val k = to_val(key);
+    int rc;
+
+    if (e != NULL) {
+        if (!e->present) {
+            return RS_ENOTFOUND;
+        }
+        e->present = false;
+        e->borrowed = false;
+        e->vlen = 0;
+        if (e->in_txn == TXN_NO) {
+            e->dirty = false; /* put and deleted within the batch: nothing to write */
+        } else {
+            ov_mark_dirty(st, e);
+        }
+        return 0;
+    }
+    /* Unknown to the cache: delete at once, which also tells whether the key was there. */
+    rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ov_fail(st, err, rc, "del");
+    }
+    if (rc == 0) {
+        st->gen[db]++;
+    }
+    e = ov_add(st, db, key, hash);
+    e->in_txn = TXN_NO;
+    return rc == MDB_NOTFOUND ? RS_ENOTFOUND : 0;
+}
+
 int rs_store_commit(struct rs_store *st, struct rs_err *err)
 {
     int rc;
@@ -426,6 +872,11 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     if (st->txn == NULL) {
         return rs_err_set(err, RS_ESTORE, "state store '%s': no batch open", st->dir);
     }
+    rc = ov_flush_all(st);
+    if (rc != 0) {
+        return ov_fail(st, err, rc, "commit");
+    }
+    ov_clear(st);
     if (st->outbox_next != st->outbox_committed) {
         uint8_t seq[8];
         MDB_val k = meta_key(META_OUTBOX_SEQ);
@@ -456,6 +907,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
 
 void rs_store_abort(struct rs_store *st)
 {
+    ov_clear(st);
     if (st->txn != NULL) {
         mdb_txn_abort(st->txn);
         st->txn = NULL;
@@ -543,6 +995,9 @@ int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
     if (!st->has_db[db]) {
         return RS_ENOTFOUND;
     }
+    if (txn == st->txn) {
+        return ov_get(st, db, key, val, err);
+    }
     rc = mdb_get(txn, st->dbi[db], &k, &v);
     if (rc == MDB_NOTFOUND) {
         return RS_ENOTFOUND;
@@ -557,40 +1012,16 @@ int rs_store_get(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 int rs_store_put(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_bytes val,
                  struct rs_err *err)
 {
-    MDB_val k = to_val(key);
-    MDB_val v = to_val(val);
     int rc = need_batch(st, err);
 
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_put(st->txn, st->dbi[db], &k, &v, 0);
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        /* The transaction is unusable now: abort, grow, and let the caller run it again. */
-        rs_store_abort(st);
-        grow_map(st);
-    }
-    return rc == 0 ? 0 : store_error(st, err, rc, "put");
+    return rc != 0 ? rc : ov_put(st, db, key, val, err);
 }
 
 int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct rs_err *err)
 {
-    MDB_val k = to_val(key);
     int rc = need_batch(st, err);
 
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_del(st->txn, st->dbi[db], &k, NULL);
-    if (rc == MDB_NOTFOUND) {
-        return RS_ENOTFOUND;
-    }
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) {
-        /* A delete can need pages too: as in rs_store_put(), abort, grow, run again. */
-        rs_store_abort(st);
-        grow_map(st);
-    }
-    return rc == 0 ? 0 : store_error(st, err, rc, "del");
+    return rc != 0 ? rc : ov_del(st, db, key, err);
 }
 
 int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, struct rs_bytes *key,
@@ -607,6 +1038,13 @@ int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, stru
     }
     if (!st->has_db[db]) {
         return RS_ENOTFOUND;
+    }
+    if (txn == st->txn && st->dirty[db]->len > 0) {
+        /* A scan sees the transaction: the database's pending writes go there first. */
+        rc = ov_flush_db(st, db);
+        if (rc != 0) {
+            return ov_fail(st, err, rc, "seek");
+        }
     }
     rc = mdb_cursor_open(txn, st->dbi[db], &cur);
     if (rc != 0) {
@@ -655,8 +1093,16 @@ int rs_store_offset_get(struct rs_store *st, const char *topic, int32_t partitio
         if (rc != 0) {
             return store_error(st, err, rc, "read snapshot");
         }
+        rc = mdb_get(txn, st->dbi[RS_DB_OFFSETS], &k, &v);
+    } else {
+        struct rs_bytes b;
+
+        rc = ov_get(st, RS_DB_OFFSETS, (struct rs_bytes){ kbuf, k.mv_size }, &b, err);
+        if (rc != 0) {
+            return rc;
+        }
+        v = (MDB_val){ b.len, (void *)(uintptr_t)b.ptr };
     }
-    rc = mdb_get(txn, st->dbi[RS_DB_OFFSETS], &k, &v);
     if (rc == 0 && v.mv_size == 24) {
         off->next_offset = (int64_t)rs_store_get_u64(v.mv_data);
         off->max_ts_ms = (int64_t)rs_store_get_u64((const uint8_t *)v.mv_data + 8);
@@ -802,6 +1248,27 @@ uint64_t rs_store_count(struct rs_store *st, enum rs_db db)
     }
     if (mdb_stat(txn, st->dbi[db], &stat) == 0) {
         n = stat.ms_entries;
+    }
+    if (txn == st->txn && st->ov != NULL) {
+        /* The batch's pending writes: what each changes in the count. */
+        GPtrArray *arr = st->dirty[db];
+
+        for (guint i = 0; i < arr->len; i++) {
+            const struct ov_entry *e = arr->pdata[i];
+            bool had = e->in_txn == TXN_YES;
+
+            if (e->in_txn == TXN_UNKNOWN) {
+                MDB_val k = { e->k.len, (void *)(uintptr_t)e->bytes };
+                MDB_val v;
+
+                had = mdb_get(txn, st->dbi[db], &k, &v) == 0;
+            }
+            if (e->dirty && e->present && !had) {
+                n++;
+            } else if (e->dirty && !e->present && had) {
+                n--;
+            }
+        }
     }
     if (txn != st->txn) {
         mdb_txn_abort(txn);

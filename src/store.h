@@ -131,7 +131,9 @@ int rs_store_del(struct rs_store *st, enum rs_db db, struct rs_bytes key, struct
 /*
  * Find the first key >= `from` in `db` inside the open batch (else read snapshot), for scans.
  * Returns 0 and sets *key and *val (borrowed as in rs_store_get), RS_ENOTFOUND past the end,
- * or RS_ESTORE.
+ * or RS_ESTORE (RS_ESTORE_FULL, batch aborted, as for rs_store_put).
+ * Inside a batch it first writes the batch's pending changes of `db` (a batch keeps its
+ * writes until commit): it ends values borrowed from `db` as a write would.
  */
 int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, struct rs_bytes *key,
                   struct rs_bytes *val, struct rs_err *err);

@@ -216,6 +216,231 @@ static void test_store_map_full_aborts_batch_and_grows_map(void **state)
     assert_int_equal(rs_store_count(f->st, RS_DB_ENTITIES), 64);
 }
 
+/*
+ * The batch keeps its writes in a cache until commit (store.c): whatever the mix of puts,
+ * deletes, reads, seeks, counts, commits and aborts, every answer must be the one a store
+ * writing at once would give. A model of the databases (a value or nothing per key) checks
+ * each answer along a long pseudo-random run; values up to 16 KiB make the cache flush in
+ * the middle of batches, and a key space small enough makes keys come back often.
+ */
+#define MODEL_KEYS 48
+#define MODEL_DBS  3
+
+struct model {
+    uint8_t key[MODEL_KEYS][24];
+    size_t klen[MODEL_KEYS];
+    uint8_t *val[MODEL_DBS][MODEL_KEYS]; /* NULL: absent */
+    size_t vlen[MODEL_DBS][MODEL_KEYS];
+};
+
+static const enum rs_db model_db[MODEL_DBS] = { RS_DB_ENTITIES, RS_DB_TIMERS, RS_DB_DEDUP };
+
+/* LMDB's order: bytes, then the shorter key first. */
+static int model_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+static void model_copy(struct model *to, const struct model *from)
+{
+    for (int d = 0; d < MODEL_DBS; d++) {
+        for (int i = 0; i < MODEL_KEYS; i++) {
+            free(to->val[d][i]);
+            to->val[d][i] = NULL;
+            to->vlen[d][i] = from->vlen[d][i];
+            if (from->val[d][i] != NULL) {
+                to->val[d][i] = malloc(from->vlen[d][i] + 1);
+                memcpy(to->val[d][i], from->val[d][i], from->vlen[d][i]);
+            }
+        }
+    }
+}
+
+static void model_free(struct model *m)
+{
+    for (int d = 0; d < MODEL_DBS; d++) {
+        for (int i = 0; i < MODEL_KEYS; i++) {
+            free(m->val[d][i]);
+        }
+    }
+}
+
+/* Check every key of every database, and a seek from every key, against the model. */
+static void model_check_all(struct rs_store *st, const struct model *m)
+{
+    for (int d = 0; d < MODEL_DBS; d++) {
+        uint64_t present = 0;
+
+        /* First, while the batch's writes are still pending (a seek writes them). */
+        for (int i = 0; i < MODEL_KEYS; i++) {
+            present += m->val[d][i] != NULL;
+        }
+        assert_int_equal(rs_store_count(st, model_db[d]), present);
+        for (int i = 0; i < MODEL_KEYS; i++) {
+            struct rs_bytes v, k;
+            int best = -1;
+            int rc =
+                rs_store_get(st, model_db[d], (struct rs_bytes){ m->key[i], m->klen[i] }, &v, NULL);
+
+            if (m->val[d][i] == NULL) {
+                assert_int_equal(rc, RS_ENOTFOUND);
+            } else {
+                assert_int_equal(rc, 0);
+                assert_int_equal(v.len, m->vlen[d][i]);
+                assert_memory_equal(v.ptr, m->val[d][i], v.len);
+            }
+            for (int j = 0; j < MODEL_KEYS; j++) {
+                if (m->val[d][j] != NULL &&
+                    model_cmp(m->key[j], m->klen[j], m->key[i], m->klen[i]) >= 0 &&
+                    (best < 0 ||
+                     model_cmp(m->key[j], m->klen[j], m->key[best], m->klen[best]) < 0)) {
+                    best = j;
+                }
+            }
+            rc = rs_store_seek(st, model_db[d], (struct rs_bytes){ m->key[i], m->klen[i] }, &k, &v,
+                               NULL);
+            if (best < 0) {
+                assert_int_equal(rc, RS_ENOTFOUND);
+            } else {
+                assert_int_equal(rc, 0);
+                assert_int_equal(k.len, m->klen[best]);
+                assert_memory_equal(k.ptr, m->key[best], k.len);
+                assert_int_equal(v.len, m->vlen[d][best]);
+                assert_memory_equal(v.ptr, m->val[d][best], v.len);
+            }
+        }
+        assert_int_equal(rs_store_count(st, model_db[d]), present);
+    }
+}
+
+static void test_store_batch_answers_as_if_every_write_were_applied_at_once(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t buf[16384];
+    struct model batch, committed;
+    uint32_t seed = 12345;
+    bool open = false;
+
+    memset(&batch, 0, sizeof(batch));
+    memset(&committed, 0, sizeof(committed));
+    for (int i = 0; i < MODEL_KEYS; i++) {
+        /* Lengths 1 to 24, shared prefixes longer than 16 bytes, NUL bytes, a key and its
+         * extension ("ab" < "ab\0" < "ab\0\1"). */
+        size_t len = 1 + (size_t)(i * 7 % 24);
+
+        memset(batch.key[i], i % 4 == 0 ? 0 : 'p', sizeof(batch.key[i]));
+        batch.key[i][len - 1] = (uint8_t)(i % 5);
+        if (len > 2) {
+            batch.key[i][len - 2] = (uint8_t)('a' + i % 3);
+        }
+        batch.klen[i] = len;
+    }
+    memcpy(committed.key, batch.key, sizeof(batch.key));
+    memcpy(committed.klen, batch.klen, sizeof(batch.klen));
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t)(i * 31 + 7);
+    }
+    /* Keys made equal by the construction would make the model wrong. */
+    for (int i = 0; i < MODEL_KEYS; i++) {
+        for (int j = i + 1; j < MODEL_KEYS; j++) {
+            if (model_cmp(batch.key[i], batch.klen[i], batch.key[j], batch.klen[j]) == 0) {
+                batch.klen[j] = committed.klen[j] = 24;
+                batch.key[j][23] = committed.key[j][23] = (uint8_t)(200 + j);
+            }
+        }
+    }
+    for (int step = 0; step < 20000; step++) {
+        int op, d, i, rc;
+        bool long_batch;
+        struct rs_bytes v;
+
+        seed = seed * 1103515245u + 12345u;
+        op = (int)(seed >> 16) % 100;
+        /* Every other stretch of 2500 steps is one long batch: it outgrows the cache (a
+         * flush in the middle) and at first the map (RS_ESTORE_FULL, and the map grows). */
+        long_batch = (step / 2500) % 2 == 1;
+        if (long_batch && op >= 83) {
+            op = (int)(seed >> 12) % 83;
+        }
+        d = (int)(seed >> 8) % MODEL_DBS;
+        i = (int)((seed >> 20) * 7u) % MODEL_KEYS;
+        if (!open) {
+            assert_int_equal(rs_store_begin(f->st, NULL), 0);
+            open = true;
+        }
+        if (op < 35) {
+            size_t len = (seed >> 4) % (long_batch ? 4 : 16) == 0 ? (seed >> 10) % sizeof(buf)
+                                                                  : (seed >> 10) % 40;
+            const uint8_t *src = buf + (seed >> 3) % 64;
+
+            if (len + 64 > sizeof(buf)) {
+                len = sizeof(buf) - 64;
+            }
+            rc = rs_store_put(f->st, model_db[d], (struct rs_bytes){ batch.key[i], batch.klen[i] },
+                              (struct rs_bytes){ src, len }, NULL);
+            if (rc == RS_ESTORE_FULL) {
+                /* The map grew; the batch is gone, as a batch that failed. */
+                assert_false(rs_store_in_batch(f->st));
+                model_copy(&batch, &committed);
+                open = false;
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            free(batch.val[d][i]);
+            batch.val[d][i] = malloc(len + 1);
+            memcpy(batch.val[d][i], src, len);
+            batch.vlen[d][i] = len;
+        } else if (op < 60) {
+            rc = rs_store_del(f->st, model_db[d], (struct rs_bytes){ batch.key[i], batch.klen[i] },
+                              NULL);
+            assert_int_equal(rc, batch.val[d][i] == NULL ? RS_ENOTFOUND : 0);
+            free(batch.val[d][i]);
+            batch.val[d][i] = NULL;
+        } else if (op < 80) {
+            rc = rs_store_get(f->st, model_db[d], (struct rs_bytes){ batch.key[i], batch.klen[i] },
+                              &v, NULL);
+            if (batch.val[d][i] == NULL) {
+                assert_int_equal(rc, RS_ENOTFOUND);
+            } else {
+                assert_int_equal(rc, 0);
+                assert_int_equal(v.len, batch.vlen[d][i]);
+                assert_memory_equal(v.ptr, batch.val[d][i], v.len);
+            }
+        } else if (op < 83) {
+            model_check_all(f->st, &batch);
+        } else if (op < 95) {
+            rc = rs_store_commit(f->st, NULL);
+            open = false;
+            if (rc == RS_ESTORE_FULL) {
+                model_copy(&batch, &committed);
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            model_copy(&committed, &batch);
+        } else {
+            rs_store_abort(f->st);
+            open = false;
+            model_copy(&batch, &committed);
+        }
+    }
+    if (open) {
+        rs_store_abort(f->st);
+        model_copy(&batch, &committed);
+    }
+    /* What the commits left, through a snapshot and after a reopen. */
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    model_check_all(f->st, &committed);
+    rs_store_read_end(f->st);
+    reopen(f);
+    assert_int_equal(rs_store_read_begin(f->st, NULL), 0);
+    model_check_all(f->st, &committed);
+    rs_store_read_end(f->st);
+    model_free(&batch);
+    model_free(&committed);
+}
+
 static void test_store_seek_finds_first_key_at_or_after(void **state)
 {
     struct fixture *f = *state;
@@ -828,6 +1053,9 @@ int main(void)
             store_teardown),
         cmocka_unit_test_setup_teardown(test_store_map_full_aborts_batch_and_grows_map, store_setup,
                                         store_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_batch_answers_as_if_every_write_were_applied_at_once, store_setup,
+            store_teardown),
         cmocka_unit_test_setup_teardown(test_store_seek_finds_first_key_at_or_after, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_batch_inside_batch, store_setup,
