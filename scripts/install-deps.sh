@@ -11,7 +11,7 @@ set -euo pipefail
 # Build: compiler, CMake, the five libraries (DESIGN.md), OpenSSL headers that librdkafka's
 # pkg-config file asks for (sla.c hashes alert ids with it too), Jansson for `revstream send`,
 # GLib for time zones from the system's tz database (calendar.c), libmicrohttpd for the HTTP
-# endpoint (http.c).
+# endpoint (http.c), xxHash for the in-memory tables' keys (store.c, agg.c).
 # Test: cmocka, clang with its sanitizer runtime (the Asan build),
 # clang-format-14 (the format check), valgrind (memcheck job), mdb_stat/mdb_dump for looking
 # into state files.
@@ -19,7 +19,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     librdkafka-dev libuv1-dev libmsgpack-dev liblmdb-dev libssl-dev libjansson-dev
-    libglib2.0-dev libmicrohttpd-dev tzdata
+    libglib2.0-dev libmicrohttpd-dev libxxhash-dev tzdata
     libcmocka-dev clang libclang-rt-14-dev clang-format-14 valgrind lmdb-utils
     gnuplot-nox
 )

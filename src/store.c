@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 /* Keep in sync with enum rs_db. */
 static const char *const db_names[] = {
@@ -45,6 +46,9 @@ struct rs_store {
     GPtrArray *dirty[RS_DB__COUNT]; /* entries of each db with changes not yet in the txn */
     uint32_t gen[RS_DB__COUNT];     /* bumped by every write of a db into the txn */
     size_t ov_bytes;                /* key and value bytes put since the last full flush */
+    uint64_t epoch;                 /* bumped when a batch's writes are dropped */
+    void *view[RS_VIEW__COUNT];     /* the modules' views (rs_store_set_view) */
+    void (*view_release[RS_VIEW__COUNT])(void *view);
 };
 
 /* The batch's write-back cache, below. */
@@ -384,6 +388,11 @@ void rs_store_close(struct rs_store *st)
         snap.depth = 0;
     }
     ov_release(st);
+    for (int i = 0; i < RS_VIEW__COUNT; i++) {
+        if (st->view[i] != NULL && st->view_release[i] != NULL) {
+            st->view_release[i](st->view[i]);
+        }
+    }
     if (!st->readonly) {
         (void)mdb_env_sync(st->env, 1);
     }
@@ -506,25 +515,7 @@ static void *ov_alloc(struct rs_store *st, size_t len)
 
 static uint32_t ov_hash_of(uint8_t db, const uint8_t *p, size_t len)
 {
-    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)db << 56) ^ len;
-
-    while (len >= 8) {
-        uint64_t w;
-
-        memcpy(&w, p, 8);
-        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
-        h ^= h >> 32;
-        p += 8;
-        len -= 8;
-    }
-    if (len > 0) {
-        uint64_t w = 0;
-
-        memcpy(&w, p, len);
-        h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
-    }
-    h ^= h >> 29;
-    return (uint32_t)h;
+    return (uint32_t)XXH3_64bits_withSeed(p, len, db);
 }
 
 static guint ov_hash(gconstpointer p)
@@ -896,6 +887,7 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err)
     st->txn = NULL;
     batch_here = NULL;
     if (rc != 0) {
+        st->epoch++; /* the batch is gone */
         if (rc == MDB_MAP_FULL) {
             grow_map(st);
         }
@@ -909,11 +901,29 @@ void rs_store_abort(struct rs_store *st)
 {
     ov_clear(st);
     if (st->txn != NULL) {
+        st->epoch++;
         mdb_txn_abort(st->txn);
         st->txn = NULL;
         batch_here = NULL;
     }
     st->outbox_next = st->outbox_committed;
+}
+
+uint64_t rs_store_epoch(const struct rs_store *st)
+{
+    return st->epoch;
+}
+
+void *rs_store_view(const struct rs_store *st, enum rs_store_view which)
+{
+    return st->view[which];
+}
+
+void rs_store_set_view(struct rs_store *st, enum rs_store_view which, void *view,
+                       void (*release)(void *view))
+{
+    st->view[which] = view;
+    st->view_release[which] = release;
 }
 
 bool rs_store_in_batch(const struct rs_store *st)

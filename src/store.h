@@ -86,6 +86,24 @@ int rs_store_commit(struct rs_store *st, struct rs_err *err);
 /* Abort the open batch, if any. */
 void rs_store_abort(struct rs_store *st);
 
+/*
+ * A number that changes whenever a batch's writes are dropped (an abort, a failed commit). A
+ * module that keeps in memory what it wrote in batches compares it to know whether those
+ * writes still stand.
+ */
+uint64_t rs_store_epoch(const struct rs_store *st);
+
+/*
+ * Modules' in-memory views of part of the state, kept with the store (one per kind) and
+ * released by rs_store_close(). The store knows nothing of what they hold; each checks
+ * rs_store_epoch(). timer.c keeps each partition's earliest deadlines (timer.h).
+ */
+enum rs_store_view { RS_VIEW_TIMERS, RS_VIEW__COUNT };
+
+void *rs_store_view(const struct rs_store *st, enum rs_store_view which);
+void rs_store_set_view(struct rs_store *st, enum rs_store_view which, void *view,
+                       void (*release)(void *view));
+
 /* Is a batch open on st by the calling thread? (Another thread's batch is invisible.) */
 bool rs_store_in_batch(const struct rs_store *st);
 

@@ -11,6 +11,12 @@
  * reached the end of the log), the wall clock too. So a replay that is catching up fires
  * nothing early, and a live breach fires within one tick of its deadline.
  *
+ * Inside a batch, each partition's earliest timers (up to twice rs_timer_view_limit()) are also
+ * kept in memory, in deadline order, so that the watermark's test for due timers, run per
+ * event, costs no LMDB seek; a timer armed and cancelled within one batch then costs LMDB
+ * nothing. LMDB stays the state: the view is rebuilt from it when it runs out, and after a
+ * batch was dropped (timer.c, "The near view").
+ *
  * Not here: what a fired timer means (sla.c). Threads: the loop thread, inside a batch.
  */
 #ifndef RS_TIMER_H
@@ -55,7 +61,16 @@ int rs_timer_fire_due(struct rs_store *st, uint32_t partition, int64_t watermark
                       rs_timer_fire_cb *cb, void *opaque, int64_t *next_deadline_ms,
                       struct rs_err *err);
 
-/* Earliest deadline in `partition`, or RS_TIMER_NONE. */
+/*
+ * How many of a partition's earliest timers the view loads at a time (it holds at most twice
+ * as many); default 4096. Tests make it small to exercise the reloads. Drops the views.
+ */
+void rs_timer_view_limit(struct rs_store *st, size_t limit);
+
+/*
+ * Earliest deadline in `partition`, or RS_TIMER_NONE. Inside a batch it may be earlier than
+ * the earliest timer (never later): the deadline below which nothing is due.
+ */
 int rs_timer_next_deadline(struct rs_store *st, uint32_t partition, int64_t *deadline_ms,
                            struct rs_err *err);
 

@@ -9,6 +9,7 @@
 #include "timer.h"
 #include "tmpdir.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,6 +235,152 @@ static void test_idle_partition_fires_on_clock_not_on_events(void **state)
     assert_int_equal(fire(f, 0, rs_watermark_at(&wm, clock), &next), 1);
 }
 
+/* ---- the near view against a model ---- */
+
+#define M_ENTITIES 12
+#define M_PARTS    2
+
+/* The model: per (partition, entity), the deadline (RS_TIMER_NONE: no timer). */
+struct model {
+    int64_t deadline[M_PARTS][M_ENTITIES];
+};
+
+struct model_fire {
+    struct model *m;
+    uint32_t partition;
+    int64_t watermark;
+    int64_t last; /* the last fired deadline: the order must not go back */
+    int last_entity;
+    int n;
+};
+
+static int model_on_fire(void *opaque, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                         int64_t deadline_ms, struct rs_bytes payload)
+{
+    struct model_fire *mf = opaque;
+    int e;
+
+    assert_int_equal(partition, mf->partition);
+    assert_int_equal(rule, 7);
+    assert_int_equal(entity.len, 3);
+    e = (((const char *)entity.ptr)[1] - '0') * 10 + (((const char *)entity.ptr)[2] - '0');
+    assert_true(e >= 0 && e < M_ENTITIES);
+    /* It was armed with that deadline, it is due, and it comes in key order. */
+    assert_int_equal(mf->m->deadline[partition][e], deadline_ms);
+    assert_true(deadline_ms <= mf->watermark);
+    assert_true(deadline_ms > mf->last || (deadline_ms == mf->last && e > mf->last_entity));
+    assert_int_equal(payload.len, 2);
+    assert_int_equal(((const uint8_t *)payload.ptr)[0], (uint8_t)e);
+    mf->last = deadline_ms;
+    mf->last_entity = e;
+    mf->m->deadline[partition][e] = RS_TIMER_NONE;
+    mf->n++;
+    return 0;
+}
+
+static int64_t model_min(const struct model *m, uint32_t partition)
+{
+    int64_t min = RS_TIMER_NONE;
+
+    for (int e = 0; e < M_ENTITIES; e++) {
+        if (m->deadline[partition][e] < min) {
+            min = m->deadline[partition][e];
+        }
+    }
+    return min;
+}
+
+/*
+ * Arms, re-arms, cancels, fires, commits and aborts at random over two partitions, with a
+ * view of 1 to 4 timers so that it fills, sheds its latest and reloads all the time; after
+ * every step the timers fire exactly as the model says, in key order, and the next deadline
+ * is never later than the model's.
+ */
+static void test_timer_view_answers_as_lmdb_would(void **state)
+{
+    struct fixture *f = *state;
+    struct model m, committed;
+    uint64_t seed = 0x2545f4914f6cdd1dULL;
+    int64_t wm[M_PARTS] = { 0, 0 };
+
+    for (int p = 0; p < M_PARTS; p++) {
+        for (int e = 0; e < M_ENTITIES; e++) {
+            m.deadline[p][e] = RS_TIMER_NONE;
+        }
+    }
+    committed = m;
+    for (int step = 0; step < 20000; step++) {
+        uint32_t r, p;
+        int e;
+        char ent[4];
+
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        r = (uint32_t)(seed >> 16);
+        p = r % M_PARTS;
+        e = (int)((r >> 4) % M_ENTITIES);
+        (void)snprintf(ent, sizeof(ent), "e%02d", e);
+        if (step % 1000 == 0) {
+            rs_timer_view_limit(f->st, 1 + (size_t)(step / 1000) % 4);
+        }
+        switch ((r >> 12) % 16) {
+        case 0: /* commit */
+            assert_int_equal(rs_store_commit(f->st, NULL), 0);
+            assert_int_equal(rs_store_begin(f->st, NULL), 0);
+            committed = m;
+            break;
+        case 1: /* abort: back to the last commit */
+            rs_store_abort(f->st);
+            assert_int_equal(rs_store_begin(f->st, NULL), 0);
+            m = committed;
+            break;
+        case 2:
+        case 3: { /* cancel */
+            int rc = rs_timer_cancel(f->st, p, 7, B(ent), NULL);
+
+            assert_int_equal(rc, m.deadline[p][e] == RS_TIMER_NONE ? RS_ENOTFOUND : 0);
+            m.deadline[p][e] = RS_TIMER_NONE;
+            break;
+        }
+        case 4:
+        case 5:
+        case 6: { /* fire what the watermark passed */
+            struct model_fire mf = { &m, p, 0, INT64_MIN, -1, 0 };
+            int64_t next, expect = 0;
+
+            wm[p] += (int64_t)((r >> 20) % 8);
+            mf.watermark = wm[p];
+            for (int i = 0; i < M_ENTITIES; i++) {
+                expect += m.deadline[p][i] <= wm[p];
+            }
+            assert_int_equal(rs_timer_fire_due(f->st, p, wm[p], 0, model_on_fire, &mf, &next, NULL),
+                             expect);
+            assert_int_equal(mf.n, expect);
+            assert_true(next > wm[p]);
+            assert_true(next <= model_min(&m, p));
+            break;
+        }
+        case 7: { /* the next deadline */
+            int64_t next;
+
+            assert_int_equal(rs_timer_next_deadline(f->st, p, &next, NULL), 0);
+            assert_true(next <= model_min(&m, p));
+            break;
+        }
+        default: { /* arm or re-arm, due soon or later */
+            int64_t d = wm[p] + (int64_t)((r >> 20) % 40) - 4;
+            uint8_t pl[2] = { (uint8_t)e, 0 };
+
+            assert_int_equal(rs_timer_arm(f->st, p, 7, B(ent), d, (struct rs_bytes){ pl, 2 }, NULL),
+                             0);
+            m.deadline[p][e] = d;
+            break;
+        }
+        }
+    }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, timer_setup, timer_teardown)
 
 int main(void)
@@ -250,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_watermark_follows_event_time_minus_lateness_while_catching_up),
         cmocka_unit_test(test_watermark_follows_the_clock_once_caught_up),
         T(test_idle_partition_fires_on_clock_not_on_events),
+        T(test_timer_view_answers_as_lmdb_would),
     };
 
     return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
