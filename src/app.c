@@ -798,6 +798,8 @@ static void check_replay_done(struct rs_app *app)
     r->done(r->opaque);
 }
 
+static void wake_for_deadlines(struct rs_app *app);
+
 static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
 {
     struct rs_app *app = opaque;
@@ -824,6 +826,7 @@ static int on_batch(void *opaque, const struct rs_msg *msgs, size_t n)
         }
     }
     pump_outbox(app);
+    wake_for_deadlines(app);
     return 0;
 }
 
@@ -847,6 +850,53 @@ static int body_tick(struct rs_app *app, const void *arg, struct rs_err *err)
     return 0;
 }
 
+/* Caught up: at EOF, or at the high watermark the fetcher last saw since assignment
+ * (librdkafka keeps the one from before a rebalance until the next fetch). */
+static bool refresh_caught_up(struct rs_app *app, size_t i)
+{
+    struct part *p = &app->parts[i];
+
+    if (!p->wm.caught_up && p->fetched && app->consumer != NULL && app->replay == NULL) {
+        int64_t hi =
+            rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events, (int32_t)i);
+
+        p->wm.caught_up = hi >= 0 && p->off.next_offset >= hi;
+    }
+    return p->wm.caught_up;
+}
+
+static void on_tick(uv_timer_t *t);
+
+/*
+ * The clock fires a caught-up partition's timers on the tick; when the earliest deadline
+ * comes before the next tick, the tick comes early, at the deadline, so that a breach is
+ * published at its deadline plus the batch rather than up to a tick later.
+ */
+static void wake_for_deadlines(struct rs_app *app)
+{
+    int64_t now = now_ms(app);
+    int64_t next = INT64_MAX;
+
+    if (app->stopping || app->replay != NULL) {
+        return;
+    }
+    for (size_t i = 0; i < app->n_parts; i++) {
+        struct part *p = &app->parts[i];
+
+        if (p->assigned && p->next_deadline_ms < next && refresh_caught_up(app, i)) {
+            next = p->next_deadline_ms;
+        }
+    }
+    if (next == INT64_MAX) {
+        return;
+    }
+    /* At least 1 ms: a deadline the last batch could not clear must not spin the loop. */
+    next = next <= now ? 1 : next - now + 1;
+    if ((uint64_t)next < uv_timer_get_due_in(&app->tick)) {
+        (void)uv_timer_start(&app->tick, on_tick, (uint64_t)next, (uint64_t)app->cfg->tick_ms);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct rs_app *app = t->data;
@@ -861,19 +911,12 @@ static void on_tick(uv_timer_t *t)
         if (!p->assigned) {
             continue;
         }
-        /* Caught up: at EOF, or at the high watermark the fetcher last saw since assignment
-         * (librdkafka keeps the one from before a rebalance until the next fetch). */
-        if (!p->wm.caught_up && p->fetched && app->consumer != NULL && app->replay == NULL) {
-            int64_t hi =
-                rs_kafka_consumer_high_watermark(app->consumer, app->cfg->topic_events, (int32_t)i);
-
-            p->wm.caught_up = hi >= 0 && p->off.next_offset >= hi;
-        }
         /* Event time fires as events apply; here only the clock of a caught-up partition. */
-        due = p->wm.caught_up && rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
+        due = refresh_caught_up(app, i) && rs_watermark_at(&p->wm, now) >= p->next_deadline_ms;
     }
     if (!due && app->n_acked == 0) {
         pump_outbox(app);
+        wake_for_deadlines(app);
         return;
     }
     /* Delivered entries go now, not with the next event batch: after a crash, what Kafka
@@ -887,6 +930,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     pump_outbox(app);
+    wake_for_deadlines(app);
 }
 
 /* ---- consumer handlers ------------------------------------------------------------- */

@@ -575,16 +575,15 @@ static void test_pipeline_publishes_exactly_the_expected_alerts(void **state)
  * A live lead on an idle partition: no event follows it, yet its breach is published as the
  * wall clock passes the deadline (thresholds shortened so the test is quick).
  */
-static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events(void **state)
+static void live_breach(struct env *e, const char *config)
 {
-    struct env *e = *state;
     struct producer p = { 0 };
     struct seen s;
     rd_kafka_t *reader;
     int64_t created, deadline;
 
     need_broker(e, PARTITIONS);
-    write_config(e, "sla.speed_to_lead.high = 3s\n");
+    write_config(e, config);
     memset(&s, 0, sizeof(s));
     rs_event_decoder_init(&s.dec, 1 << 20);
     p.rk = rs_tb_producer_new(e->brokers);
@@ -609,6 +608,20 @@ static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events
     rd_kafka_destroy(reader);
     producer_release(&p);
     seen_release(&s);
+}
+
+static void test_pipeline_live_breach_fires_on_wall_clock_without_further_events(void **state)
+{
+    live_breach(*state, "sla.speed_to_lead.high = 3s\n");
+}
+
+/*
+ * The same with a tick far longer than the wait for the alert: the engine wakes at the
+ * deadline itself, not at the next tick (which would come about a minute after it).
+ */
+static void test_pipeline_live_breach_fires_at_its_deadline_not_at_the_next_tick(void **state)
+{
+    live_breach(*state, "sla.speed_to_lead.high = 3s\ntime.tick = 1m\n");
 }
 
 /*
@@ -1027,6 +1040,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_pipeline_publishes_exactly_the_expected_alerts),
         T(test_pipeline_live_breach_fires_on_wall_clock_without_further_events),
+        T(test_pipeline_live_breach_fires_at_its_deadline_not_at_the_next_tick),
         T(test_pipeline_bad_messages_go_to_dead_letters_and_state_moves_on),
         T(test_pipeline_sigkill_loses_nothing_and_counts_nothing_twice),
         T(test_pipeline_second_instance_takes_over_and_rebuilds_partitions),
