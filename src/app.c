@@ -478,17 +478,7 @@ static void on_producer_fatal(void *opaque, const char *reason)
 /* Inside a batch: forget what Kafka has acknowledged. */
 static int delete_acked(struct rs_app *app, struct rs_err *err)
 {
-    for (size_t i = 0; i < app->n_acked; i++) {
-        uint8_t k[8];
-        int rc;
-
-        rs_store_put_u64(k, app->acked[i]);
-        rc = rs_store_del(app->store, RS_DB_OUTBOX, (struct rs_bytes){ k, 8 }, err);
-        if (rc != 0 && rc != RS_ENOTFOUND) {
-            return rc;
-        }
-    }
-    return 0;
+    return rs_store_outbox_delete(app->store, app->acked, app->n_acked, err);
 }
 
 /* ---- the batch --------------------------------------------------------------------- */

@@ -27,7 +27,9 @@ struct rs_kafka_consumer {
     void *opaque;
     char *topic;
 
-    uint32_t batch_max;
+    uint32_t batch_max;  /* batch.max_events: a batch's size while the consumer keeps up */
+    uint32_t batch_cap;  /* the size the next batch may reach: grows while behind */
+    uint32_t batch_grow; /* the most it grows to */
     uint64_t batch_max_ns;
     struct rs_msg *msgs;
     rd_kafka_message_t **raw;
@@ -309,6 +311,7 @@ static void drain(struct rs_kafka_consumer *c)
 
         if (m == NULL) {
             flush_batch(c);
+            c->batch_cap = c->batch_max;  /* caught up with the fetcher: small batches again */
             (void)uv_idle_stop(&c->idle); /* empty: the next element will write the fd */
             return;
         }
@@ -349,7 +352,12 @@ static void drain(struct rs_kafka_consumer *c)
                 msg->headers_ = hdrs;
             }
         }
-        if (c->n >= c->batch_max || uv_hrtime() - start >= c->batch_max_ns) {
+        if (c->n >= c->batch_cap || uv_hrtime() - start >= c->batch_max_ns) {
+            /* A full batch with more waiting: the consumer is behind, and larger batches
+             * share each commit's work among more events until it catches up. */
+            if (c->n >= c->batch_cap) {
+                c->batch_cap = c->batch_cap > c->batch_grow / 2 ? c->batch_grow : 2 * c->batch_cap;
+            }
             flush_batch(c);
             /* Cut short for fairness: the queue is not empty, so no wake-up will come. */
             if (!c->stopped && !c->throttled) {
@@ -450,9 +458,16 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
     c->h = *handlers;
     c->opaque = opaque;
     c->batch_max = cfg->batch_max_events;
+    c->batch_cap = c->batch_max;
+    c->batch_grow = c->batch_max;
+    if (c->batch_grow < RS_KAFKA_BATCH_GROW_MAX) {
+        c->batch_grow = c->batch_max < RS_KAFKA_BATCH_GROW_MAX / RS_KAFKA_BATCH_GROW
+                            ? c->batch_max * RS_KAFKA_BATCH_GROW
+                            : RS_KAFKA_BATCH_GROW_MAX;
+    }
     c->batch_max_ns = (uint64_t)cfg->batch_max_ms * 1000000u;
-    c->msgs = rs_xcalloc(c->batch_max, sizeof(*c->msgs));
-    c->raw = rs_xcalloc(c->batch_max, sizeof(*c->raw));
+    c->msgs = rs_xcalloc(c->batch_grow, sizeof(*c->msgs));
+    c->raw = rs_xcalloc(c->batch_grow, sizeof(*c->raw));
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, consumer_error_cb);

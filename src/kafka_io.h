@@ -8,6 +8,12 @@
  * batch_max_events and, when it stops early for fairness, a uv_idle_t carries on the drain on
  * the next loop iteration. Wake-ups may be spurious; an empty poll is fine.
  *
+ * While the consumer is behind (each batch fills up with more waiting), the next batch may
+ * hold twice as many, up to RS_KAFKA_BATCH_GROW times batch_max_events but no more than
+ * RS_KAFKA_BATCH_GROW_MAX (nor less than batch_max_events); the first poll that finds the
+ * queue empty brings it back. A live engine that keeps up sees batch_max_events; one that
+ * rebuilds or catches up shares each commit among more events.
+ *
  * Rebalances use the eager protocol (range, roundrobin): librdkafka 2.0.x can lose its
  * assignment when it commits during a cooperative rebalance (DESIGN.md). Before the
  * application hears of a revocation, every message already polled is handed over as a batch,
@@ -31,6 +37,9 @@
 #include "config.h"
 #include "err.h"
 #include "store.h"
+
+#define RS_KAFKA_BATCH_GROW     4
+#define RS_KAFKA_BATCH_GROW_MAX 20000
 
 /* A message handed to the application; borrowed until the batch callback returns. */
 struct rs_msg {

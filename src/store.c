@@ -1205,6 +1205,72 @@ int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t
     return rc;
 }
 
+static int seq_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct rs_err *err)
+{
+    MDB_cursor *cur = NULL;
+    bool on_next = false; /* the cursor is on the entry after the last one deleted */
+    int rc = need_batch(st, err);
+
+    if (rc != 0 || n == 0) {
+        return rc;
+    }
+    qsort(seqs, n, sizeof(*seqs), seq_cmp);
+    rc = mdb_cursor_open(st->txn, st->dbi[RS_DB_OUTBOX], &cur);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t kbuf[8];
+        MDB_val k = { 8, kbuf }, v;
+
+        rs_store_put_u64(kbuf, seqs[i]);
+        if (ov_find(st, RS_DB_OUTBOX, (struct rs_bytes){ kbuf, 8 },
+                    ov_hash_of(RS_DB_OUTBOX, kbuf, 8)) != NULL) {
+            /* The batch knows this entry (appended, read or deleted): its cache decides. */
+            mdb_cursor_close(cur);
+            cur = NULL;
+            rc = ov_del(st, RS_DB_OUTBOX, (struct rs_bytes){ kbuf, 8 }, err);
+            if (rc != 0 && rc != RS_ENOTFOUND) {
+                return rc;
+            }
+            rc = mdb_cursor_open(st->txn, st->dbi[RS_DB_OUTBOX], &cur);
+            on_next = false;
+            continue;
+        }
+        /* Acknowledgements come mostly in order: the entry is usually the one the cursor is
+         * on after the last delete, which costs no search. */
+        if (on_next) {
+            MDB_val ck;
+
+            rc = mdb_cursor_get(cur, &ck, &v, MDB_GET_CURRENT);
+            if (rc != 0 || ck.mv_size != 8 || memcmp(ck.mv_data, kbuf, 8) != 0) {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            }
+        } else {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+        }
+        if (rc == MDB_NOTFOUND) {
+            rc = 0; /* acknowledged twice, or deleted already */
+            on_next = false;
+            continue;
+        }
+        if (rc == 0) {
+            rc = mdb_cursor_del(cur, 0);
+            on_next = rc == 0;
+            st->gen[RS_DB_OUTBOX]++;
+        }
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc == 0 ? 0 : ov_fail(st, err, rc, "outbox delete");
+}
+
 int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox_cb *cb,
                          void *opaque, struct rs_err *err)
 {

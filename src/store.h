@@ -189,6 +189,13 @@ int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t
 typedef int rs_store_outbox_cb(void *opaque, uint64_t seq, struct rs_bytes record);
 
 /*
+ * Delete the outbox records of the n sequences (sorted here, in place) in the open batch: what
+ * Kafka acknowledged. A sequence with no record is skipped. Returns 0, RS_ESTORE or
+ * RS_ESTORE_FULL (the batch is aborted).
+ */
+int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct rs_err *err);
+
+/*
  * Visit outbox records with sequence >= from_seq in a read snapshot (not inside a batch).
  * Returns 0, the callback's non-zero value, or RS_ESTORE.
  */

@@ -161,6 +161,51 @@ static void test_store_outbox_sequence_keeps_growing_across_restarts(void **stat
     assert_int_equal(seen[1], s3);
 }
 
+/*
+ * Acknowledgements out of order, twice, for a record already gone, for one the batch has
+ * read, and for one appended in the same batch: exactly those records go, the rest stay.
+ */
+static void test_store_outbox_delete_removes_exactly_the_acknowledged(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t seq[12];
+    uint64_t seen[16] = { 0 };
+    uint64_t acked[8];
+    uint8_t k[8];
+    struct rs_bytes val;
+
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(rs_store_outbox_append(f->st, B("r"), &seq[i], NULL), 0);
+    }
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+
+    assert_int_equal(rs_store_begin(f->st, NULL), 0);
+    rs_store_put_u64(k, seq[8]);
+    assert_int_equal(rs_store_get(f->st, RS_DB_OUTBOX, (struct rs_bytes){ k, 8 }, &val, NULL), 0);
+    assert_int_equal(rs_store_outbox_append(f->st, B("new"), &seq[10], NULL), 0);
+    acked[0] = seq[7];
+    acked[1] = seq[3];
+    acked[2] = seq[4];
+    acked[3] = seq[3];
+    acked[4] = seq[9] + 100; /* never written */
+    acked[5] = seq[8];
+    acked[6] = seq[10];
+    acked[7] = seq[5];
+    assert_int_equal(rs_store_outbox_delete(f->st, acked, 8, NULL), 0);
+    assert_int_equal(rs_store_get(f->st, RS_DB_OUTBOX, (struct rs_bytes){ k, 8 }, &val, NULL),
+                     RS_ENOTFOUND);
+    assert_int_equal(rs_store_commit(f->st, NULL), 0);
+
+    assert_int_equal(rs_store_outbox_scan(f->st, 0, collect, seen, NULL), 0);
+    assert_int_equal(seen[0], 5);
+    assert_int_equal(seen[1], seq[0]);
+    assert_int_equal(seen[2], seq[1]);
+    assert_int_equal(seen[3], seq[2]);
+    assert_int_equal(seen[4], seq[6]);
+    assert_int_equal(seen[5], seq[9]);
+}
+
 static void test_store_aborted_outbox_append_does_not_consume_a_sequence(void **state)
 {
     struct fixture *f = *state;
@@ -1047,6 +1092,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_offsets_are_per_topic_and_partition, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_store_outbox_sequence_keeps_growing_across_restarts,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_store_outbox_delete_removes_exactly_the_acknowledged,
                                         store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(
             test_store_aborted_outbox_append_does_not_consume_a_sequence, store_setup,
