@@ -2484,26 +2484,22 @@ void rs_buf_reset(struct rs_buf *buf)
     buf->len = 0;
 }
 
-void rs_buf_append(struct rs_buf *buf, const void *data, size_t len)
+void rs_buf_grow(struct rs_buf *buf, size_t len)
 {
-    if (len == 0) {
-        return; /* data may be NULL, and memcpy() must not see that */
-    }
-    if (len > buf->cap - buf->len) {
-        size_t cap = buf->cap != 0 ? buf->cap : BUF_MIN_CAP;
+    size_t cap = buf->cap != 0 ? buf->cap : BUF_MIN_CAP;
 
-        if (len > SIZE_MAX - buf->len) {
-            RS_LOG_ERROR("out of memory size=%zu+%zu", buf->len, len);
-            abort();
-        }
-        while (cap < buf->len + len) {
-            cap = cap <= SIZE_MAX / 2 ? cap * 2 : buf->len + len;
-        }
-        buf->data = rs_xrealloc(buf->data, cap);
-        buf->cap = cap;
+    if (len <= buf->cap - buf->len) {
+        return;
     }
-    memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
+    if (len > SIZE_MAX - buf->len) {
+        RS_LOG_ERROR("out of memory size=%zu+%zu", buf->len, len);
+        abort();
+    }
+    while (cap < buf->len + len) {
+        cap = cap <= SIZE_MAX / 2 ? cap * 2 : buf->len + len;
+    }
+    buf->data = rs_xrealloc(buf->data, cap);
+    buf->cap = cap;
 }
 
 /* The packer's sink: rs_buf_append() cannot fail, so neither can packing. */

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -630,8 +631,21 @@ void rs_buf_init(struct rs_buf *buf);
 void rs_buf_release(struct rs_buf *buf);
 /* Forget the contents, keep the memory. */
 void rs_buf_reset(struct rs_buf *buf);
-/* Append `len` bytes; out of memory aborts. */
-void rs_buf_append(struct rs_buf *buf, const void *data, size_t len);
+/* Make room for `len` more bytes; out of memory aborts. */
+void rs_buf_grow(struct rs_buf *buf, size_t len);
+
+/* Append `len` bytes; out of memory aborts. Inline: the encoders append a few bytes at a time. */
+static inline void rs_buf_append(struct rs_buf *buf, const void *data, size_t len)
+{
+    if (len == 0) {
+        return; /* data may be NULL, and memcpy() must not see that */
+    }
+    if (len > buf->cap - buf->len) {
+        rs_buf_grow(buf, len);
+    }
+    memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+}
 
 /*
  * Append `alert` to `out` as one msgpack map (schemas/alert.json, keys in a fixed order, so the
