@@ -285,9 +285,10 @@ static int entry_get(struct rs_agg *agg, struct rs_store *st, const struct cache
     return 0;
 }
 
+/* Retract `out` (NULL: nothing) and add `in` (NULL: nothing) in one cell. */
 static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_key *key,
-                   enum rs_grain grain, int64_t bucket, int sign, const struct rs_agg_fact *fact,
-                   struct rs_err *err)
+                   enum rs_grain grain, int64_t bucket, const struct rs_agg_fact *out,
+                   const struct rs_agg_fact *in, struct rs_err *err)
 {
     struct cache_key probe;
     struct entry *e;
@@ -299,14 +300,44 @@ static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_
         return rc;
     }
     for (int i = 0; i < RS_AGG_FIELDS; i++) {
-        e->cell.n[i] = add_wrap(e->cell.n[i], sign > 0 ? fact->n[i] : neg_wrap(fact->n[i]));
+        int64_t d = in != NULL ? in->n[i] : 0;
+
+        e->cell.n[i] = add_wrap(e->cell.n[i], out != NULL ? add_wrap(d, neg_wrap(out->n[i])) : d);
     }
-    if (fact->has_value && sign > 0) {
-        rs_sketch_add(&e->cell.sketch, fact->value);
-    } else if (fact->has_value) {
+    if (out != NULL && out->has_value) {
         /* A retraction the sketch does not hold (state written before the metric kept a
          * sketch) leaves it as it is: the counters still say what was retracted. */
-        (void)rs_sketch_remove(&e->cell.sketch, fact->value);
+        (void)rs_sketch_remove(&e->cell.sketch, out->value);
+    }
+    if (in != NULL && in->has_value) {
+        rs_sketch_add(&e->cell.sketch, in->value);
+    }
+    return 0;
+}
+
+static int add_grains(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zone,
+                      const struct rs_agg_key *key, unsigned grains_mask, int64_t t_ms,
+                      const struct rs_agg_fact *out, const struct rs_agg_fact *in,
+                      struct rs_err *err)
+{
+    assert(grains_mask >> RS_GRAIN__COUNT == 0);
+    if (key->dims.len > RS_AGG_DIMS_MAX) {
+        return rs_err_set(err, RS_EINVAL, "aggregate dimensions of %zu bytes, at most %d",
+                          key->dims.len, RS_AGG_DIMS_MAX);
+    }
+    if (grains_mask == 0) {
+        return add_one(agg, st, key, key->grain, key->bucket, out, in, err);
+    }
+    for (int g = 0; g < RS_GRAIN__COUNT; g++) {
+        if ((grains_mask & (1u << g)) != 0) {
+            enum rs_grain grain = (enum rs_grain)g;
+            int rc = add_one(agg, st, key, grain, bucket_of(&agg->memo, zone, grain, t_ms), out, in,
+                             err);
+
+            if (rc != 0) {
+                return rc;
+            }
+        }
     }
     return 0;
 }
@@ -316,26 +347,15 @@ int rs_agg_add(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zo
                const struct rs_agg_fact *fact, struct rs_err *err)
 {
     assert(sign == 1 || sign == -1);
-    assert(grains_mask >> RS_GRAIN__COUNT == 0);
-    if (key->dims.len > RS_AGG_DIMS_MAX) {
-        return rs_err_set(err, RS_EINVAL, "aggregate dimensions of %zu bytes, at most %d",
-                          key->dims.len, RS_AGG_DIMS_MAX);
-    }
-    if (grains_mask == 0) {
-        return add_one(agg, st, key, key->grain, key->bucket, sign, fact, err);
-    }
-    for (int g = 0; g < RS_GRAIN__COUNT; g++) {
-        if ((grains_mask & (1u << g)) != 0) {
-            enum rs_grain grain = (enum rs_grain)g;
-            int rc = add_one(agg, st, key, grain, bucket_of(&agg->memo, zone, grain, t_ms), sign,
-                             fact, err);
+    return add_grains(agg, st, zone, key, grains_mask, t_ms, sign < 0 ? fact : NULL,
+                      sign > 0 ? fact : NULL, err);
+}
 
-            if (rc != 0) {
-                return rc;
-            }
-        }
-    }
-    return 0;
+int rs_agg_move(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zone,
+                const struct rs_agg_key *key, unsigned grains_mask, int64_t t_ms,
+                const struct rs_agg_fact *from, const struct rs_agg_fact *to, struct rs_err *err)
+{
+    return add_grains(agg, st, zone, key, grains_mask, t_ms, from, to, err);
 }
 
 /* LMDB's default order: bytes, then the shorter key first. */

@@ -87,6 +87,15 @@ int rs_agg_add(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zo
                const struct rs_agg_key *key, unsigned grains_mask, int64_t t_ms, int sign,
                const struct rs_agg_fact *fact, struct rs_err *err);
 
+/*
+ * Retract `from` and add `to` in the same cells, as rs_agg_add() with -1 then +1 would, at
+ * the cost of one: a fact whose counters or value changed while its cells did not (a lead
+ * touched: the same day, the same dimensions).
+ */
+int rs_agg_move(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zone,
+                const struct rs_agg_key *key, unsigned grains_mask, int64_t t_ms,
+                const struct rs_agg_fact *from, const struct rs_agg_fact *to, struct rs_err *err);
+
 /* Called by rs_agg_flush() for each changed cell, after it was written. Borrowed. */
 typedef int rs_agg_changed_cb(void *opaque, const struct rs_agg_key *key,
                               const struct rs_agg_cell *cell);
