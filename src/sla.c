@@ -317,8 +317,9 @@ static int emit(struct rs_sla *sla, const struct lead *l, struct rs_str lead_id,
     return sla->emit(sla->opaque, &a, err);
 }
 
+/* Arm `level`; `fresh`: the lead was never seen before, so it has no timer to replace. */
 static int arm_level(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                     struct rs_str lead_id, const struct lead *l, int level,
+                     struct rs_str lead_id, const struct lead *l, int level, bool fresh,
                      int64_t *next_deadline_ms, struct rs_err *err)
 {
     uint8_t payload[5];
@@ -329,9 +330,9 @@ static int arm_level(struct rs_sla *sla, struct rs_store *st, uint32_t partition
     if (deadline < *next_deadline_ms) {
         *next_deadline_ms = deadline;
     }
-    return rs_timer_arm(st, partition, RS_SLA_RULE_SPEED_TO_LEAD,
-                        (struct rs_bytes){ lead_id.ptr, lead_id.len }, deadline,
-                        (struct rs_bytes){ payload, sizeof(payload) }, err);
+    return (fresh ? rs_timer_arm_new : rs_timer_arm)(
+        st, partition, RS_SLA_RULE_SPEED_TO_LEAD, (struct rs_bytes){ lead_id.ptr, lead_id.len },
+        deadline, (struct rs_bytes){ payload, sizeof(payload) }, err);
 }
 
 static bool is_open(const struct lead *l)
@@ -339,9 +340,28 @@ static bool is_open(const struct lead *l)
     return l->status == ST_RUNNING || l->status == ST_BREACHED;
 }
 
-/* The clock stops at touch time t: settle every level against t, then the outcome. */
+/*
+ * The deadline of an open lead's running timer: that of its first level not fired (levels
+ * fire in order, each arming the next). RS_TIMER_NONE when every level fired.
+ */
+static int64_t armed_deadline(const struct rs_sla *sla, const struct lead *l)
+{
+    int level = 0;
+
+    while (level < RS_SLA_LEVELS && (l->fired & (1u << level))) {
+        level++;
+    }
+    return level < RS_SLA_LEVELS ? level_deadline(sla, l, level) : RS_TIMER_NONE;
+}
+
+/*
+ * The clock stops at touch time t: settle every level against t, then the outcome. armed_ms:
+ * the deadline of the lead's running timer (armed_deadline() before the caller changed the
+ * record), or RS_TIMER_NONE when none runs.
+ */
 static int stop_clock(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                      struct rs_str lead_id, struct lead *l, int64_t t, struct rs_err *err)
+                      struct rs_str lead_id, struct lead *l, int64_t t, int64_t armed_ms,
+                      struct rs_err *err)
 {
     int64_t response = t - l->created_ms;
     bool breached = t >= level_deadline(sla, l, 1);
@@ -380,8 +400,12 @@ static int stop_clock(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
             return rc;
         }
     }
-    rc = rs_timer_cancel(st, partition, RS_SLA_RULE_SPEED_TO_LEAD,
-                         (struct rs_bytes){ lead_id.ptr, lead_id.len }, err);
+    if (armed_ms == RS_TIMER_NONE) {
+        return 0;
+    }
+    /* Its deadline is known: no lookup. Were it wrong, that timer would fire stale (fire_one). */
+    rc = rs_timer_cancel_at(st, partition, RS_SLA_RULE_SPEED_TO_LEAD,
+                            (struct rs_bytes){ lead_id.ptr, lead_id.len }, armed_ms, err);
     return rc == RS_ENOTFOUND ? 0 : rc;
 }
 
@@ -419,6 +443,7 @@ static int on_created(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
     const struct rs_lead_created *c = &ev->u.lead_created;
     struct lead l;
     int rc = lead_load(st, partition, c->lead_id, &l, err);
+    bool fresh = rc == RS_ENOTFOUND; /* never seen: no timer (lead records are never deleted) */
 
     if (rc == RS_ENOTFOUND) {
         lead_new(&l);
@@ -446,10 +471,10 @@ static int on_created(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
         /* Disqualified, converted or merged before we saw it created: no clock. */
     } else if (l.flags & F_TOUCHED) {
         l.status = ST_RUNNING;
-        rc = stop_clock(sla, st, partition, c->lead_id, &l, l.touched_ms, err);
+        rc = stop_clock(sla, st, partition, c->lead_id, &l, l.touched_ms, RS_TIMER_NONE, err);
     } else {
         l.status = ST_RUNNING;
-        rc = arm_level(sla, st, partition, c->lead_id, &l, 0, next_deadline_ms, err);
+        rc = arm_level(sla, st, partition, c->lead_id, &l, 0, fresh, next_deadline_ms, err);
     }
     return rc != 0 ? rc : lead_save(st, partition, c->lead_id, &l, err);
 }
@@ -478,7 +503,8 @@ static int on_touched(struct rs_sla *sla, struct rs_store *st, uint32_t partitio
             l.touched_ms = ev->ts_ms;
         }
     } else if (is_open(&l)) {
-        rc = stop_clock(sla, st, partition, t->lead_id, &l, ev->ts_ms, err);
+        rc =
+            stop_clock(sla, st, partition, t->lead_id, &l, ev->ts_ms, armed_deadline(sla, &l), err);
     } else if ((l.status == ST_MET || l.status == ST_BREACHED_THEN_MET) &&
                ev->ts_ms < l.touched_ms) {
         rc = restate_touch(sla, t->lead_id, &l, ev->ts_ms, err);
@@ -521,6 +547,7 @@ static int on_merged(struct rs_sla *sla, struct rs_store *st, uint32_t partition
 {
     const struct rs_lead_merged *m = &ev->u.lead_merged;
     struct lead from, into;
+    int64_t armed;
     int level;
     int rc;
 
@@ -556,16 +583,17 @@ static int on_merged(struct rs_sla *sla, struct rs_store *st, uint32_t partition
     if (!is_open(&into)) {
         return 0;
     }
+    armed = armed_deadline(sla, &into);
     if ((from.flags & F_CREATED) && from.created_ms < into.created_ms) {
         into.created_ms = from.created_ms; /* the earliest creation starts the clock */
     }
     if (from.flags & F_TOUCHED) {
-        rc = stop_clock(sla, st, partition, m->into_lead_id, &into, from.touched_ms, err);
+        rc = stop_clock(sla, st, partition, m->into_lead_id, &into, from.touched_ms, armed, err);
     } else {
         for (level = 0; level < RS_SLA_LEVELS && (into.fired & (1u << level)); level++) {
         }
         rc = level < RS_SLA_LEVELS ? arm_level(sla, st, partition, m->into_lead_id, &into, level,
-                                               next_deadline_ms, err)
+                                               false, next_deadline_ms, err)
                                    : 0;
     }
     return rc != 0 ? rc : lead_save(st, partition, m->into_lead_id, &into, err);
@@ -663,8 +691,9 @@ static int fire_one(void *opaque, uint32_t partition, uint8_t rule, struct rs_by
     rc = emit(fc->sla, &l, lead_id, level_kinds[level], level, fc->watermark_ms,
               level_deadline(fc->sla, &l, level) - 1 - l.created_ms, fc->err);
     if (rc == 0 && level + 1 < RS_SLA_LEVELS) {
-        rc = arm_level(fc->sla, fc->st, partition, lead_id, &l, level + 1, &fc->next_deadline_ms,
-                       fc->err);
+        /* The timer that fired is gone: nothing to replace. */
+        rc = arm_level(fc->sla, fc->st, partition, lead_id, &l, level + 1, true,
+                       &fc->next_deadline_ms, fc->err);
     }
     return rc != 0 ? rc : lead_save(fc->st, partition, lead_id, &l, fc->err);
 }

@@ -392,6 +392,69 @@ int rs_timer_arm(struct rs_store *st, uint32_t partition, uint8_t rule, struct r
     return rc;
 }
 
+int rs_timer_arm_new(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                     int64_t deadline_ms, struct rs_bytes payload, struct rs_err *err)
+{
+    uint8_t ibuf[INDEX_KEY_MAX];
+    uint8_t tbuf[TIMER_KEY_MAX];
+    uint8_t dl[8];
+    struct rs_bytes tkey;
+    struct near *nr;
+    int rc = check_entity(entity, err);
+
+    if (rc == 0) {
+        rc = near_get(st, partition, false, &nr, err);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
+    rc = rs_store_put(st, RS_DB_TIMERS, tkey, payload, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rs_store_put_u64(dl, rs_store_i64_key(deadline_ms));
+    rc = rs_store_put(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity),
+                      (struct rs_bytes){ dl, 8 }, err);
+    if (rc == 0 && nr != NULL) {
+        view_add(view_of(st), nr, tkey.ptr, tkey.len, payload);
+    }
+    return rc;
+}
+
+int rs_timer_cancel_at(struct rs_store *st, uint32_t partition, uint8_t rule,
+                       struct rs_bytes entity, int64_t deadline_ms, struct rs_err *err)
+{
+    uint8_t ibuf[INDEX_KEY_MAX];
+    uint8_t tbuf[TIMER_KEY_MAX];
+    struct rs_bytes tkey;
+    struct near *nr;
+    int found = 0;
+    int rc = check_entity(entity, err);
+
+    if (rc == 0) {
+        rc = near_get(st, partition, false, &nr, err);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
+    rc = rs_store_del(st, RS_DB_TIMERS, tkey, err);
+    if (rc != 0 && rc != RS_ENOTFOUND) {
+        return rc;
+    }
+    found += rc == 0;
+    if (nr != NULL) {
+        view_remove(nr, tkey);
+    }
+    rc = rs_store_del(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity), err);
+    if (rc != 0 && rc != RS_ENOTFOUND) {
+        return rc;
+    }
+    found += rc == 0;
+    return found > 0 ? 0 : RS_ENOTFOUND;
+}
+
 /* The first timer of `partition` in LMDB: RS_ENOTFOUND if it has none. */
 static int first_timer(struct rs_store *st, uint32_t partition, struct rs_bytes *key,
                        struct rs_bytes *val, struct rs_err *err)

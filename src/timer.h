@@ -40,6 +40,22 @@ int rs_timer_arm(struct rs_store *st, uint32_t partition, uint8_t rule, struct r
 int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
                     struct rs_err *err);
 
+/*
+ * Arm a timer the caller knows is not armed (no timer of this rule and entity exists: a lead
+ * seen for the first time), without looking for one to replace. Returns as rs_timer_arm.
+ */
+int rs_timer_arm_new(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                     int64_t deadline_ms, struct rs_bytes payload, struct rs_err *err);
+
+/*
+ * Cancel the timer of (rule, entity) the caller knows was armed for deadline_ms, without
+ * looking its deadline up. Returns 0, RS_ENOTFOUND if neither it nor an index entry of (rule,
+ * entity) was there, or RS_ESTORE. A wrong deadline leaves that timer to fire: for callers
+ * whose timers are checked against their state when they fire (sla.c).
+ */
+int rs_timer_cancel_at(struct rs_store *st, uint32_t partition, uint8_t rule,
+                       struct rs_bytes entity, int64_t deadline_ms, struct rs_err *err);
+
 /* Deadline of a timer, or RS_ENOTFOUND. */
 int rs_timer_deadline(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
                       int64_t *deadline_ms, struct rs_err *err);

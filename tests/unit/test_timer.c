@@ -235,6 +235,27 @@ static void test_idle_partition_fires_on_clock_not_on_events(void **state)
     assert_int_equal(fire(f, 0, rs_watermark_at(&wm, clock), &next), 1);
 }
 
+static void test_timer_arm_new_and_cancel_at_skip_the_lookup(void **state)
+{
+    struct fixture *f = *state;
+    int64_t next, d;
+
+    assert_int_equal(rs_timer_arm_new(f->st, 0, 7, B("a"), 1000, B("p"), NULL), 0);
+    assert_int_equal(rs_timer_arm_new(f->st, 0, 7, B("b"), 2000, B("p"), NULL), 0);
+    assert_int_equal(rs_timer_deadline(f->st, 0, 7, B("a"), &d, NULL), 0);
+    assert_int_equal(d, 1000);
+    /* The right deadline: gone, index and all. */
+    assert_int_equal(rs_timer_cancel_at(f->st, 0, 7, B("a"), 1000, NULL), 0);
+    assert_int_equal(rs_timer_deadline(f->st, 0, 7, B("a"), &d, NULL), RS_ENOTFOUND);
+    assert_int_equal(rs_timer_cancel_at(f->st, 0, 7, B("a"), 1000, NULL), RS_ENOTFOUND);
+    /* A wrong one drops the index entry, and the timer still fires, as documented. */
+    assert_int_equal(rs_timer_cancel_at(f->st, 0, 7, B("b"), 1999, NULL), 0);
+    assert_int_equal(rs_timer_deadline(f->st, 0, 7, B("b"), &d, NULL), RS_ENOTFOUND);
+    assert_int_equal(fire(f, 0, 3000, &next), 1);
+    assert_string_equal(f->fired[0], "b");
+    assert_int_equal(next, RS_TIMER_NONE);
+}
+
 /* ---- the near view against a model ---- */
 
 #define M_ENTITIES 12
@@ -397,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_watermark_follows_event_time_minus_lateness_while_catching_up),
         cmocka_unit_test(test_watermark_follows_the_clock_once_caught_up),
         T(test_idle_partition_fires_on_clock_not_on_events),
+        T(test_timer_arm_new_and_cancel_at_skip_the_lookup),
         T(test_timer_view_answers_as_lmdb_would),
     };
 
