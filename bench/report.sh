@@ -259,12 +259,12 @@ java_v=$(java -version 2>&1 | head -n 1 || true)
         "$(num "$sketch_err" 5)" "$(num "$sketch_ns" 1)"
     printf '| same SLA-01 alert set as the peer (bench/peer/compare.sh) | %s | | | equal | |\n\n' "$same_text"
     printf 'Like for like? Both read the same topic from its first offset on the same broker and\n'
-    printf 'publish their alerts. `revstream run` (default configuration: batches of at most 5000\n'
-    printf 'events or 20 ms) applies every rule (SLA-01 to SLA-07) and every metric and publishes the\n'
-    printf 'metric updates too; the peer computes SLA-01 alone (at least once, with changelogs). The\n'
-    printf 'same L1 breaches row checks that both find the same breaches on a small topic. Peak RSS\n'
-    printf 'is `ru_maxrss`, in which the pages of LMDB'"'"'s memory-mapped file count; RssAnon leaves them\n'
-    printf 'out.\n\n'
+    printf 'publish their alerts. `revstream run` (default configuration: batches of 5000 events or\n'
+    printf '20 ms, growing to 20000 while it is behind) applies every rule (SLA-01 to SLA-07) and every\n'
+    printf 'metric and publishes the metric updates too; the peer computes SLA-01 alone (at least\n'
+    printf 'once, with changelogs). The same L1 breaches row checks that both find the same breaches\n'
+    printf 'on a small topic. Peak RSS is `ru_maxrss`, in which the pages of LMDB'"'"'s memory-mapped\n'
+    printf 'file count; RssAnon leaves them out.\n\n'
     if [[ -n $peer_note ]]; then
         printf '%s\n\n' "$peer_note"
     fi
