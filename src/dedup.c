@@ -1,6 +1,8 @@
 #include "dedup.h"
 
-#include <limits.h>
+#include "mem.h"
+
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -118,54 +120,71 @@ int rs_dedup_check(struct rs_store *st, uint32_t partition, struct rs_str id, in
     return record(st, partition, id, time, err);
 }
 
+/* The expiry's walk: which entries of dedup_expiry go, and the dedup keys they name. */
+struct expiry {
+    uint32_t partition;
+    int64_t before_ms;
+    struct rs_buf ids; /* per entry: its dedup key's length (2 bytes), then the key */
+    size_t n;
+    struct rs_err *err;
+};
+
+static int expire_one(void *opaque, struct rs_bytes key, struct rs_bytes val)
+{
+    struct expiry *x = opaque;
+    uint8_t kbuf[ID_KEY_MAX];
+    struct rs_bytes id;
+    uint16_t len;
+
+    (void)val;
+    if (key.len < PART_BYTES || rs_store_get_u32(key.ptr) != x->partition) {
+        return 0; /* past the partition's entries */
+    }
+    if (key.len < PART_BYTES + TIME_BYTES || key.len > EXP_KEY_MAX) {
+        return rs_err_set(x->err, RS_ESTORE, "dedup expiry key of partition %u has %zu bytes",
+                          x->partition, key.len);
+    }
+    if (rs_store_key_i64(rs_store_get_u64((const uint8_t *)key.ptr + PART_BYTES)) >= x->before_ms) {
+        return 0;
+    }
+    id = id_key(kbuf, x->partition,
+                (struct rs_str){ (const char *)key.ptr + PART_BYTES + TIME_BYTES,
+                                 key.len - PART_BYTES - TIME_BYTES });
+    len = (uint16_t)id.len;
+    rs_buf_append(&x->ids, &len, sizeof(len));
+    rs_buf_append(&x->ids, id.ptr, id.len);
+    x->n++;
+    return 1;
+}
+
 int rs_dedup_expire(struct rs_store *st, uint32_t partition, int64_t before_ms, uint32_t max,
                     struct rs_err *err)
 {
     uint8_t from[PART_BYTES];
-    uint8_t ebuf[EXP_KEY_MAX];
-    uint8_t kbuf[ID_KEY_MAX];
-    uint32_t limit = max == 0 || max > INT_MAX ? INT_MAX : max;
-    uint32_t deleted = 0;
+    struct expiry x = { partition, before_ms, { NULL, 0, 0 }, 0, err };
+    struct rs_bytes *keys;
+    int deleted;
     int rc;
 
+    /* One cursor walks the expiry index from the partition's oldest entry, deleting as it
+     * goes; then the ids it named go from dedup, in key order, through one cursor too. */
     rs_store_put_u32(from, partition);
-    while (deleted < limit) {
-        struct rs_bytes key, val;
-        struct rs_str id;
-        size_t id_len;
-
-        /* Seek again after each delete: the deletes invalidate what a seek returned. */
-        rc = rs_store_seek(st, RS_DB_DEDUP_EXPIRY, (struct rs_bytes){ from, PART_BYTES }, &key,
-                           &val, err);
-        if (rc == RS_ENOTFOUND) {
-            break;
-        }
-        if (rc != 0) {
-            return rc;
-        }
-        if (key.len < PART_BYTES || memcmp(key.ptr, from, PART_BYTES) != 0) {
-            break; /* past the partition's entries */
-        }
-        if (key.len < PART_BYTES + TIME_BYTES || key.len > EXP_KEY_MAX) {
-            return rs_err_set(err, RS_ESTORE, "dedup expiry key of partition %u has %zu bytes",
-                              partition, key.len);
-        }
-        if (rs_store_key_i64(rs_store_get_u64((const uint8_t *)key.ptr + PART_BYTES)) >=
-            before_ms) {
-            break;
-        }
-        id_len = key.len - PART_BYTES - TIME_BYTES;
-        memcpy(ebuf, key.ptr, key.len);
-        id = (struct rs_str){ (const char *)ebuf + PART_BYTES + TIME_BYTES, id_len };
-        rc = rs_store_del(st, RS_DB_DEDUP_EXPIRY, (struct rs_bytes){ ebuf, key.len }, err);
-        if (rc != 0) {
-            return rc;
-        }
-        rc = rs_store_del(st, RS_DB_DEDUP, id_key(kbuf, partition, id), err);
-        if (rc != 0 && rc != RS_ENOTFOUND) {
-            return rc;
-        }
-        deleted++;
+    deleted = rs_store_del_range(st, RS_DB_DEDUP_EXPIRY, (struct rs_bytes){ from, PART_BYTES }, max,
+                                 expire_one, &x, err);
+    if (deleted < 0 || x.n == 0) {
+        rs_buf_release(&x.ids);
+        return deleted;
     }
-    return (int)deleted;
+    keys = rs_xmalloc(x.n * sizeof(*keys));
+    for (size_t i = 0, off = 0; i < x.n; i++) {
+        uint16_t len;
+
+        memcpy(&len, x.ids.data + off, sizeof(len));
+        keys[i] = (struct rs_bytes){ x.ids.data + off + sizeof(len), len };
+        off += sizeof(len) + len;
+    }
+    rc = rs_store_del_keys(st, RS_DB_DEDUP, keys, x.n, err);
+    free(keys);
+    rs_buf_release(&x.ids);
+    return rc != 0 ? rc : deleted;
 }

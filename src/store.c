@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1205,15 +1206,33 @@ int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t
     return rc;
 }
 
-static int seq_cmp(const void *a, const void *b)
+/* LMDB's default order: bytes, then the shorter key first. */
+static int bytes_cmp(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
+    const struct rs_bytes *x = a;
+    const struct rs_bytes *y = b;
+    int c = memcmp(x->ptr, y->ptr, x->len < y->len ? x->len : y->len);
 
-    return (x > y) - (x < y);
+    return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct rs_err *err)
+/* The batch's cache entry of a key LMDB no longer holds (deleted behind the cache's back). */
+static void ov_forget(struct rs_store *st, enum rs_db db, MDB_val k)
+{
+    struct ov_entry *e = ov_find(st, db, (struct rs_bytes){ k.mv_data, k.mv_size },
+                                 ov_hash_of((uint8_t)db, k.mv_data, k.mv_size));
+
+    if (e != NULL) {
+        e->present = false;
+        e->borrowed = false;
+        e->dirty = false;
+        e->vlen = 0;
+        e->in_txn = TXN_NO;
+    }
+}
+
+int rs_store_del_keys(struct rs_store *st, enum rs_db db, struct rs_bytes *keys, size_t n,
+                      struct rs_err *err)
 {
     MDB_cursor *cur = NULL;
     bool on_next = false; /* the cursor is on the entry after the last one deleted */
@@ -1222,53 +1241,109 @@ int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct
     if (rc != 0 || n == 0) {
         return rc;
     }
-    qsort(seqs, n, sizeof(*seqs), seq_cmp);
-    rc = mdb_cursor_open(st->txn, st->dbi[RS_DB_OUTBOX], &cur);
+    qsort(keys, n, sizeof(*keys), bytes_cmp);
+    rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        uint8_t kbuf[8];
-        MDB_val k = { 8, kbuf }, v;
+        MDB_val k = to_val(keys[i]), v, ck;
 
-        rs_store_put_u64(kbuf, seqs[i]);
-        if (ov_find(st, RS_DB_OUTBOX, (struct rs_bytes){ kbuf, 8 },
-                    ov_hash_of(RS_DB_OUTBOX, kbuf, 8)) != NULL) {
-            /* The batch knows this entry (appended, read or deleted): its cache decides. */
+        if (ov_find(st, db, keys[i], ov_hash_of((uint8_t)db, keys[i].ptr, keys[i].len)) != NULL) {
+            /* The batch knows this key (written, read or deleted): its cache decides. */
             mdb_cursor_close(cur);
             cur = NULL;
-            rc = ov_del(st, RS_DB_OUTBOX, (struct rs_bytes){ kbuf, 8 }, err);
+            rc = ov_del(st, db, keys[i], err);
             if (rc != 0 && rc != RS_ENOTFOUND) {
                 return rc;
             }
-            rc = mdb_cursor_open(st->txn, st->dbi[RS_DB_OUTBOX], &cur);
+            rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
             on_next = false;
             continue;
         }
-        /* Acknowledgements come mostly in order: the entry is usually the one the cursor is
-         * on after the last delete, which costs no search. */
-        if (on_next) {
-            MDB_val ck;
-
-            rc = mdb_cursor_get(cur, &ck, &v, MDB_GET_CURRENT);
-            if (rc != 0 || ck.mv_size != 8 || memcmp(ck.mv_data, kbuf, 8) != 0) {
-                rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-            }
-        } else {
+        /* Keys deleted together are often neighbours: after a delete the cursor usually stands
+         * on the next one already, which costs no search. */
+        rc = on_next ? mdb_cursor_get(cur, &ck, &v, MDB_GET_CURRENT) : MDB_NOTFOUND;
+        if (rc != 0 || bytes_cmp(&(struct rs_bytes){ ck.mv_data, ck.mv_size }, &keys[i]) != 0) {
             rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
         }
         if (rc == MDB_NOTFOUND) {
-            rc = 0; /* acknowledged twice, or deleted already */
+            rc = 0; /* not there: asked twice, or never written */
             on_next = false;
             continue;
         }
         if (rc == 0) {
             rc = mdb_cursor_del(cur, 0);
             on_next = rc == 0;
-            st->gen[RS_DB_OUTBOX]++;
         }
     }
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }
-    return rc == 0 ? 0 : ov_fail(st, err, rc, "outbox delete");
+    st->gen[db]++;
+    return rc == 0 ? 0 : ov_fail(st, err, rc, "delete");
+}
+
+int rs_store_del_range(struct rs_store *st, enum rs_db db, struct rs_bytes from, uint32_t max,
+                       rs_store_range_cb *cb, void *opaque, struct rs_err *err)
+{
+    MDB_cursor *cur;
+    MDB_val k = to_val(from), v;
+    uint32_t limit = max == 0 || max > INT_MAX ? INT_MAX : max;
+    uint32_t deleted = 0;
+    int stop = 0;
+    int rc = need_batch(st, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    /* LMDB must hold the truth the cursor walks: the database's pending writes go first. */
+    rc = ov_flush_db(st, db);
+    if (rc == 0) {
+        rc = mdb_cursor_open(st->txn, st->dbi[db], &cur);
+    }
+    if (rc != 0) {
+        return ov_fail(st, err, rc, "delete range");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, from.len == 0 ? MDB_FIRST : MDB_SET_RANGE);
+    while (rc == 0 && deleted < limit) {
+        stop = cb(opaque, (struct rs_bytes){ k.mv_data, k.mv_size },
+                  (struct rs_bytes){ v.mv_data, v.mv_size });
+        if (stop <= 0) {
+            break;
+        }
+        ov_forget(st, db, k);
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0) {
+            deleted++;
+            /* After a delete the cursor stands on the next entry, which MDB_NEXT returns. */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(cur);
+    st->gen[db]++;
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ov_fail(st, err, rc, "delete range");
+    }
+    return stop < 0 ? stop : (int)deleted;
+}
+
+int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct rs_err *err)
+{
+    uint8_t *buf;
+    struct rs_bytes *keys;
+    int rc;
+
+    if (n == 0) {
+        return need_batch(st, err);
+    }
+    buf = rs_xmalloc(n * 8);
+    keys = rs_xmalloc(n * sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        rs_store_put_u64(buf + 8 * i, seqs[i]);
+        keys[i] = (struct rs_bytes){ buf + 8 * i, 8 };
+    }
+    rc = rs_store_del_keys(st, RS_DB_OUTBOX, keys, n, err);
+    free(keys);
+    free(buf);
+    return rc;
 }
 
 int rs_store_outbox_scan(struct rs_store *st, uint64_t from_seq, rs_store_outbox_cb *cb,

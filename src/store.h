@@ -157,6 +157,29 @@ int rs_store_seek(struct rs_store *st, enum rs_db db, struct rs_bytes from, stru
                   struct rs_bytes *val, struct rs_err *err);
 
 /*
+ * Delete each of the n keys of `db` in the open batch (the array is sorted here, in place),
+ * through one cursor: for many deletes at once (acknowledged outbox records, expired ids).
+ * An absent key is skipped. Returns 0, RS_ESTORE or RS_ESTORE_FULL (the batch is aborted).
+ */
+int rs_store_del_keys(struct rs_store *st, enum rs_db db, struct rs_bytes *keys, size_t n,
+                      struct rs_err *err);
+
+/*
+ * rs_store_del_range()'s judge: 1 to delete the entry and go on, 0 to stop before it, or a
+ * negative code to stop with it. key and val are borrowed for the call; it may write other
+ * databases, not this one.
+ */
+typedef int rs_store_range_cb(void *opaque, struct rs_bytes key, struct rs_bytes val);
+
+/*
+ * Delete `db`'s entries in key order from the first at or after `from`, while cb accepts
+ * them, at most max (0: no limit), through one cursor, in the open batch. Returns the number
+ * deleted, cb's negative code, RS_ESTORE or RS_ESTORE_FULL (the batch is aborted).
+ */
+int rs_store_del_range(struct rs_store *st, enum rs_db db, struct rs_bytes from, uint32_t max,
+                       rs_store_range_cb *cb, void *opaque, struct rs_err *err);
+
+/*
  * Read the stored progress of (topic, partition). Inside a batch it sees the batch's writes;
  * outside it reads the last commit. Returns 0, RS_ENOTFOUND, or RS_ESTORE.
  */
@@ -189,9 +212,8 @@ int rs_store_outbox_append(struct rs_store *st, struct rs_bytes record, uint64_t
 typedef int rs_store_outbox_cb(void *opaque, uint64_t seq, struct rs_bytes record);
 
 /*
- * Delete the outbox records of the n sequences (sorted here, in place) in the open batch: what
- * Kafka acknowledged. A sequence with no record is skipped. Returns 0, RS_ESTORE or
- * RS_ESTORE_FULL (the batch is aborted).
+ * Delete the outbox records of the n sequences in the open batch: what Kafka acknowledged.
+ * A sequence with no record is skipped. Returns as rs_store_del_keys.
  */
 int rs_store_outbox_delete(struct rs_store *st, uint64_t *seqs, size_t n, struct rs_err *err);
 
