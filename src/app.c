@@ -483,21 +483,45 @@ static int delete_acked(struct rs_app *app, struct rs_err *err)
 
 /* ---- the batch --------------------------------------------------------------------- */
 
+/* One pass over a partition's due timers, each to the module that runs its rule. */
+struct fire_pass {
+    struct rs_app *app;
+    int64_t watermark;
+    int64_t next_deadline_ms; /* the levels armed while firing */
+    struct rs_err *err;
+};
+
+static int fire_timer(void *opaque, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                      int64_t deadline_ms, struct rs_bytes payload)
+{
+    struct fire_pass *fp = opaque;
+
+    if (rule == RS_SLA_RULE_SPEED_TO_LEAD) {
+        return rs_sla_fire_timer(&fp->app->sla, fp->app->store, partition, fp->watermark, entity,
+                                 payload, &fp->next_deadline_ms, fp->err);
+    }
+    return rs_rules_fire_timer(&fp->app->rules, fp->app->store, partition, fp->watermark, rule,
+                               entity, deadline_ms, payload, &fp->next_deadline_ms, fp->err);
+}
+
 static int fire_partition(struct rs_app *app, int32_t id, struct part *p, int64_t watermark,
                           struct rs_err *err)
 {
+    struct fire_pass fp = { app, watermark, RS_TIMER_NONE, err };
+    int64_t left;
     int rc;
 
     if (watermark < p->next_deadline_ms) {
         return 0;
     }
-    /* The rules first: their pass puts SLA-01's due timers back, and SLA-01's pass (which
-     * takes every due timer) then finds only its own and leaves the next deadline of all. */
-    rc = rs_rules_fire(&app->rules, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
-    if (rc >= 0) {
-        rc = rs_sla_fire(&app->sla, app->store, (uint32_t)id, watermark, &p->next_deadline_ms, err);
+    /* Every rule's timers in one pass, in deadline order. The pass runs until the first timer
+     * after the watermark, so `left` counts the levels armed while firing as well. */
+    rc = rs_timer_fire_due(app->store, (uint32_t)id, watermark, 0, fire_timer, &fp, &left, err);
+    if (rc < 0) {
+        return rc;
     }
-    return rc < 0 ? rc : 0;
+    p->next_deadline_ms = left < fp.next_deadline_ms ? left : fp.next_deadline_ms;
+    return 0;
 }
 
 static int apply_message(struct rs_app *app, const struct rs_msg *msg, struct rs_err *err)

@@ -80,6 +80,16 @@ int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int
                 int64_t *next_deadline_ms, struct rs_err *err);
 
 /*
+ * One due SLA-01 timer, already taken from the store (an rs_timer_fire_cb's arguments), fired
+ * as rs_sla_fire()'s pass would: for a caller that runs one pass over every rule's timers
+ * (app.c). The deadlines of the levels it arms lower *next_deadline_ms. Returns 0 or a
+ * negative code.
+ */
+int rs_sla_fire_timer(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
+                      int64_t watermark_ms, struct rs_bytes entity, struct rs_bytes payload,
+                      int64_t *next_deadline_ms, struct rs_err *err);
+
+/*
  * The deterministic id of an alert: hex sha256 of "tenant|sla_type|entity|attempt|level"
  * followed by `suffix` ("" or "|retracted"), NUL-terminated in out. An unset tenant hashes as
  * "". Shared by every SLA rule (sla.c, slarule.c), so ids never depend on which module fired.

@@ -1595,6 +1595,25 @@ int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition, i
     return fired - (int)fc.n_foreign;
 }
 
+int rs_rules_fire_timer(struct rs_rules *r, struct rs_store *st, uint32_t partition,
+                        int64_t watermark_ms, uint8_t rule, struct rs_bytes entity,
+                        int64_t deadline_ms, struct rs_bytes payload, int64_t *next_deadline_ms,
+                        struct rs_err *err)
+{
+    struct fire_ctx fc;
+    int rc;
+
+    if (rule_cfg(r, rule) == NULL) {
+        return 0;
+    }
+    memset(&fc, 0, sizeof(fc));
+    fc.c = (struct ctx){ r, st, partition, NULL, next_deadline_ms, err };
+    fc.watermark_ms = watermark_ms;
+    rc = fire_one(&fc, partition, rule, entity, deadline_ms, payload);
+    free(fc.foreign); /* none: the rule is ours */
+    return rc;
+}
+
 /* ---- the open instances ----------------------------------------------------------------- */
 
 int rs_rules_scan_open(struct rs_store *st, uint8_t rule, struct rs_str owner, rs_sla_open_cb *cb,

@@ -202,6 +202,18 @@ int rs_rules_apply(struct rs_rules *r, struct rs_store *st, uint32_t partition,
 int rs_rules_fire(struct rs_rules *r, struct rs_store *st, uint32_t partition, int64_t watermark_ms,
                   int64_t *next_deadline_ms, struct rs_err *err);
 
+/*
+ * One due timer of a rule this module runs, already taken from the store (an
+ * rs_timer_fire_cb's arguments), fired as rs_rules_fire()'s pass would: for a caller that runs
+ * one pass over every rule's timers (app.c), so that SLA-01's are neither taken nor put back
+ * here. A rule it does not run is ignored. The deadlines of the levels it arms lower
+ * *next_deadline_ms. Returns 0 or a negative code.
+ */
+int rs_rules_fire_timer(struct rs_rules *r, struct rs_store *st, uint32_t partition,
+                        int64_t watermark_ms, uint8_t rule, struct rs_bytes entity,
+                        int64_t deadline_ms, struct rs_bytes payload, int64_t *next_deadline_ms,
+                        struct rs_err *err);
+
 /* One open instance, for the HTTP API and inspect. Strings borrowed for the call. */
 struct rs_sla_open {
     uint32_t partition;
