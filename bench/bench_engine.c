@@ -102,6 +102,29 @@ static void lap(int64_t *prof, enum stage s, int64_t *t)
     }
 }
 
+/* One pass over the due timers, each to the module that runs its rule, as app.c does. */
+struct fire_pass {
+    struct rs_store *st;
+    struct rs_sla *sla;
+    struct rs_rules *rules;
+    int64_t watermark;
+    int64_t next;
+    struct rs_err *err;
+};
+
+static int fire_timer(void *opaque, uint32_t partition, uint8_t rule, struct rs_bytes entity,
+                      int64_t deadline_ms, struct rs_bytes payload)
+{
+    struct fire_pass *fp = opaque;
+
+    if (rule == RS_SLA_RULE_SPEED_TO_LEAD) {
+        return rs_sla_fire_timer(fp->sla, fp->st, partition, fp->watermark, entity, payload,
+                                 &fp->next, fp->err);
+    }
+    return rs_rules_fire_timer(fp->rules, fp->st, partition, fp->watermark, rule, entity,
+                               deadline_ms, payload, &fp->next, fp->err);
+}
+
 static int run_engine(const char *dir, const struct rs_buf *msgs, size_t n, size_t batch,
                       struct rs_event_decoder *dec, bool all, uint64_t *alerts, double *secs,
                       int64_t *prof)
@@ -161,8 +184,15 @@ static int run_engine(const char *dir, const struct rs_buf *msgs, size_t n, size
             lap(prof, ST_DECODE, &lt);
             if (rc == 0 && rs_watermark_observe(&wm, ev.ts_ms) &&
                 (w = rs_watermark_at(&wm, 0)) >= next) {
-                rc = all ? rs_rules_fire(&rules, st, 0, w, &next, &err) : 0;
-                rc = rc >= 0 ? rs_sla_fire(&sla, st, 0, w, &next, &err) : rc;
+                if (all) {
+                    struct fire_pass fp = { st, &sla, &rules, w, RS_TIMER_NONE, &err };
+
+                    /* As the engine does (app.c): one pass, each timer to its rule's module. */
+                    rc = rs_timer_fire_due(st, 0, w, 0, fire_timer, &fp, &next, &err);
+                    next = fp.next < next ? fp.next : next;
+                } else {
+                    rc = rs_sla_fire(&sla, st, 0, w, &next, &err);
+                }
                 rc = rc < 0 ? rc : 0;
             }
             lap(prof, ST_FIRE, &lt);
