@@ -118,8 +118,8 @@ static int fire_timer(void *opaque, uint32_t partition, uint8_t rule, struct rs_
     struct fire_pass *fp = opaque;
 
     if (rule == RS_SLA_RULE_SPEED_TO_LEAD) {
-        return rs_sla_fire_timer(fp->sla, fp->st, partition, fp->watermark, entity, payload,
-                                 &fp->next, fp->err);
+        return rs_sla_fire_timer(fp->sla, fp->st, partition, fp->watermark, entity, deadline_ms,
+                                 payload, &fp->next, fp->err);
     }
     return rs_rules_fire_timer(fp->rules, fp->st, partition, fp->watermark, rule, entity,
                                deadline_ms, payload, &fp->next, fp->err);

@@ -498,7 +498,7 @@ static int fire_timer(void *opaque, uint32_t partition, uint8_t rule, struct rs_
 
     if (rule == RS_SLA_RULE_SPEED_TO_LEAD) {
         return rs_sla_fire_timer(&fp->app->sla, fp->app->store, partition, fp->watermark, entity,
-                                 payload, &fp->next_deadline_ms, fp->err);
+                                 deadline_ms, payload, &fp->next_deadline_ms, fp->err);
     }
     return rs_rules_fire_timer(&fp->app->rules, fp->app->store, partition, fp->watermark, rule,
                                entity, deadline_ms, payload, &fp->next_deadline_ms, fp->err);

@@ -459,11 +459,13 @@ int rs_kafka_consumer_open(struct rs_kafka_consumer **out, uv_loop_t *loop,
     c->opaque = opaque;
     c->batch_max = cfg->batch_max_events;
     c->batch_cap = c->batch_max;
-    c->batch_grow = c->batch_max;
-    if (c->batch_grow < RS_KAFKA_BATCH_GROW_MAX) {
-        c->batch_grow = c->batch_max < RS_KAFKA_BATCH_GROW_MAX / RS_KAFKA_BATCH_GROW
-                            ? c->batch_max * RS_KAFKA_BATCH_GROW
-                            : RS_KAFKA_BATCH_GROW_MAX;
+    /* RS_KAFKA_BATCH_GROW times batch.max_events, at most RS_KAFKA_BATCH_GROW_MAX, never less
+     * than batch.max_events. */
+    c->batch_grow = c->batch_max < RS_KAFKA_BATCH_GROW_MAX / RS_KAFKA_BATCH_GROW
+                        ? c->batch_max * RS_KAFKA_BATCH_GROW
+                        : RS_KAFKA_BATCH_GROW_MAX;
+    if (c->batch_grow < c->batch_max) {
+        c->batch_grow = c->batch_max;
     }
     c->batch_max_ns = (uint64_t)cfg->batch_max_ms * 1000000u;
     c->msgs = rs_xcalloc(c->batch_grow, sizeof(*c->msgs));

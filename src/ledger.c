@@ -1788,57 +1788,19 @@ static struct rs_bytes state_key(uint8_t *buf, uint32_t partition)
     return rs_entity_key(buf, partition, RS_KIND_LEDGER_STATE, RS_STR_NULL);
 }
 
-/* Re-fold every customer whose due time passed. */
-static int advance_due(struct rs_ledger *l, struct rs_store *st, uint32_t partition,
-                       int64_t watermark_ms, struct rs_err *err)
+/*
+ * Re-fold the customers named by the partition's entity keys of `kind`, in key order: the
+ * account follows `skip` bytes after the kind. With `due` (RS_KIND_LEDGER_DUE: a due time comes
+ * first), the walk stops at the first due time after the watermark.
+ */
+static int refold_kind(struct rs_ledger *l, struct rs_store *st, uint32_t partition, uint8_t kind,
+                       size_t skip, bool due, int64_t watermark_ms, struct rs_err *err)
 {
     uint8_t from[13 + RS_EVENT_ID_MAX + 1];
-    size_t from_len = 13;
-
-    rs_store_put_u32(from, partition);
-    from[4] = RS_KIND_LEDGER_DUE;
-    rs_store_put_u64(from + 5, 0);
-    for (;;) {
-        struct rs_bytes key, val;
-        char account[RS_EVENT_ID_MAX];
-        size_t alen;
-        int rc =
-            rs_store_seek(st, RS_DB_ENTITIES, (struct rs_bytes){ from, from_len }, &key, &val, err);
-
-        if (rc == RS_ENOTFOUND) {
-            rs_err_clear(err);
-            return 0;
-        }
-        if (rc != 0) {
-            return rc;
-        }
-        if (key.len < 13 || memcmp(key.ptr, from, 5) != 0 ||
-            rs_store_key_i64(rs_store_get_u64((const uint8_t *)key.ptr + 5)) > watermark_ms) {
-            return 0;
-        }
-        alen = key.len - 13;
-        memcpy(account, (const uint8_t *)key.ptr + 13, alen);
-        /* Next time start after this key, whatever the re-fold does with it. */
-        memcpy(from, key.ptr, key.len);
-        from[key.len] = 0;
-        from_len = key.len + 1;
-        rc = customer_refold(l, st, partition, (struct rs_str){ account, alen }, NULL, watermark_ms,
-                             err);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-}
-
-/* Re-fold every customer of the partition (a new month). */
-static int advance_all(struct rs_ledger *l, struct rs_store *st, uint32_t partition,
-                       int64_t watermark_ms, struct rs_err *err)
-{
-    uint8_t from[5 + RS_EVENT_ID_MAX + 1];
     size_t from_len = 5;
 
     rs_store_put_u32(from, partition);
-    from[4] = RS_KIND_CUSTOMER;
+    from[4] = kind;
     for (;;) {
         struct rs_bytes key, val;
         char account[RS_EVENT_ID_MAX];
@@ -1853,11 +1815,14 @@ static int advance_all(struct rs_ledger *l, struct rs_store *st, uint32_t partit
         if (rc != 0) {
             return rc;
         }
-        if (key.len < 5 || memcmp(key.ptr, from, 5) != 0) {
+        if (key.len < 5 + skip || memcmp(key.ptr, from, 5) != 0 ||
+            (due &&
+             rs_store_key_i64(rs_store_get_u64((const uint8_t *)key.ptr + 5)) > watermark_ms)) {
             return 0;
         }
-        alen = key.len - 5;
-        memcpy(account, (const uint8_t *)key.ptr + 5, alen);
+        alen = key.len - 5 - skip;
+        memcpy(account, (const uint8_t *)key.ptr + 5 + skip, alen);
+        /* Next time start after this key, whatever the re-fold does with it. */
         memcpy(from, key.ptr, key.len);
         from[key.len] = 0;
         from_len = key.len + 1;
@@ -1880,7 +1845,8 @@ int rs_ledger_advance(struct rs_ledger *l, struct rs_store *st, uint32_t partiti
     if (watermark_ms == NONE) {
         return 0;
     }
-    rc = advance_due(l, st, partition, watermark_ms, err);
+    /* Every customer whose due time passed, then (a new month) every customer. */
+    rc = refold_kind(l, st, partition, RS_KIND_LEDGER_DUE, 8, true, watermark_ms, err);
     if (rc != 0) {
         return rc;
     }
@@ -1896,7 +1862,7 @@ int rs_ledger_advance(struct rs_ledger *l, struct rs_store *st, uint32_t partiti
     if (stored != NONE && stored >= horizon) {
         return 0;
     }
-    rc = advance_all(l, st, partition, watermark_ms, err);
+    rc = refold_kind(l, st, partition, RS_KIND_CUSTOMER, 0, false, watermark_ms, err);
     if (rc == 0) {
         rs_store_put_u64(vbuf, (uint64_t)horizon);
         rc = rs_store_put(st, RS_DB_ENTITIES, key, (struct rs_bytes){ vbuf, 8 }, err);

@@ -715,11 +715,11 @@ int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int
 }
 
 int rs_sla_fire_timer(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                      int64_t watermark_ms, struct rs_bytes entity, struct rs_bytes payload,
-                      int64_t *next_deadline_ms, struct rs_err *err)
+                      int64_t watermark_ms, struct rs_bytes entity, int64_t deadline_ms,
+                      struct rs_bytes payload, int64_t *next_deadline_ms, struct rs_err *err)
 {
     struct fire_ctx fc = { sla, st, watermark_ms, *next_deadline_ms, err };
-    int rc = fire_one(&fc, partition, RS_SLA_RULE_SPEED_TO_LEAD, entity, watermark_ms, payload);
+    int rc = fire_one(&fc, partition, RS_SLA_RULE_SPEED_TO_LEAD, entity, deadline_ms, payload);
 
     *next_deadline_ms = fc.next_deadline_ms;
     return rc;

@@ -86,8 +86,8 @@ int rs_sla_fire(struct rs_sla *sla, struct rs_store *st, uint32_t partition, int
  * negative code.
  */
 int rs_sla_fire_timer(struct rs_sla *sla, struct rs_store *st, uint32_t partition,
-                      int64_t watermark_ms, struct rs_bytes entity, struct rs_bytes payload,
-                      int64_t *next_deadline_ms, struct rs_err *err);
+                      int64_t watermark_ms, struct rs_bytes entity, int64_t deadline_ms,
+                      struct rs_bytes payload, int64_t *next_deadline_ms, struct rs_err *err);
 
 /*
  * The deterministic id of an alert: hex sha256 of "tenant|sla_type|entity|attempt|level"

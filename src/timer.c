@@ -329,28 +329,67 @@ static void view_remove(struct near *nr, struct rs_bytes key)
 
 /* ---- Arming, cancelling, firing ---------------------------------------------------- */
 
-/* Delete the stored timer (rule, entity) whose deadline the index gives, and its index entry. */
-static int cancel(struct rs_store *st, struct near *nr, uint32_t partition, uint8_t rule,
-                  struct rs_bytes entity, struct rs_err *err)
+/* Store timer (rule, entity) at deadline_ms, and its index entry; the view follows. */
+static int put(struct rs_store *st, struct near *nr, uint32_t partition, uint8_t rule,
+               struct rs_bytes entity, int64_t deadline_ms, struct rs_bytes payload,
+               struct rs_err *err)
 {
     uint8_t ibuf[INDEX_KEY_MAX];
     uint8_t tbuf[TIMER_KEY_MAX];
-    int64_t deadline = 0;
-    struct rs_bytes tkey;
-    int rc = rs_timer_deadline(st, partition, rule, entity, &deadline, err);
+    uint8_t dl[8];
+    struct rs_bytes tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
+    int rc = rs_store_put(st, RS_DB_TIMERS, tkey, payload, err);
 
     if (rc != 0) {
         return rc;
     }
-    tkey = timer_key(tbuf, partition, deadline, rule, entity);
-    rc = rs_store_del(st, RS_DB_TIMERS, tkey, err);
+    rs_store_put_u64(dl, rs_store_i64_key(deadline_ms));
+    rc = rs_store_put(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity),
+                      (struct rs_bytes){ dl, 8 }, err);
+    if (rc == 0 && nr != NULL) {
+        view_add(view_of(st), nr, tkey.ptr, tkey.len, payload);
+    }
+    return rc;
+}
+
+/*
+ * Delete timer (rule, entity) at deadline_ms and the index entry of (rule, entity); the view
+ * follows. Returns how many of the two were there (0 to 2), or a negative code.
+ */
+static int drop(struct rs_store *st, struct near *nr, uint32_t partition, uint8_t rule,
+                struct rs_bytes entity, int64_t deadline_ms, struct rs_err *err)
+{
+    uint8_t ibuf[INDEX_KEY_MAX];
+    uint8_t tbuf[TIMER_KEY_MAX];
+    struct rs_bytes tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
+    int found = 0;
+    int rc = rs_store_del(st, RS_DB_TIMERS, tkey, err);
+
     if (rc != 0 && rc != RS_ENOTFOUND) {
         return rc;
     }
+    found += rc == 0;
     if (nr != NULL) {
         view_remove(nr, tkey);
     }
-    return rs_store_del(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity), err);
+    rc = rs_store_del(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity), err);
+    if (rc != 0 && rc != RS_ENOTFOUND) {
+        return rc;
+    }
+    return found + (rc == 0);
+}
+
+/* Delete the stored timer (rule, entity) whose deadline the index gives, and its index entry. */
+static int cancel(struct rs_store *st, struct near *nr, uint32_t partition, uint8_t rule,
+                  struct rs_bytes entity, struct rs_err *err)
+{
+    int64_t deadline = 0;
+    int rc = rs_timer_deadline(st, partition, rule, entity, &deadline, err);
+
+    if (rc == 0) {
+        rc = drop(st, nr, partition, rule, entity, deadline, err);
+    }
+    return rc < 0 ? rc : 0; /* the index had it: found */
 }
 
 int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
@@ -365,10 +404,6 @@ int rs_timer_cancel(struct rs_store *st, uint32_t partition, uint8_t rule, struc
 int rs_timer_arm(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
                  int64_t deadline_ms, struct rs_bytes payload, struct rs_err *err)
 {
-    uint8_t ibuf[INDEX_KEY_MAX];
-    uint8_t tbuf[TIMER_KEY_MAX];
-    uint8_t dl[8];
-    struct rs_bytes tkey;
     struct near *nr;
     int rc = near_get(st, partition, false, &nr, err);
 
@@ -378,81 +413,35 @@ int rs_timer_arm(struct rs_store *st, uint32_t partition, uint8_t rule, struct r
     if (rc != 0 && rc != RS_ENOTFOUND) {
         return rc;
     }
-    tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
-    rc = rs_store_put(st, RS_DB_TIMERS, tkey, payload, err);
-    if (rc != 0) {
-        return rc;
-    }
-    rs_store_put_u64(dl, rs_store_i64_key(deadline_ms));
-    rc = rs_store_put(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity),
-                      (struct rs_bytes){ dl, 8 }, err);
-    if (rc == 0 && nr != NULL) {
-        view_add(view_of(st), nr, tkey.ptr, tkey.len, payload);
-    }
-    return rc;
+    return put(st, nr, partition, rule, entity, deadline_ms, payload, err);
 }
 
 int rs_timer_arm_new(struct rs_store *st, uint32_t partition, uint8_t rule, struct rs_bytes entity,
                      int64_t deadline_ms, struct rs_bytes payload, struct rs_err *err)
 {
-    uint8_t ibuf[INDEX_KEY_MAX];
-    uint8_t tbuf[TIMER_KEY_MAX];
-    uint8_t dl[8];
-    struct rs_bytes tkey;
     struct near *nr;
     int rc = check_entity(entity, err);
 
     if (rc == 0) {
         rc = near_get(st, partition, false, &nr, err);
     }
-    if (rc != 0) {
-        return rc;
-    }
-    tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
-    rc = rs_store_put(st, RS_DB_TIMERS, tkey, payload, err);
-    if (rc != 0) {
-        return rc;
-    }
-    rs_store_put_u64(dl, rs_store_i64_key(deadline_ms));
-    rc = rs_store_put(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity),
-                      (struct rs_bytes){ dl, 8 }, err);
-    if (rc == 0 && nr != NULL) {
-        view_add(view_of(st), nr, tkey.ptr, tkey.len, payload);
-    }
-    return rc;
+    return rc != 0 ? rc : put(st, nr, partition, rule, entity, deadline_ms, payload, err);
 }
 
 int rs_timer_cancel_at(struct rs_store *st, uint32_t partition, uint8_t rule,
                        struct rs_bytes entity, int64_t deadline_ms, struct rs_err *err)
 {
-    uint8_t ibuf[INDEX_KEY_MAX];
-    uint8_t tbuf[TIMER_KEY_MAX];
-    struct rs_bytes tkey;
     struct near *nr;
-    int found = 0;
     int rc = check_entity(entity, err);
 
     if (rc == 0) {
         rc = near_get(st, partition, false, &nr, err);
     }
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = drop(st, nr, partition, rule, entity, deadline_ms, err);
+        rc = rc < 0 ? rc : rc > 0 ? 0 : RS_ENOTFOUND;
     }
-    tkey = timer_key(tbuf, partition, deadline_ms, rule, entity);
-    rc = rs_store_del(st, RS_DB_TIMERS, tkey, err);
-    if (rc != 0 && rc != RS_ENOTFOUND) {
-        return rc;
-    }
-    found += rc == 0;
-    if (nr != NULL) {
-        view_remove(nr, tkey);
-    }
-    rc = rs_store_del(st, RS_DB_TIMER_INDEX, index_key(ibuf, partition, rule, entity), err);
-    if (rc != 0 && rc != RS_ENOTFOUND) {
-        return rc;
-    }
-    found += rc == 0;
-    return found > 0 ? 0 : RS_ENOTFOUND;
+    return rc;
 }
 
 /* The first timer of `partition` in LMDB: RS_ENOTFOUND if it has none. */
