@@ -401,8 +401,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    printf("# name events/s ns/event events/cpu-s (batch %zu, %zu events, %llu alerts)\n", batch,
-           n, (unsigned long long)alerts);
+    printf("# name events/s ns/event events/cpu-s (batch %zu, %zu events, %llu alerts)\n", batch, n,
+           (unsigned long long)alerts);
     print_case("decode_only", n, &decode);
     print_case("engine_sla01", n, &engine);
     print_case("engine_all", n, &all);
