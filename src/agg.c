@@ -44,10 +44,27 @@ struct bucket_memo {
     int64_t bucket[RS_GRAIN__COUNT];
 };
 
+/*
+ * The counters a batch adds to the cells of one (partition, metric, dims, grains mask, local
+ * day), summed, for facts without a sketch value. Counters only add (wrapping), so adding the
+ * sum to each grain's cell at the flush leaves every cell as adding fact by fact would, for
+ * one lookup per fact instead of one per grain: every bucket of every grain is a union of
+ * whole local days, so the day says each grain's bucket. A fact with a value changes a sketch,
+ * whose form depends on the order of its adds and removes: it goes to its cells at once.
+ */
+struct pending {
+    struct cache_key key; /* first: the table hashes it; the cell key with the mask as grain */
+    const struct rs_zone *zone;
+    unsigned grains_mask;
+    int64_t day;
+    int64_t n[RS_AGG_FIELDS];
+};
+
 struct rs_agg {
-    GHashTable *cells; /* struct entry, keyed by itself */
-    GPtrArray *order;  /* the flush's sorted entries; kept to reuse its memory */
-    uint8_t *buf;      /* cell encodings */
+    GHashTable *cells;   /* struct entry, keyed by itself */
+    GHashTable *pending; /* struct pending, keyed by itself: applied by the flush */
+    GPtrArray *order;    /* the flush's sorted entries; kept to reuse its memory */
+    uint8_t *buf;        /* cell encodings */
     size_t cap;
     struct bucket_memo memo;
 };
@@ -226,6 +243,7 @@ struct rs_agg *rs_agg_new(void)
     struct rs_agg *agg = rs_xcalloc(1, sizeof(*agg));
 
     agg->cells = g_hash_table_new_full(entry_hash, entry_equal, NULL, entry_free);
+    agg->pending = g_hash_table_new_full(entry_hash, entry_equal, NULL, free);
     agg->order = g_ptr_array_new();
     return agg;
 }
@@ -236,6 +254,7 @@ void rs_agg_free(struct rs_agg *agg)
         return;
     }
     g_hash_table_destroy(agg->cells);
+    g_hash_table_destroy(agg->pending);
     g_ptr_array_free(agg->order, TRUE);
     free(agg->buf);
     free(agg);
@@ -244,6 +263,7 @@ void rs_agg_free(struct rs_agg *agg)
 void rs_agg_discard(struct rs_agg *agg)
 {
     g_hash_table_remove_all(agg->cells);
+    g_hash_table_remove_all(agg->pending);
     agg->memo.zone = NULL; /* a zone need only outlive the batch it was used in */
 }
 
@@ -285,10 +305,21 @@ static int entry_get(struct rs_agg *agg, struct rs_store *st, const struct cache
     return 0;
 }
 
-/* Retract `out` (NULL: nothing) and add `in` (NULL: nothing) in one cell. */
-static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_key *key,
-                   enum rs_grain grain, int64_t bucket, const struct rs_agg_fact *out,
-                   const struct rs_agg_fact *in, struct rs_err *err)
+/* in - out, counter by counter (NULL: nothing), wrapping. */
+static void delta_of(int64_t d[RS_AGG_FIELDS], const struct rs_agg_fact *out,
+                     const struct rs_agg_fact *in)
+{
+    for (int i = 0; i < RS_AGG_FIELDS; i++) {
+        int64_t v = in != NULL ? in->n[i] : 0;
+
+        d[i] = out != NULL ? add_wrap(v, neg_wrap(out->n[i])) : v;
+    }
+}
+
+/* Add the counters d to the cell of (key's partition, metric, dims; grain, bucket). */
+static int add_counters(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_key *key,
+                        enum rs_grain grain, int64_t bucket, const int64_t d[RS_AGG_FIELDS],
+                        struct entry **out, struct rs_err *err)
 {
     struct cache_key probe;
     struct entry *e;
@@ -300,9 +331,25 @@ static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_
         return rc;
     }
     for (int i = 0; i < RS_AGG_FIELDS; i++) {
-        int64_t d = in != NULL ? in->n[i] : 0;
+        e->cell.n[i] = add_wrap(e->cell.n[i], d[i]);
+    }
+    *out = e;
+    return 0;
+}
 
-        e->cell.n[i] = add_wrap(e->cell.n[i], out != NULL ? add_wrap(d, neg_wrap(out->n[i])) : d);
+/* Retract `out` (NULL: nothing) and add `in` (NULL: nothing) in one cell. */
+static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_key *key,
+                   enum rs_grain grain, int64_t bucket, const struct rs_agg_fact *out,
+                   const struct rs_agg_fact *in, struct rs_err *err)
+{
+    int64_t d[RS_AGG_FIELDS];
+    struct entry *e;
+    int rc;
+
+    delta_of(d, out, in);
+    rc = add_counters(agg, st, key, grain, bucket, d, &e, err);
+    if (rc != 0) {
+        return rc;
     }
     if (out != NULL && out->has_value) {
         /* A retraction the sketch does not hold (state written before the metric kept a
@@ -313,6 +360,71 @@ static int add_one(struct rs_agg *agg, struct rs_store *st, const struct rs_agg_
         rs_sketch_add(&e->cell.sketch, in->value);
     }
     return 0;
+}
+
+/* Sum a fact's counters into its pending entry: see struct pending. */
+static void defer(struct rs_agg *agg, const struct rs_zone *zone, const struct rs_agg_key *key,
+                  unsigned grains_mask, int64_t t_ms, const struct rs_agg_fact *out,
+                  const struct rs_agg_fact *in)
+{
+    int64_t day = bucket_of(&agg->memo, zone, RS_GRAIN_DAY, t_ms);
+    struct cache_key probe;
+    struct pending *p;
+    int64_t d[RS_AGG_FIELDS];
+
+    probe.len = key_encode(probe.bytes, key->partition, key->metric, key->dims,
+                           (enum rs_grain)grains_mask, day);
+    p = g_hash_table_lookup(agg->pending, &probe);
+    if (p == NULL) {
+        p = rs_xcalloc(1, sizeof(*p));
+        p->key.len = probe.len;
+        memcpy(p->key.bytes, probe.bytes, probe.len);
+        p->zone = zone;
+        p->grains_mask = grains_mask;
+        p->day = day;
+        g_hash_table_add(agg->pending, p);
+    }
+    delta_of(d, out, in);
+    for (int i = 0; i < RS_AGG_FIELDS; i++) {
+        p->n[i] = add_wrap(p->n[i], d[i]);
+    }
+}
+
+/* Add every pending sum to the cells of its grains, and forget it. */
+static int apply_pending(struct rs_agg *agg, struct rs_store *st, struct rs_err *err)
+{
+    GHashTableIter it;
+    gpointer v;
+    int rc = 0;
+
+    g_hash_table_iter_init(&it, agg->pending);
+    while (rc == 0 && g_hash_table_iter_next(&it, &v, NULL)) {
+        const struct pending *p = v;
+        struct rs_agg_key key;
+        bool zero = true;
+
+        for (int i = 0; i < RS_AGG_FIELDS; i++) {
+            zero = zero && p->n[i] == 0;
+        }
+        if (zero) {
+            continue; /* the cells end as they were: nothing to load */
+        }
+        /* The cell key's layout, the mask in the grain's place (never read as one). */
+        key.partition = rs_store_get_u32(p->key.bytes);
+        key.metric = (uint16_t)(p->key.bytes[4] << 8 | p->key.bytes[5]);
+        key.dims = (struct rs_str){ (const char *)p->key.bytes + 6, p->key.len - KEY_FIXED };
+        for (int g = 0; g < RS_GRAIN__COUNT && rc == 0; g++) {
+            struct entry *e;
+
+            if ((p->grains_mask & (1u << g)) != 0) {
+                rc = add_counters(agg, st, &key, (enum rs_grain)g,
+                                  bucket_of(&agg->memo, p->zone, (enum rs_grain)g, p->day), p->n,
+                                  &e, err);
+            }
+        }
+    }
+    g_hash_table_remove_all(agg->pending);
+    return rc;
 }
 
 static int add_grains(struct rs_agg *agg, struct rs_store *st, const struct rs_zone *zone,
@@ -327,6 +439,10 @@ static int add_grains(struct rs_agg *agg, struct rs_store *st, const struct rs_z
     }
     if (grains_mask == 0) {
         return add_one(agg, st, key, key->grain, key->bucket, out, in, err);
+    }
+    if ((out == NULL || !out->has_value) && (in == NULL || !in->has_value)) {
+        defer(agg, zone, key, grains_mask, t_ms, out, in);
+        return 0;
     }
     for (int g = 0; g < RS_GRAIN__COUNT; g++) {
         if ((grains_mask & (1u << g)) != 0) {
@@ -404,6 +520,7 @@ int rs_agg_flush(struct rs_agg *agg, struct rs_store *st, rs_agg_changed_cb *cb,
     gpointer e;
     int rc = 0;
 
+    rc = apply_pending(agg, st, err);
     agg->memo.zone = NULL; /* a zone need only outlive the batch it was used in */
     g_ptr_array_set_size(agg->order, 0);
     g_hash_table_iter_init(&it, agg->cells);

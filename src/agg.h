@@ -79,7 +79,11 @@ void rs_agg_free(struct rs_agg *agg); /* NULL allowed */
  * rs_grain; key->grain and key->bucket are ignored then, buckets computed from t_ms in zone
  * with rs_bucket_start()). grains_mask == 0: the one cell at key->grain, key->bucket (zone
  * and t_ms unused). A retracted value the sketch does not hold is ignored. Inside the caller's
- * batch. Returns 0, RS_EINVAL (dims longer than RS_AGG_DIMS_MAX), RS_ESTORE (also a corrupt
+ * batch. With a mask and no sketch value (neither side of a move has one), the counters are
+ * summed per (partition, metric, dims, mask, local day) and added to each grain's cell by
+ * rs_agg_flush(): one lookup per fact instead of one per grain, with the same cells in the
+ * end (counters only add); such a fact's cells are loaded, and a corrupt one reported, by the
+ * flush. Returns 0, RS_EINVAL (dims longer than RS_AGG_DIMS_MAX), RS_ESTORE (also a corrupt
  * stored cell) or RS_ESTORE_FULL; after a failure some grains may be applied in the cache:
  * abort the batch and rs_agg_discard().
  */
@@ -101,7 +105,8 @@ typedef int rs_agg_changed_cb(void *opaque, const struct rs_agg_key *key,
                               const struct rs_agg_cell *cell);
 
 /*
- * Write every changed cell of the batch in key order and call cb (may be NULL) for each;
+ * Add the batch's summed counters (rs_agg_add()) to their cells, then write every changed
+ * cell of the batch in key order and call cb (may be NULL) for each;
  * a cell whose counters all returned to 0 and whose sketch is empty is deleted (and still
  * reported). A cell whose changes cancelled out within the batch (it encodes as it was
  * loaded, or was absent and is zero) is neither written nor reported. Then forget the batch,
