@@ -29,6 +29,13 @@
  *    a third of its cost; str objects point into the payload (msgpack-c never copies them
  *    either). Then one walk over the top-level map files each known key into a slot, and the
  *    type's fields are read from the slots.
+ *
+ * The common payload, a map of string keys, first takes one pass instead (walk_map()): each
+ * value is built as build() builds it, straight into its key's slot, with bounds, item-count
+ * and depth checks at least as strict as scan()'s, and no tree for the map itself. Whatever
+ * it does not take (a payload scan() would refuse, another top-level type, a key that is not a
+ * string) goes the two-pass way, which gives the message. So it takes only payloads that
+ * scan() accepts, and fills the slots that the two passes fill.
  */
 
 /*
@@ -386,7 +393,8 @@ struct decode {
      * NULLs spares clearing F__COUNT pointers per event, which showed up in profiles. */
     const msgpack_object *slot[F__COUNT];
     uint64_t seen[SEEN_WORDS];
-    const char *type_name; /* for messages; NULL until `type` is known */
+    msgpack_object value[F__COUNT]; /* walk_map()'s slots point here */
+    const char *type_name;          /* for messages; NULL until `type` is known */
     enum rs_event_fault *fault;
     struct rs_err *err;
 };
@@ -849,6 +857,186 @@ container:
         }
     }
     return pos;
+}
+
+/*
+ * build() with scan()'s checks: the object at p, which may run to `end`, nested `level`
+ * containers deep. Returns the bytes read, or 0 where scan() would refuse the bytes, or
+ * might (then the caller takes the two-pass way), or the zone could not allocate.
+ */
+static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsigned char *end,
+                            int level, msgpack_object *o)
+{
+    size_t avail = (size_t)(end - p);
+    size_t head, n, pos;
+    unsigned char c;
+    bool is_map;
+
+    if (avail == 0) {
+        return 0;
+    }
+    c = p[0];
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        return build(z, p, o); /* one byte */
+    }
+    if (c >= 0xa0 && c <= 0xbf) {
+        return avail > (size_t)(c & 0x1fu) ? build(z, p, o) : 0;
+    }
+    if (c <= 0x9f) {
+        is_map = c <= 0x8f;
+        n = c & 0x0fu;
+        head = 1;
+    } else if (c >= 0xdc) {
+        is_map = c >= 0xde;
+        head = c == 0xdc || c == 0xde ? 3 : 5;
+        if (avail < head) {
+            return 0;
+        }
+        n = load_be(p + 1, head - 1);
+    } else {
+        switch (c) {
+        case 0xc4: /* bin and str 8, 16, 32: a count, then that many bytes */
+        case 0xc5:
+        case 0xc6:
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
+            head = 1 + (c == 0xc4 || c == 0xd9 ? 1 : c == 0xc5 || c == 0xda ? 2 : 4);
+            return avail >= head && avail - head >= load_be(p + 1, head - 1) ? build(z, p, o) : 0;
+        case 0xc7: /* ext 8, 16, 32: a count, a type byte, that many bytes */
+        case 0xc8:
+        case 0xc9:
+            head = 2 + (c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4);
+            return avail >= head && avail - head >= load_be(p + 1, head - 2) ? build(z, p, o) : 0;
+        case 0xd4: /* fixext 1 to 16 */
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            return avail >= 2 + ((size_t)1 << (c - 0xd4)) ? build(z, p, o) : 0;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+            return avail >= 5 ? build(z, p, o) : 0;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+            return avail >= 9 ? build(z, p, o) : 0;
+        case 0xcc:
+        case 0xd0:
+            return avail >= 2 ? build(z, p, o) : 0;
+        case 0xcd:
+        case 0xd1:
+            return avail >= 3 ? build(z, p, o) : 0;
+        default: /* 0xc1 */
+            return 0;
+        }
+    }
+    /* A container, as scan() sees one: not this deep, no more items than bytes left. */
+    if (level >= SCAN_MAX_DEPTH || (is_map ? 2 * n : n) > avail - head) {
+        return 0;
+    }
+    pos = head;
+    if (is_map) {
+        msgpack_object_kv *kv = msgpack_zone_malloc(z, n * sizeof(*kv));
+
+        if (kv == NULL) {
+            return 0;
+        }
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = (uint32_t)n;
+        o->via.map.ptr = kv;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = build_checked(z, p + pos, end, level + 1, &kv[i].key);
+            size_t v = k != 0 ? build_checked(z, p + pos + k, end, level + 1, &kv[i].val) : 0;
+
+            if (v == 0) {
+                return 0;
+            }
+            pos += k + v;
+        }
+    } else {
+        msgpack_object *items = msgpack_zone_malloc(z, n * sizeof(*items));
+
+        if (items == NULL) {
+            return 0;
+        }
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t)n;
+        o->via.array.ptr = items;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = build_checked(z, p + pos, end, level + 1, &items[i]);
+
+            if (k == 0) {
+                return 0;
+            }
+            pos += k;
+        }
+    }
+    return pos;
+}
+
+static enum field field_of_key(const char *k, size_t len);
+
+/*
+ * The one pass (see the top of the file): if p[0, len) is one map of string keys that scan()
+ * accepts, file each known key's value into its slot and return true; else false, with the
+ * slots to be cleared before the two-pass way.
+ */
+static bool walk_map(struct decode *d, msgpack_zone *z, const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+    unsigned char c = p[0];
+    size_t n, pos;
+
+    if (c >= 0x80 && c <= 0x8f) {
+        n = c & 0x0fu;
+        pos = 1;
+    } else if ((c == 0xde && len >= 3) || (c == 0xdf && len >= 5)) {
+        pos = c == 0xde ? 3 : 5;
+        n = load_be(p + 1, pos - 1);
+    } else {
+        return false;
+    }
+    if (2 * n > len - pos) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t klen, vlen;
+        const char *k;
+        enum field f;
+        msgpack_object scratch;
+
+        if (pos == len) {
+            return false;
+        }
+        c = p[pos];
+        if (c >= 0xa0 && c <= 0xbf) {
+            klen = c & 0x1fu;
+            k = (const char *)p + pos + 1;
+        } else if (c == 0xd9 && len - pos >= 2) {
+            klen = p[pos + 1];
+            k = (const char *)p + pos + 2;
+        } else {
+            return false; /* a longer or non-string key: the two passes say which */
+        }
+        if ((size_t)(end - (const unsigned char *)k) < klen) {
+            return false;
+        }
+        pos = (size_t)((const unsigned char *)k + klen - p);
+        f = field_of_key(k, klen);
+        vlen = build_checked(z, p + pos, end, 1, f != F__COUNT ? &d->value[f] : &scratch);
+        if (vlen == 0) {
+            return false;
+        }
+        pos += vlen;
+        if (f != F__COUNT) {
+            /* A repeated key: the later value is in the slot, as in the two passes. */
+            d->slot[f] = &d->value[f];
+            d->seen[f / 64] |= UINT64_C(1) << (f % 64);
+        }
+    }
+    return pos == len;
 }
 
 /*
@@ -2164,10 +2352,10 @@ static int decode_type(struct decode *d, enum rs_event_type *type)
     return 0;
 }
 
+static int decode_fields(struct decode *d, struct rs_event *ev);
+
 static int decode_map(struct decode *d, const msgpack_object *root, struct rs_event *ev)
 {
-    enum rs_event_type type = RS_EV_LEAD_CREATED;
-
     if (root->type != MSGPACK_OBJECT_MAP) {
         return reject(d, RS_FAULT_NOT_MAP, "expected a map at the top level, got %s",
                       object_kind(root));
@@ -2187,6 +2375,13 @@ static int decode_map(struct decode *d, const msgpack_object *root, struct rs_ev
             d->seen[f / 64] |= UINT64_C(1) << (f % 64);
         }
     }
+    return decode_fields(d, ev);
+}
+
+/* Read the event from the slots. */
+static int decode_fields(struct decode *d, struct rs_event *ev)
+{
+    enum rs_event_type type = RS_EV_LEAD_CREATED;
 
     if (decode_type(d, &type) != 0 || get_str(d, F_ID, FIELD_REQUIRED_ID, &ev->id) != 0 ||
         get_time(d, F_TS, FIELD_REQUIRED, 0, &ev->ts_ms) != 0 ||
@@ -2279,6 +2474,7 @@ void rs_event_decoder_init(struct rs_event_decoder *dec, size_t max_bytes)
     }
     dec->zone = zone;
     dec->max_bytes = max_bytes;
+    dec->two_pass = false;
 
 #ifndef NDEBUG
     for (int f = 0; f < F__COUNT; f++) {
@@ -2319,6 +2515,11 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, 
     if (len == 0) {
         return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: empty payload");
     }
+    msgpack_zone_clear(dec->zone);
+    if (!dec->two_pass && walk_map(&d, dec->zone, data, len)) {
+        return decode_fields(&d, ev);
+    }
+    memset(d.seen, 0, sizeof(d.seen));
     rc = scan(&d, data, len);
     if (rc != 0) {
         return rc;

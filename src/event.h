@@ -464,6 +464,7 @@ struct rs_event {
 struct rs_event_decoder {
     void *zone; /* msgpack_zone *, opaque here so that callers need no msgpack.h */
     size_t max_bytes;
+    bool two_pass; /* false (the default): try the one pass first; tests compare the two ways */
 };
 
 /*
