@@ -516,6 +516,19 @@ static void test_agg_dims_are_sorted_and_escaped(void **state)
     assert_int_equal(rs_agg_dims(out, 3, tricky, 3), 0);
     assert_string_equal(out, "");
 
+    /* Twelve pairs (sorted on the stack) given shuffled, two with the same key. */
+    for (int i = 0; i < 12; i++) {
+        int k = (i * 5) % 12; /* 0 5 10 3 8 1 6 11 4 9 2 7 */
+
+        (void)snprintf(names[i], sizeof(names[i]), "k%02d", k == 11 ? 10 : k);
+        many[i][0] = (struct rs_str){ names[i], 3 };
+        many[i][1] = k == 11 ? (struct rs_str){ "a", 1 } : (struct rs_str){ "b", 1 };
+    }
+    len = rs_agg_dims(out, sizeof(out), (const struct rs_str(*)[2])many, 12);
+    assert_string_equal(out, "k00=b,k01=b,k02=b,k03=b,k04=b,k05=b,k06=b,k07=b,k08=b,k09=b,"
+                             "k10=a,k10=b");
+    assert_int_equal(len, strlen(out));
+
     /* More pairs than fit on the stack, given in reverse. */
     for (int i = 0; i < 20; i++) {
         (void)snprintf(names[i], sizeof(names[i]), "%c%c", 'a' + (19 - i) / 10,
