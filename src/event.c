@@ -31,8 +31,8 @@
  *    type's fields are read from the slots.
  *
  * The common payload, a map of string keys, first takes one pass instead (walk_map()): each
- * value is built as build() builds it, straight into its key's slot, with bounds, item-count
- * and depth checks at least as strict as scan()'s, and no tree for the map itself. Whatever
+ * value is built by build(), which checks what scan() checks, straight into its key's slot,
+ * and no tree is made for the map itself. Whatever
  * it does not take (a payload scan() would refuse, another top-level type, a key that is not a
  * string) goes the two-pass way, which gives the message. So it takes only payloads that
  * scan() accepts, and fills the slots that the two passes fill.
@@ -690,16 +690,14 @@ static int scan(struct decode *d, const unsigned char *p, size_t len)
 }
 
 /*
- * Build the object tree of bytes that scan() accepted, exactly as msgpack_unpack() would (the
- * same object types, str/bin/ext pointing into the payload, containers allocated in the
- * zone), without its general state machine, which cost twice as much as scan() and this
- * together. Trusts scan(): the bytes are one complete object, nested at most SCAN_MAX_DEPTH
- * deep. Returns the bytes read, or 0 if the zone could not allocate.
+ * The object of the scalar at p, whose bytes build() checked are there, exactly as
+ * msgpack_unpack() makes it (the same object types, str/bin/ext pointing into the payload).
+ * Returns the bytes read.
  */
-static size_t build(msgpack_zone *z, const unsigned char *p, msgpack_object *o)
+static size_t build_scalar(const unsigned char *p, msgpack_object *o)
 {
     unsigned char c = p[0];
-    size_t count_bytes = 0, n, pos, ext_size;
+    size_t count_bytes = 0, ext_size;
 
     if (c <= 0x7f) {
         o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -716,11 +714,6 @@ static size_t build(msgpack_zone *z, const unsigned char *p, msgpack_object *o)
         o->via.str.size = c & 0x1fu;
         o->via.str.ptr = (const char *)p + 1; /* an empty one too, never NULL, as in msgpack-c */
         return 1 + o->via.str.size;
-    }
-    if (c <= 0x9f) {
-        n = c & 0x0fu;
-        pos = 1;
-        goto container;
     }
     switch (c) {
     case 0xc0:
@@ -813,59 +806,22 @@ static size_t build(msgpack_zone *z, const unsigned char *p, msgpack_object *o)
         }
         return 1 + count_bytes;
     }
-    default: /* 0xdc to 0xdf: array 16/32, map 16/32 (0xc1 never passes scan()) */
-        count_bytes = c == 0xdc || c == 0xde ? 2 : 4;
-        n = load_be(p + 1, count_bytes);
-        pos = 1 + count_bytes;
-        break;
+    default: /* containers and 0xc1: build() never passes them here */
+        assert(0 && "build_scalar() of a container or 0xc1");
+        return 0;
     }
-container:
-    if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
-        msgpack_object_kv *kv = msgpack_zone_malloc(z, n * sizeof(*kv));
-
-        if (kv == NULL) {
-            return 0;
-        }
-        o->type = MSGPACK_OBJECT_MAP;
-        o->via.map.size = (uint32_t)n;
-        o->via.map.ptr = kv;
-        for (size_t i = 0; i < n; i++) {
-            size_t k = build(z, p + pos, &kv[i].key);
-            size_t v = k != 0 ? build(z, p + pos + k, &kv[i].val) : 0;
-
-            if (v == 0) {
-                return 0;
-            }
-            pos += k + v;
-        }
-    } else {
-        msgpack_object *items = msgpack_zone_malloc(z, n * sizeof(*items));
-
-        if (items == NULL) {
-            return 0;
-        }
-        o->type = MSGPACK_OBJECT_ARRAY;
-        o->via.array.size = (uint32_t)n;
-        o->via.array.ptr = items;
-        for (size_t i = 0; i < n; i++) {
-            size_t k = build(z, p + pos, &items[i]);
-
-            if (k == 0) {
-                return 0;
-            }
-            pos += k;
-        }
-    }
-    return pos;
 }
 
 /*
- * build() with scan()'s checks: the object at p, which may run to `end`, nested `level`
- * containers deep. Returns the bytes read, or 0 where scan() would refuse the bytes, or
- * might (then the caller takes the two-pass way), or the zone could not allocate.
+ * Build the object tree at p, which may run to `end`, nested `level` containers deep, exactly
+ * as msgpack_unpack() would (containers allocated in the zone), without its general state
+ * machine, which cost twice as much as scan() and this together. It checks what scan() checks
+ * (bounds, item counts, depth, 0xc1), so it also serves walk_map(), which has no scan() before
+ * it. Returns the bytes read, or 0 where scan() would refuse the bytes, or might, or the zone
+ * could not allocate (after scan() accepted the bytes, only the last).
  */
-static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsigned char *end,
-                            int level, msgpack_object *o)
+static size_t build(msgpack_zone *z, const unsigned char *p, const unsigned char *end, int level,
+                    msgpack_object *o)
 {
     size_t avail = (size_t)(end - p);
     size_t head, n, pos;
@@ -877,10 +833,10 @@ static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsig
     }
     c = p[0];
     if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-        return build(z, p, o); /* one byte */
+        return build_scalar(p, o); /* one byte */
     }
     if (c >= 0xa0 && c <= 0xbf) {
-        return avail > (size_t)(c & 0x1fu) ? build(z, p, o) : 0;
+        return avail > (size_t)(c & 0x1fu) ? build_scalar(p, o) : 0;
     }
     if (c <= 0x9f) {
         is_map = c <= 0x8f;
@@ -902,32 +858,34 @@ static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsig
         case 0xda:
         case 0xdb:
             head = 1 + (c == 0xc4 || c == 0xd9 ? 1 : c == 0xc5 || c == 0xda ? 2 : 4);
-            return avail >= head && avail - head >= load_be(p + 1, head - 1) ? build(z, p, o) : 0;
+            return avail >= head && avail - head >= load_be(p + 1, head - 1) ? build_scalar(p, o)
+                                                                             : 0;
         case 0xc7: /* ext 8, 16, 32: a count, a type byte, that many bytes */
         case 0xc8:
         case 0xc9:
             head = 2 + (c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4);
-            return avail >= head && avail - head >= load_be(p + 1, head - 2) ? build(z, p, o) : 0;
+            return avail >= head && avail - head >= load_be(p + 1, head - 2) ? build_scalar(p, o)
+                                                                             : 0;
         case 0xd4: /* fixext 1 to 16 */
         case 0xd5:
         case 0xd6:
         case 0xd7:
         case 0xd8:
-            return avail >= 2 + ((size_t)1 << (c - 0xd4)) ? build(z, p, o) : 0;
+            return avail >= 2 + ((size_t)1 << (c - 0xd4)) ? build_scalar(p, o) : 0;
         case 0xca:
         case 0xce:
         case 0xd2:
-            return avail >= 5 ? build(z, p, o) : 0;
+            return avail >= 5 ? build_scalar(p, o) : 0;
         case 0xcb:
         case 0xcf:
         case 0xd3:
-            return avail >= 9 ? build(z, p, o) : 0;
+            return avail >= 9 ? build_scalar(p, o) : 0;
         case 0xcc:
         case 0xd0:
-            return avail >= 2 ? build(z, p, o) : 0;
+            return avail >= 2 ? build_scalar(p, o) : 0;
         case 0xcd:
         case 0xd1:
-            return avail >= 3 ? build(z, p, o) : 0;
+            return avail >= 3 ? build_scalar(p, o) : 0;
         default: /* 0xc1 */
             return 0;
         }
@@ -947,8 +905,8 @@ static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsig
         o->via.map.size = (uint32_t)n;
         o->via.map.ptr = kv;
         for (size_t i = 0; i < n; i++) {
-            size_t k = build_checked(z, p + pos, end, level + 1, &kv[i].key);
-            size_t v = k != 0 ? build_checked(z, p + pos + k, end, level + 1, &kv[i].val) : 0;
+            size_t k = build(z, p + pos, end, level + 1, &kv[i].key);
+            size_t v = k != 0 ? build(z, p + pos + k, end, level + 1, &kv[i].val) : 0;
 
             if (v == 0) {
                 return 0;
@@ -965,7 +923,7 @@ static size_t build_checked(msgpack_zone *z, const unsigned char *p, const unsig
         o->via.array.size = (uint32_t)n;
         o->via.array.ptr = items;
         for (size_t i = 0; i < n; i++) {
-            size_t k = build_checked(z, p + pos, end, level + 1, &items[i]);
+            size_t k = build(z, p + pos, end, level + 1, &items[i]);
 
             if (k == 0) {
                 return 0;
@@ -1025,7 +983,7 @@ static bool walk_map(struct decode *d, msgpack_zone *z, const unsigned char *p, 
         }
         pos = (size_t)((const unsigned char *)k + klen - p);
         f = field_of_key(k, klen);
-        vlen = build_checked(z, p + pos, end, 1, f != F__COUNT ? &d->value[f] : &scratch);
+        vlen = build(z, p + pos, end, 1, f != F__COUNT ? &d->value[f] : &scratch);
         if (vlen == 0) {
             return false;
         }
@@ -2527,7 +2485,7 @@ int rs_event_decode(struct rs_event_decoder *dec, const void *data, size_t len, 
 
     /* Drop the previous event's tree; the first chunk stays for this one. */
     msgpack_zone_clear(dec->zone);
-    if (build(dec->zone, data, &root) == 0) {
+    if (build(dec->zone, data, (const unsigned char *)data + len, 0, &root) == 0) {
         /* scan() accepted the bytes, so this is the zone failing to allocate. */
         return reject(&d, RS_FAULT_MSGPACK, "not valid msgpack: msgpack-c failed with %d",
                       (int)MSGPACK_UNPACK_NOMEM_ERROR);
