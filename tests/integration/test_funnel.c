@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "broker.h"
+#include "engine_env.h"
 #include "event.h"
 #include "http_get.h"
 #include "tmpdir.h"
@@ -33,204 +34,29 @@
 #include <string.h>
 
 #define PARTITIONS 3
-#define MIN        (60 * INT64_C(1000))
-#define HOUR       (60 * MIN)
-#define DAY        (24 * HOUR)
+#define MIN        RS_ENV_MIN
+#define HOUR       RS_ENV_HOUR
+#define DAY        RS_ENV_DAY
 #define USD(x)     ((int64_t)(x)*100)
 
-struct env {
-    const char *brokers;
-    char *dir;
-    char *events, *alerts, *dlq, *metrics, *group;
-    char config[4096];
-    char state[4096];
-    char input[4096];
-    uint16_t port;
-    pid_t engine;
-    size_t n_lines; /* events queued so far: their ids */
-};
-
-/* The JSON lines queued for `revstream send` (see line()). */
-struct queued_line;
-static struct queued_line *queue;
-static size_t queue_n, queue_cap;
+/* ---- the environment (tests/support/engine_env.c) ---------------------------------- */
 
 static int env_setup(void **state)
 {
-    struct env *e = calloc(1, sizeof(*e));
-
-    e->brokers = rs_tb_brokers();
-    e->dir = rs_test_tmpdir_new();
-    e->events = rs_tb_unique("events");
-    e->alerts = rs_tb_unique("alerts");
-    e->dlq = rs_tb_unique("dlq");
-    e->metrics = rs_tb_unique("metrics");
-    e->group = rs_tb_unique("group");
-    (void)snprintf(e->config, sizeof(e->config), "%s/revstream.conf", e->dir);
-    (void)snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
-    (void)snprintf(e->input, sizeof(e->input), "%s/events.jsonl", e->dir);
-    *state = e;
+    *state = rs_env_new(PARTITIONS);
     return 0;
 }
 
 static int env_teardown(void **state)
 {
-    struct env *e = *state;
-
-    if (e->engine > 0) {
-        (void)kill(e->engine, SIGKILL);
-        (void)rs_tb_wait(e->engine);
-    }
-    free(queue);
-    queue = NULL;
-    queue_n = queue_cap = 0;
-    rs_test_tmpdir_remove(e->dir);
-    free(e->events);
-    free(e->alerts);
-    free(e->dlq);
-    free(e->metrics);
-    free(e->group);
-    free(e);
+    rs_env_free(*state);
     return 0;
-}
-
-static void need_broker(struct env *e)
-{
-    if (e->brokers == NULL) {
-        skip();
-    }
-    rs_tb_create_topic(e->brokers, e->events, PARTITIONS);
-    rs_tb_create_topic(e->brokers, e->alerts, PARTITIONS);
-    rs_tb_create_topic(e->brokers, e->dlq, 1);
-    rs_tb_create_topic(e->brokers, e->metrics, PARTITIONS);
-}
-
-static void write_config(struct env *e, const char *extra)
-{
-    FILE *f = fopen(e->config, "w");
-
-    e->port = rs_test_free_port();
-    assert_true(e->port != 0);
-    assert_non_null(f);
-    fprintf(f,
-            "kafka.bootstrap.servers = %s\n"
-            "kafka.group.id = %s\n"
-            "kafka.group.instance.id = %s-1\n"
-            "kafka.session.timeout.ms = 6000\n"
-            "topic.events = %s\n"
-            "topic.alerts = %s\n"
-            "topic.dlq = %s\n"
-            "topic.metrics = %s\n"
-            "http.bind = 127.0.0.1:%u\n"
-            "state.dir = %s\n"
-            "log.level = warn\n"
-            "%s",
-            e->brokers, e->group, e->group, e->events, e->alerts, e->dlq, e->metrics,
-            (unsigned)e->port, e->state, extra);
-    assert_int_equal(fclose(f), 0);
-}
-
-static pid_t start_engine(struct env *e)
-{
-    const char *args[] = { RS_BINARY, "run", "-c", e->config, NULL };
-
-    e->engine = rs_tb_spawn(args, NULL);
-    return e->engine;
-}
-
-static int stop_engine(struct env *e)
-{
-    int rc;
-
-    assert_int_equal(kill(e->engine, SIGTERM), 0);
-    rc = rs_tb_wait(e->engine);
-    e->engine = 0;
-    return rc;
-}
-
-/* ---- time ------------------------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian), independent of the engine. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int64_t utc(int y, int mo, int d, int h, int mi)
-{
-    return days_from_civil(y, mo, d) * DAY + h * HOUR + mi * MIN;
 }
 
 /* ---- events as JSON lines, loaded with `revstream send` ----------------------------- */
 
-/*
- * Lines are queued and written sorted by event time (ties keep their order), as sources
- * deliver them: each partition then sees its events in time order, so what fires when is
- * the timeline's, not the order the test lists them in.
- */
-struct queued_line {
-    int64_t ts;
-    size_t order;
-    char text[768];
-};
-
-__attribute__((format(printf, 4, 5))) static void line(struct env *e, const char *type, int64_t ts,
-                                                       const char *fmt, ...)
-{
-    struct queued_line *q;
-    va_list ap;
-    int n;
-
-    if (queue_n == queue_cap) {
-        queue_cap = queue_cap == 0 ? 256 : queue_cap * 2;
-        queue = realloc(queue, queue_cap * sizeof(*queue));
-    }
-    q = &queue[queue_n];
-    q->ts = ts;
-    q->order = queue_n++;
-    n = snprintf(q->text, sizeof(q->text), "{\"type\":\"%s\",\"id\":\"e%zu\",\"ts\":%lld,", type,
-                 ++e->n_lines, (long long)ts);
-    va_start(ap, fmt);
-    n += vsnprintf(q->text + n, sizeof(q->text) - (size_t)n, fmt, ap);
-    va_end(ap);
-    assert_true((size_t)n + 2 < sizeof(q->text));
-    strcat(q->text, "}");
-}
-
-static int cmp_line(const void *a, const void *b)
-{
-    const struct queued_line *x = a, *y = b;
-
-    if (x->ts != y->ts) {
-        return x->ts < y->ts ? -1 : 1;
-    }
-    return x->order < y->order ? -1 : (x->order > y->order);
-}
-
-static void send_lines(struct env *e)
-{
-    const char *args[] = { RS_BINARY, "send", "-c", e->config, e->input, NULL };
-    FILE *f = fopen(e->input, "w");
-
-    assert_non_null(f);
-    qsort(queue, queue_n, sizeof(*queue), cmp_line);
-    for (size_t i = 0; i < queue_n; i++) {
-        fprintf(f, "%s\n", queue[i].text);
-    }
-    assert_int_equal(fclose(f), 0);
-    queue_n = 0;
-    assert_int_equal(rs_tb_run(args, NULL), 0);
-}
-
 /* One lead.created per partition at `ts`: every partition's watermark passes what is before. */
-static void send_sentinels(struct env *e, int64_t ts)
+static void send_sentinels(struct rs_env *e, int64_t ts)
 {
     rd_kafka_t *p = rs_tb_producer_new(e->brokers);
     struct rs_buf b;
@@ -258,61 +84,17 @@ static void send_sentinels(struct env *e, int64_t ts)
     rd_kafka_destroy(p);
 }
 
-/* ---- HTTP ---------------------------------------------------------------------------- */
-
-static json_t *get_json(struct env *e, const char *path, int want_status)
-{
-    char *body = NULL;
-    json_error_t jerr;
-    json_t *v;
-    int status = rs_test_http_get(e->port, path, &body, 5000);
-
-    if (status != want_status) {
-        print_error("GET %s: status %d, body %s\n", path, status, body != NULL ? body : "");
-    }
-    assert_int_equal(status, want_status);
-    v = json_loads(body, 0, &jerr);
-    if (v == NULL) {
-        print_error("GET %s: not JSON: %s\n", path, body);
-    }
-    assert_non_null(v);
-    free(body);
-    return v;
-}
-
-static double num(const json_t *o, const char *key)
-{
-    const json_t *v = json_object_get(o, key);
-
-    if (!json_is_number(v)) {
-        char *text = json_dumps(o, JSON_COMPACT);
-
-        print_error("no number '%s' in %s\n", key, text);
-        free(text);
-    }
-    assert_true(json_is_number(v));
-    return json_number_value(v);
-}
-
-static void assert_near(double got, double want)
-{
-    if (fabs(got - want) > 1e-6 * (fabs(want) > 1 ? fabs(want) : 1)) {
-        print_error("got %.9g, want %.9g\n", got, want);
-    }
-    assert_true(fabs(got - want) <= 1e-6 * (fabs(want) > 1 ? fabs(want) : 1));
-}
-
 /* GET one metric value. */
-static json_t *metric(struct env *e, const char *query)
+static json_t *metric(struct rs_env *e, const char *query)
 {
     char path[512];
 
     (void)snprintf(path, sizeof(path), "/api/metric?%s", query);
-    return get_json(e, path, 200);
+    return rs_env_get_json(e, path, 200);
 }
 
 /* Wait until the engine serves and every partition applied its sentinel (made on `day`). */
-static void wait_applied(struct env *e, const char *day)
+static void wait_applied(struct rs_env *e, const char *day)
 {
     char query[128];
     int64_t deadline = rs_tb_now_ms() + 60000;
@@ -335,96 +117,6 @@ static void wait_applied(struct env *e, const char *day)
 }
 
 /* ---- topics -------------------------------------------------------------------------- */
-
-/* The latest message of every metric key (a compacted topic's view), parts summed. */
-struct part_sum {
-    char key[256]; /* metric|dims|grain|bucket, the partition cut off */
-    int64_t count;
-    int64_t inputs[8];
-    int parts;
-};
-
-struct metric_msgs {
-    char (*keys)[320];
-    int64_t (*inputs)[9]; /* count, then n[0..7] */
-    size_t n, cap;
-};
-
-static const msgpack_object *mp_get(const msgpack_object *map, const char *key)
-{
-    if (map->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
-            memcmp(kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
-            return &kv->val;
-        }
-    }
-    return NULL;
-}
-
-static int64_t mp_int(const msgpack_object *o)
-{
-    if (o == NULL) {
-        return 0;
-    }
-    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : (int64_t)o->via.u64;
-}
-
-static void on_metric_msg(void *opaque, const rd_kafka_message_t *m)
-{
-    struct metric_msgs *mm = opaque;
-    msgpack_unpacked u;
-    size_t i;
-    char key[320];
-    const msgpack_object *inputs;
-
-    (void)snprintf(key, sizeof(key), "%.*s", (int)m->key_len, (const char *)m->key);
-    for (i = 0; i < mm->n && strcmp(mm->keys[i], key) != 0; i++) {
-    }
-    if (i == mm->n) {
-        if (mm->n == mm->cap) {
-            mm->cap = mm->cap == 0 ? 1024 : mm->cap * 2;
-            mm->keys = realloc(mm->keys, mm->cap * sizeof(*mm->keys));
-            mm->inputs = realloc(mm->inputs, mm->cap * sizeof(*mm->inputs));
-        }
-        (void)snprintf(mm->keys[mm->n++], sizeof(mm->keys[0]), "%s", key);
-    }
-    msgpack_unpacked_init(&u);
-    assert_int_equal(msgpack_unpack_next(&u, m->payload, m->len, NULL), MSGPACK_UNPACK_SUCCESS);
-    mm->inputs[i][0] = mp_int(mp_get(&u.data, "count"));
-    inputs = mp_get(&u.data, "inputs");
-    assert_non_null(inputs);
-    assert_int_equal(inputs->type, MSGPACK_OBJECT_ARRAY);
-    assert_int_equal(inputs->via.array.size, 8);
-    for (uint32_t k = 0; k < 8; k++) {
-        mm->inputs[i][k + 1] = mp_int(&inputs->via.array.ptr[k]);
-    }
-    msgpack_unpacked_destroy(&u);
-}
-
-/* Sum the latest part of each partition for "metric|dims|grain|bucket". */
-static struct part_sum sum_parts(const struct metric_msgs *mm, const char *prefix)
-{
-    struct part_sum s;
-    size_t len = strlen(prefix);
-
-    memset(&s, 0, sizeof(s));
-    (void)snprintf(s.key, sizeof(s.key), "%s", prefix);
-    for (size_t i = 0; i < mm->n; i++) {
-        if (strncmp(mm->keys[i], prefix, len) == 0 && strncmp(mm->keys[i] + len, "|p", 2) == 0) {
-            s.count += mm->inputs[i][0];
-            for (int k = 0; k < 8; k++) {
-                s.inputs[k] += mm->inputs[i][k + 1];
-            }
-            s.parts++;
-        }
-    }
-    return s;
-}
 
 struct alert_set {
     struct rs_event_decoder dec;
@@ -476,43 +168,45 @@ static const char *account_of(int i)
     return accounts[i % 5];
 }
 
-static void lead_events(struct env *e)
+static void lead_events(struct rs_env *e)
 {
     /* M11: ten high-intent leads on Monday 2027-03-01 10:00 with TTFA in minutes. */
     static const int ttfa[10] = { 2, 3, 4, 4, 5, 7, 9, 15, 30, 120 };
-    int64_t created = utc(2027, 3, 1, 10, 0);
+    int64_t created = rs_env_utc(2027, 3, 1, 10, 0);
 
     for (int i = 0; i < 10; i++) {
-        line(e, "lead.created", created,
-             "\"account\":\"%s\",\"lead_id\":\"L%02d\",\"channel\":\"demo_request\","
-             "\"intent_tier\":\"high\",\"segment\":\"smb\",\"owner_id\":\"R1\"",
-             account_of(i), i + 1);
+        rs_env_line(e, "lead.created", created,
+                    "\"account\":\"%s\",\"lead_id\":\"L%02d\",\"channel\":\"demo_request\","
+                    "\"intent_tier\":\"high\",\"segment\":\"smb\",\"owner_id\":\"R1\"",
+                    account_of(i), i + 1);
     }
     for (int i = 0; i < 10; i++) {
-        line(e, "lead.touched", created + ttfa[i] * MIN,
-             "\"account\":\"%s\",\"lead_id\":\"L%02d\",\"rep_id\":\"R1\",\"actor_type\":\"human\","
-             "\"channel\":\"call\",\"direction\":\"outbound\",\"connected\":true",
-             account_of(i), i + 1);
+        rs_env_line(
+            e, "lead.touched", created + ttfa[i] * MIN,
+            "\"account\":\"%s\",\"lead_id\":\"L%02d\",\"rep_id\":\"R1\",\"actor_type\":\"human\","
+            "\"channel\":\"call\",\"direction\":\"outbound\",\"connected\":true",
+            account_of(i), i + 1);
     }
     /* M12: L01 MQL then SQL, L02 MQL only (SLA-02 breaches), L03 straight to SQL. */
-    line(e, "lead.qualified", utc(2027, 3, 1, 11, 0),
-         "\"account\":\"acct-1\",\"lead_id\":\"L01\",\"stage\":\"MQL\"");
-    line(e, "lead.qualified", utc(2027, 3, 1, 11, 0),
-         "\"account\":\"acct-2\",\"lead_id\":\"L02\",\"stage\":\"MQL\"");
-    line(e, "lead.qualified", utc(2027, 3, 1, 12, 0),
-         "\"account\":\"acct-1\",\"lead_id\":\"L01\",\"stage\":\"SQL\"");
-    line(e, "lead.qualified", utc(2027, 3, 1, 12, 0),
-         "\"account\":\"acct-3\",\"lead_id\":\"L03\",\"stage\":\"SQL\"");
+    rs_env_line(e, "lead.qualified", rs_env_utc(2027, 3, 1, 11, 0),
+                "\"account\":\"acct-1\",\"lead_id\":\"L01\",\"stage\":\"MQL\"");
+    rs_env_line(e, "lead.qualified", rs_env_utc(2027, 3, 1, 11, 0),
+                "\"account\":\"acct-2\",\"lead_id\":\"L02\",\"stage\":\"MQL\"");
+    rs_env_line(e, "lead.qualified", rs_env_utc(2027, 3, 1, 12, 0),
+                "\"account\":\"acct-1\",\"lead_id\":\"L01\",\"stage\":\"SQL\"");
+    rs_env_line(e, "lead.qualified", rs_env_utc(2027, 3, 1, 12, 0),
+                "\"account\":\"acct-3\",\"lead_id\":\"L03\",\"stage\":\"SQL\"");
     /* M11 business time: created Friday 17:58, called Monday 09:02. */
-    line(e, "lead.created", utc(2027, 3, 5, 17, 58),
-         "\"account\":\"acct-4\",\"lead_id\":\"L11\",\"channel\":\"webinar\","
-         "\"intent_tier\":\"mql\",\"segment\":\"smb\",\"owner_id\":\"R1\"");
-    line(e, "lead.touched", utc(2027, 3, 8, 9, 2),
-         "\"account\":\"acct-4\",\"lead_id\":\"L11\",\"rep_id\":\"R1\",\"actor_type\":\"human\","
-         "\"channel\":\"call\",\"direction\":\"outbound\",\"connected\":true");
+    rs_env_line(e, "lead.created", rs_env_utc(2027, 3, 5, 17, 58),
+                "\"account\":\"acct-4\",\"lead_id\":\"L11\",\"channel\":\"webinar\","
+                "\"intent_tier\":\"mql\",\"segment\":\"smb\",\"owner_id\":\"R1\"");
+    rs_env_line(
+        e, "lead.touched", rs_env_utc(2027, 3, 8, 9, 2),
+        "\"account\":\"acct-4\",\"lead_id\":\"L11\",\"rep_id\":\"R1\",\"actor_type\":\"human\","
+        "\"channel\":\"call\",\"direction\":\"outbound\",\"connected\":true");
 }
 
-static void opp(struct env *e, const char *id, const char *account, const char *lead,
+static void opp(struct rs_env *e, const char *id, const char *account, const char *lead,
                 const char *owner, const char *team, const char *stage, int64_t created,
                 int64_t closed, bool won, int64_t amount)
 {
@@ -521,26 +215,27 @@ static void opp(struct env *e, const char *id, const char *account, const char *
     if (lead != NULL) {
         (void)snprintf(lead_field, sizeof(lead_field), "\"lead_id\":\"%s\",", lead);
     }
-    line(e, "opportunity.created", created,
-         "\"account\":\"%s\",\"opportunity_id\":\"%s\",%s\"owner_id\":\"%s\","
-         "\"deal_type\":\"new\",\"amount_minor\":%lld,\"currency\":\"USD\",\"stage\":\"%s\","
-         "\"team_id\":\"%s\",\"segment\":\"smb\"",
-         account, id, lead_field, owner, (long long)amount, stage, team);
+    rs_env_line(e, "opportunity.created", created,
+                "\"account\":\"%s\",\"opportunity_id\":\"%s\",%s\"owner_id\":\"%s\","
+                "\"deal_type\":\"new\",\"amount_minor\":%lld,\"currency\":\"USD\",\"stage\":\"%s\","
+                "\"team_id\":\"%s\",\"segment\":\"smb\"",
+                account, id, lead_field, owner, (long long)amount, stage, team);
     if (closed != 0) {
-        line(e, "opportunity.closed", closed,
-             "\"account\":\"%s\",\"opportunity_id\":\"%s\",\"outcome\":\"%s\","
-             "\"amount_minor\":%lld,\"currency\":\"USD\"",
-             account, id, won ? "won" : "lost", (long long)amount);
+        rs_env_line(e, "opportunity.closed", closed,
+                    "\"account\":\"%s\",\"opportunity_id\":\"%s\",\"outcome\":\"%s\","
+                    "\"amount_minor\":%lld,\"currency\":\"USD\"",
+                    account, id, won ? "won" : "lost", (long long)amount);
     }
 }
 
-static void handoff(struct env *e, const char *account, const char *opp_id, int64_t ts,
+static void handoff(struct rs_env *e, const char *account, const char *opp_id, int64_t ts,
                     bool with_csm)
 {
-    line(e, "handoff.completed", ts,
-         "\"account\":\"%s\",\"opportunity_id\":\"%s\",\"ae_id\":\"R1\",%s"
-         "\"checklist_complete\":%s,\"segment\":\"smb\"",
-         account, opp_id, with_csm ? "\"csm_id\":\"CSM1\"," : "", with_csm ? "true" : "false");
+    rs_env_line(e, "handoff.completed", ts,
+                "\"account\":\"%s\",\"opportunity_id\":\"%s\",\"ae_id\":\"R1\",%s"
+                "\"checklist_complete\":%s,\"segment\":\"smb\"",
+                account, opp_id, with_csm ? "\"csm_id\":\"CSM1\"," : "",
+                with_csm ? "true" : "false");
 }
 
 /*
@@ -548,38 +243,41 @@ static void handoff(struct env *e, const char *account, const char *opp_id, int6
  * by subject for reading; every key's events are in time order within its group, and no two
  * groups share a key except where the later group's events are later.
  */
-static void timeline(struct env *e)
+static void timeline(struct rs_env *e)
 {
     /* Reps: R1 (M15, team-y) from 2027-01-15 at $50k a month; RA..RD ramped long ago and RE
      * new in May with a 50%, 50% ramp, all at $150k (M16, team-x). */
-    line(e, "rep.onboarded", utc(2027, 1, 15, 9, 0),
-         "\"rep_id\":\"R1\",\"start_date\":%lld,\"role\":\"ae\",\"team_id\":\"team-y\"",
-         (long long)utc(2027, 1, 15, 0, 0));
-    line(e, "rep.quota_set", utc(2027, 1, 15, 9, 1),
-         "\"rep_id\":\"R1\",\"period\":\"2027-01\",\"quota_minor\":%lld,\"currency\":\"USD\"",
-         (long long)USD(50000));
+    rs_env_line(e, "rep.onboarded", rs_env_utc(2027, 1, 15, 9, 0),
+                "\"rep_id\":\"R1\",\"start_date\":%lld,\"role\":\"ae\",\"team_id\":\"team-y\"",
+                (long long)rs_env_utc(2027, 1, 15, 0, 0));
+    rs_env_line(
+        e, "rep.quota_set", rs_env_utc(2027, 1, 15, 9, 1),
+        "\"rep_id\":\"R1\",\"period\":\"2027-01\",\"quota_minor\":%lld,\"currency\":\"USD\"",
+        (long long)USD(50000));
     for (char r = 'A'; r <= 'E'; r++) {
         bool ramping = r == 'E';
 
-        line(e, "rep.onboarded", utc(2027, 1, 15, 10, 0),
-             "\"rep_id\":\"R%c\",\"start_date\":%lld,\"role\":\"ae\",\"team_id\":\"team-x\"", r,
-             (long long)(ramping ? utc(2027, 5, 1, 0, 0) : utc(2026, 1, 1, 0, 0)));
-        line(e, "rep.quota_set", utc(2027, 1, 15, 10, 1),
-             "\"rep_id\":\"R%c\",\"period\":\"%s\",\"quota_minor\":%lld,\"currency\":\"USD\"%s", r,
-             ramping ? "2027-05" : "2027-01", (long long)USD(150000),
-             ramping ? ",\"ramp_schedule\":[50,50]" : "");
+        rs_env_line(
+            e, "rep.onboarded", rs_env_utc(2027, 1, 15, 10, 0),
+            "\"rep_id\":\"R%c\",\"start_date\":%lld,\"role\":\"ae\",\"team_id\":\"team-x\"", r,
+            (long long)(ramping ? rs_env_utc(2027, 5, 1, 0, 0) : rs_env_utc(2026, 1, 1, 0, 0)));
+        rs_env_line(
+            e, "rep.quota_set", rs_env_utc(2027, 1, 15, 10, 1),
+            "\"rep_id\":\"R%c\",\"period\":\"%s\",\"quota_minor\":%lld,\"currency\":\"USD\"%s", r,
+            ramping ? "2027-05" : "2027-01", (long long)USD(150000),
+            ramping ? ",\"ramp_schedule\":[50,50]" : "");
     }
     /* R1's bookings for M15: Feb $10k, Mar $20k (O1), Apr $35k, May $52k (the five M13 deals). */
-    opp(e, "O2F", "acct-6", NULL, "R1", "team-y", "proposal", utc(2027, 1, 20, 12, 0),
-        utc(2027, 2, 15, 12, 0), true, USD(10000));
+    opp(e, "O2F", "acct-6", NULL, "R1", "team-y", "proposal", rs_env_utc(2027, 1, 20, 12, 0),
+        rs_env_utc(2027, 2, 15, 12, 0), true, USD(10000));
     lead_events(e);
     /* M12/M13 in March: O1 from L01 won after 20 days, O3 from L03 lost after 10 days. */
-    opp(e, "O1", "acct-1", "L01", "R1", "team-y", "discovery", utc(2027, 3, 1, 13, 0),
-        utc(2027, 3, 21, 13, 0), true, USD(20000));
-    opp(e, "O3", "acct-3", "L03", "R1", "team-y", "discovery", utc(2027, 3, 1, 14, 0),
-        utc(2027, 3, 11, 14, 0), false, USD(8000));
-    opp(e, "O4", "acct-7", NULL, "R1", "team-y", "proposal", utc(2027, 3, 15, 12, 0),
-        utc(2027, 4, 12, 12, 0), true, USD(35000));
+    opp(e, "O1", "acct-1", "L01", "R1", "team-y", "discovery", rs_env_utc(2027, 3, 1, 13, 0),
+        rs_env_utc(2027, 3, 21, 13, 0), true, USD(20000));
+    opp(e, "O3", "acct-3", "L03", "R1", "team-y", "discovery", rs_env_utc(2027, 3, 1, 14, 0),
+        rs_env_utc(2027, 3, 11, 14, 0), false, USD(8000));
+    opp(e, "O4", "acct-7", NULL, "R1", "team-y", "proposal", rs_env_utc(2027, 3, 15, 12, 0),
+        rs_env_utc(2027, 4, 12, 12, 0), true, USD(35000));
     /* M13/M14 in May: cycles of 95, 60, 41, 35, 20 days, all closed Monday 2027-05-10 12:00. */
     {
         static const struct {
@@ -594,17 +292,17 @@ static void timeline(struct env *e)
 
         for (size_t i = 0; i < sizeof(may) / sizeof(may[0]); i++) {
             opp(e, may[i].id, may[i].account, NULL, "R1", "team-y", "proposal",
-                utc(2027, may[i].mo, may[i].d, 12, 0), utc(2027, 5, 10, 12, 0), true,
+                rs_env_utc(2027, may[i].mo, may[i].d, 12, 0), rs_env_utc(2027, 5, 10, 12, 0), true,
                 may[i].amount);
         }
         /* SLA-04: 18 business hours from Monday 12:00 end Wednesday 12:00. On time: O5A
          * (Tue 10:00), O5B (Wed 11:00), O5C (Mon 15:00); late: O5D (Thu 10:00); O5E's
          * handoff has no CSM and an open checklist. */
-        handoff(e, "acct-10", "O5C", utc(2027, 5, 10, 15, 0), true);
-        handoff(e, "acct-12", "O5A", utc(2027, 5, 11, 10, 0), true);
-        handoff(e, "acct-8", "O5E", utc(2027, 5, 11, 10, 0), false);
-        handoff(e, "acct-11", "O5B", utc(2027, 5, 12, 11, 0), true);
-        handoff(e, "acct-9", "O5D", utc(2027, 5, 13, 10, 0), true);
+        handoff(e, "acct-10", "O5C", rs_env_utc(2027, 5, 10, 15, 0), true);
+        handoff(e, "acct-12", "O5A", rs_env_utc(2027, 5, 11, 10, 0), true);
+        handoff(e, "acct-8", "O5E", rs_env_utc(2027, 5, 11, 10, 0), false);
+        handoff(e, "acct-11", "O5B", rs_env_utc(2027, 5, 12, 11, 0), true);
+        handoff(e, "acct-9", "O5D", rs_env_utc(2027, 5, 13, 10, 0), true);
     }
     /* M20/SLA-05: five accounts handed over Thursday 2027-04-01 10:00; first value after 12,
      * 20, 25 and 40 days, the fifth never (past 60 days at the end of the timeline). */
@@ -616,16 +314,18 @@ static void timeline(struct env *e)
 
             (void)snprintf(account, sizeof(account), "onb-%d", i + 1);
             (void)snprintf(opp_id, sizeof(opp_id), "OC%d", i + 1);
-            handoff(e, account, opp_id, utc(2027, 4, 1, 10, 0), true);
+            handoff(e, account, opp_id, rs_env_utc(2027, 4, 1, 10, 0), true);
         }
         for (int i = 0; i < 4; i++) {
-            line(e, "onboarding.milestone", utc(2027, 4, 1, 10, 0) + days[i] * DAY,
-                 "\"account\":\"onb-%d\",\"milestone\":\"first_value\",\"status\":\"completed\"",
-                 i + 1);
+            rs_env_line(
+                e, "onboarding.milestone", rs_env_utc(2027, 4, 1, 10, 0) + days[i] * DAY,
+                "\"account\":\"onb-%d\",\"milestone\":\"first_value\",\"status\":\"completed\"",
+                i + 1);
         }
     }
     /* R1 leaves at the end of May; June is team-x's month (M16). */
-    line(e, "rep.terminated", utc(2027, 5, 31, 18, 0), "\"rep_id\":\"R1\",\"reason\":\"left\"");
+    rs_env_line(e, "rep.terminated", rs_env_utc(2027, 5, 31, 18, 0),
+                "\"rep_id\":\"R1\",\"reason\":\"left\"");
     {
         static const int64_t june[] = { USD(180000), USD(150000), USD(120000), USD(90000),
                                         USD(60000) };
@@ -636,105 +336,105 @@ static void timeline(struct env *e)
             (void)snprintf(id, sizeof(id), "OJ%c", 'A' + i);
             (void)snprintf(owner, sizeof(owner), "R%c", 'A' + i);
             (void)snprintf(account, sizeof(account), "june-%d", i + 1);
-            opp(e, id, account, NULL, owner, "team-x", "proposal", utc(2027, 6, 1, 12, 0),
-                utc(2027, 6, 15, 12, 0), true, june[i]);
+            opp(e, id, account, NULL, owner, "team-x", "proposal", rs_env_utc(2027, 6, 1, 12, 0),
+                rs_env_utc(2027, 6, 15, 12, 0), true, june[i]);
         }
     }
 }
 
 /* ---- the test ------------------------------------------------------------------------ */
 
-static void assert_metrics_over_http(struct env *e)
+static void assert_metrics_over_http(struct rs_env *e)
 {
     json_t *v;
 
     /* M11 worked example: P50 6.0 min, P90 39.0 min, mean 19.9 min, 50% within 5 min. */
     v = metric(e, "name=speed_to_lead&grain=day&bucket=2027-03-01");
-    assert_near(num(v, "count"), 10);
-    assert_near(num(v, "p50"), 6.0 * MIN);
-    assert_near(num(v, "p90"), 39.0 * MIN);
-    assert_near(num(v, "mean"), 19.9 * MIN);
-    assert_near(num(v, "pct_within"), 0.5);
+    rs_env_assert_near(rs_env_num(v, "count"), 10);
+    rs_env_assert_near(rs_env_num(v, "p50"), 6.0 * MIN);
+    rs_env_assert_near(rs_env_num(v, "p90"), 39.0 * MIN);
+    rs_env_assert_near(rs_env_num(v, "mean"), 19.9 * MIN);
+    rs_env_assert_near(rs_env_num(v, "pct_within"), 0.5);
     assert_string_equal(json_string_value(json_object_get(v, "status")), "final");
     assert_int_equal(json_array_size(json_object_get(v, "partitions")), PARTITIONS);
     json_decref(v);
     /* Business time: Friday 17:58 to Monday 09:02 is 4 business minutes, 63 h 04 min wall. */
     v = metric(e, "name=speed_to_lead_business&grain=day&bucket=2027-03-05");
-    assert_near(num(v, "p50"), 4.0 * MIN);
+    rs_env_assert_near(rs_env_num(v, "p50"), 4.0 * MIN);
     json_decref(v);
     v = metric(e, "name=speed_to_lead&grain=day&bucket=2027-03-05");
-    assert_near(num(v, "p50"), (63 * 60 + 4) * MIN);
+    rs_env_assert_near(rs_env_num(v, "p50"), (63 * 60 + 4) * MIN);
     json_decref(v);
 
     /* M12, the day cohort of 2027-03-01: 10 leads; MQL L01, L02 and L03 (skipped to SQL);
      * SQL L01, L03; both opportunities created; O1 won, O3 lost. */
     v = metric(e, "name=funnel_conversion&grain=day&bucket=2027-03-01&dims=from=lead,to=mql");
-    assert_near(num(v, "denominator"), 10);
-    assert_near(num(v, "numerator"), 3);
-    assert_near(num(v, "value"), 0.3);
+    rs_env_assert_near(rs_env_num(v, "denominator"), 10);
+    rs_env_assert_near(rs_env_num(v, "numerator"), 3);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.3);
     json_decref(v);
     v = metric(e, "name=funnel_conversion&grain=day&bucket=2027-03-01&dims=from=mql,to=sql");
-    assert_near(num(v, "value"), 2.0 / 3.0);
+    rs_env_assert_near(rs_env_num(v, "value"), 2.0 / 3.0);
     json_decref(v);
     v = metric(e, "name=funnel_conversion&grain=day&bucket=2027-03-01&dims=from=sql,to=opp");
-    assert_near(num(v, "value"), 1.0);
+    rs_env_assert_near(rs_env_num(v, "value"), 1.0);
     json_decref(v);
     v = metric(e, "name=funnel_conversion&grain=day&bucket=2027-03-01&dims=from=opp,to=won");
-    assert_near(num(v, "value"), 0.5);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.5);
     json_decref(v);
     v = metric(e, "name=win_rate&grain=month&bucket=2027-03");
-    assert_near(num(v, "value"), 0.5);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.5);
     json_decref(v);
 
     /* M13 worked example: May's won cycles [20, 35, 41, 60, 95] days: P50 41, mean 50.2. */
     v = metric(e, "name=sales_cycle&grain=month&bucket=2027-05&dims=outcome=won");
-    assert_near(num(v, "count"), 5);
-    assert_near(num(v, "p50"), 41);
-    assert_near(num(v, "mean"), 50.2);
+    rs_env_assert_near(rs_env_num(v, "count"), 5);
+    rs_env_assert_near(rs_env_num(v, "p50"), 41);
+    rs_env_assert_near(rs_env_num(v, "mean"), 50.2);
     json_decref(v);
     v = metric(e, "name=sales_cycle&grain=month&bucket=2027-03&dims=outcome=lost");
-    assert_near(num(v, "p50"), 10);
+    rs_env_assert_near(rs_env_num(v, "p50"), 10);
     json_decref(v);
 
     /* M14: May's 5 won deals, all matured: 3 on time, 1 late, 1 without a CSM. */
     v = metric(e, "name=handoff_completion&grain=month&bucket=2027-05");
-    assert_near(num(v, "denominator"), 5);
-    assert_near(num(v, "value"), 0.6);
-    assert_near(num(v, "completion_rate_any_time"), 0.8);
+    rs_env_assert_near(rs_env_num(v, "denominator"), 5);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.6);
+    rs_env_assert_near(rs_env_num(v, "completion_rate_any_time"), 0.8);
     json_decref(v);
 
     /* M15 worked example: start Jan 15, 104% of the full quota in May: 4.5 months. */
     v = metric(e, "name=rep_ramp&grain=month&bucket=2027-01&dims=rep=R1");
-    assert_near(num(v, "value"), 4.5);
+    rs_env_assert_near(rs_env_num(v, "value"), 4.5);
     json_decref(v);
 
     /* M16 worked example in June: team 600 / 675; ramped reps at quota 2 of 4, all 2 of 5. */
     v = metric(e, "name=quota_attainment&grain=month&bucket=2027-06&dims=team=team-x");
-    assert_near(num(v, "value"), 600.0 / 675.0);
+    rs_env_assert_near(rs_env_num(v, "value"), 600.0 / 675.0);
     json_decref(v);
     v = metric(e, "name=quota_attainment&grain=month&bucket=2027-06");
-    assert_near(num(v, "value"), 0.5);
-    assert_near(num(v, "share_all_reps_at_quota"), 0.4);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.5);
+    rs_env_assert_near(rs_env_num(v, "share_all_reps_at_quota"), 0.4);
     json_decref(v);
     v = metric(e, "name=quota_attainment&grain=month&bucket=2027-06&dims=rep=RA");
-    assert_near(num(v, "value"), 1.2);
+    rs_env_assert_near(rs_env_num(v, "value"), 1.2);
     json_decref(v);
 
     /* M20 worked example: [12, 20, 25, 40, >60] days: median 25, 60% within 30 days. */
     v = metric(e, "name=time_to_onboard&grain=month&bucket=2027-04&dims=milestone=first_value");
-    assert_near(num(v, "count"), 5);
-    assert_near(num(v, "value"), 25);
-    assert_near(num(v, "pct_within"), 0.6);
+    rs_env_assert_near(rs_env_num(v, "count"), 5);
+    rs_env_assert_near(rs_env_num(v, "value"), 25);
+    rs_env_assert_near(rs_env_num(v, "pct_within"), 0.6);
     json_decref(v);
 
     /* SLA compliance of SLA-04 for May's starts: 3 met of 5. */
     v = metric(e, "name=sla_compliance&grain=month&bucket=2027-05&dims=rule=SLA-04");
-    assert_near(num(v, "count"), 5);
-    assert_near(num(v, "value"), 0.6);
+    rs_env_assert_near(rs_env_num(v, "count"), 5);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.6);
     json_decref(v);
 }
 
-static void assert_api_edges(struct env *e)
+static void assert_api_edges(struct rs_env *e)
 {
     json_t *v;
     const json_t *open;
@@ -742,11 +442,12 @@ static void assert_api_edges(struct env *e)
     bool o5e = false, o5a = false;
 
     /* A time series: May and June of handoff completion. */
-    v = get_json(e, "/api/series?name=handoff_completion&grain=month&from=2027-05&to=2027-06", 200);
+    v = rs_env_get_json(
+        e, "/api/series?name=handoff_completion&grain=month&from=2027-05&to=2027-06", 200);
     assert_int_equal(json_array_size(json_object_get(v, "points")), 2);
     json_decref(v);
     /* Open SLA instances: O5E's handoff never completed; O5A's did. */
-    v = get_json(e, "/api/sla/open?rule=SLA-04&owner=R1", 200);
+    v = rs_env_get_json(e, "/api/sla/open?rule=SLA-04&owner=R1", 200);
     open = json_object_get(v, "open");
     for (size_t i = 0; i < json_array_size(open); i++) {
         const char *id = json_string_value(json_object_get(json_array_get(open, i), "entity_id"));
@@ -758,19 +459,19 @@ static void assert_api_edges(struct env *e)
     assert_false(o5a);
     json_decref(v);
     /* Bad parameters: 400 naming the parameter. */
-    v = get_json(e, "/api/metric?name=nope", 400);
+    v = rs_env_get_json(e, "/api/metric?name=nope", 400);
     assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "'name'"));
     json_decref(v);
-    v = get_json(e, "/api/metric?name=win_rate&grain=year", 400);
+    v = rs_env_get_json(e, "/api/metric?name=win_rate&grain=year", 400);
     assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "'grain'"));
     json_decref(v);
-    v = get_json(e, "/api/metric?name=win_rate&grain=month&bucket=2027-13", 400);
+    v = rs_env_get_json(e, "/api/metric?name=win_rate&grain=month&bucket=2027-13", 400);
     assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "'bucket'"));
     json_decref(v);
-    v = get_json(e, "/api/metric?name=win_rate&dims=color=red", 400);
+    v = rs_env_get_json(e, "/api/metric?name=win_rate&dims=color=red", 400);
     assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "'dims'"));
     json_decref(v);
-    v = get_json(e, "/api/sla/open?limit=0", 400);
+    v = rs_env_get_json(e, "/api/sla/open?limit=0", 400);
     assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "'limit'"));
     json_decref(v);
     /* Health, readiness and Prometheus. */
@@ -803,7 +504,7 @@ static void assert_api_edges(struct env *e)
     free(body);
 }
 
-static void assert_alerts(struct env *e)
+static void assert_alerts(struct rs_env *e)
 {
     struct alert_set as;
     rd_kafka_t *r = rs_tb_reader_new(e->brokers, e->alerts, PARTITIONS);
@@ -835,32 +536,28 @@ static void assert_alerts(struct env *e)
     free(as.lines);
 }
 
-static void assert_metrics_topic(struct env *e)
+static void assert_metrics_topic(struct rs_env *e)
 {
-    struct metric_msgs mm;
-    struct part_sum s;
-    rd_kafka_t *r = rs_tb_reader_new(e->brokers, e->metrics, PARTITIONS);
+    struct rs_env_metrics mm;
+    int64_t sum[8];
 
     memset(&mm, 0, sizeof(mm));
-    (void)rs_tb_read(r, 0, 3000, 60000, on_metric_msg, &mm);
-    rd_kafka_destroy(r);
+    rs_env_read_metrics(e, &mm);
     /* M11's day: the parts of every partition sum to the 10 leads, 5 of them within 5 min. */
-    s = sum_parts(&mm, "speed_to_lead||day|2027-03-01");
-    assert_true(s.parts >= 2);
-    assert_int_equal(s.inputs[0], 10);
-    assert_int_equal(s.inputs[2], 5);
+    assert_true(rs_env_metric_sum(&mm, "speed_to_lead||day|2027-03-01", sum) >= 2);
+    assert_int_equal(sum[0], 10);
+    assert_int_equal(sum[2], 5);
     /* M12 lead -> MQL for the same cohort: 3 of 10. */
-    s = sum_parts(&mm, "funnel_conversion|from=lead,to=mql|day|2027-03-01");
-    assert_int_equal(s.inputs[0], 10);
-    assert_int_equal(s.inputs[1], 3);
+    (void)rs_env_metric_sum(&mm, "funnel_conversion|from=lead,to=mql|day|2027-03-01", sum);
+    assert_int_equal(sum[0], 10);
+    assert_int_equal(sum[1], 3);
     /* M16: team-x's June bookings, $600k, from five partitions' parts. */
-    s = sum_parts(&mm, "quota_attainment|team=team-x|month|2027-06");
-    assert_int_equal(s.inputs[0], USD(600000));
-    free(mm.keys);
-    free(mm.inputs);
+    (void)rs_env_metric_sum(&mm, "quota_attainment|team=team-x|month|2027-06", sum);
+    assert_int_equal(sum[0], USD(600000));
+    rs_env_metrics_release(&mm);
 }
 
-static void assert_inspect(struct env *e)
+static void assert_inspect(struct rs_env *e)
 {
     char out[4200];
     const char *args[] = { RS_BINARY,  "inspect", "-c",    e->config,  "metric",  "--name",
@@ -876,7 +573,7 @@ static void assert_inspect(struct env *e)
     text = rs_tb_slurp(out);
     v = json_loads(text, 0, NULL);
     assert_non_null(v);
-    assert_near(num(v, "value"), 0.5);
+    rs_env_assert_near(rs_env_num(v, "value"), 0.5);
     json_decref(v);
     free(text);
     assert_int_equal(rs_tb_run(table, out), 0);
@@ -889,22 +586,22 @@ static void assert_inspect(struct env *e)
 
 static void test_funnel_metrics_and_slas_through_the_broker(void **state)
 {
-    struct env *e = *state;
-    int64_t end = utc(2027, 8, 1, 0, 0);
+    struct rs_env *e = *state;
+    int64_t end = rs_env_utc(2027, 8, 1, 0, 0);
 
-    need_broker(e);
-    write_config(e, "time.max_out_of_orderness = 0s\n"
-                    "metrics.funnel_window.opp_won = 90d\n"
-                    "sla.stalled_opportunity.stage.discovery = 5d\n"
-                    "sla.freshness.enabled = false\n");
+    rs_env_need_broker(e);
+    rs_env_write_config(e, "time.max_out_of_orderness = 0s\n"
+                           "metrics.funnel_window.opp_won = 90d\n"
+                           "sla.stalled_opportunity.stage.discovery = 5d\n"
+                           "sla.freshness.enabled = false\n");
     timeline(e);
-    send_lines(e);
+    rs_env_send(e);
     send_sentinels(e, end);
-    start_engine(e);
+    rs_env_start(e);
     wait_applied(e, "2027-08-01");
     assert_metrics_over_http(e);
     assert_api_edges(e);
-    assert_int_equal(stop_engine(e), 0);
+    assert_int_equal(rs_env_stop(e), 0);
     assert_alerts(e);
     assert_metrics_topic(e);
     assert_inspect(e);
@@ -916,23 +613,23 @@ static void test_funnel_metrics_and_slas_through_the_broker(void **state)
  */
 static void test_freshness_alerts_a_silent_source_live(void **state)
 {
-    struct env *e = *state;
+    struct rs_env *e = *state;
     struct alert_set as;
     int64_t now = rs_tb_now_ms();
     int64_t deadline;
     rd_kafka_t *r;
 
-    need_broker(e);
-    write_config(e, "calendar.hours = 24x7\n"
-                    "sla.freshness.silence = 3s\n"
-                    "time.max_out_of_orderness = 0s\n");
+    rs_env_need_broker(e);
+    rs_env_write_config(e, "calendar.hours = 24x7\n"
+                           "sla.freshness.silence = 3s\n"
+                           "time.max_out_of_orderness = 0s\n");
     for (int i = 0; i < 6; i++) {
-        line(e, "lead.disqualified", now + i,
-             "\"source\":\"crm\",\"account\":\"%s\",\"lead_id\":\"F%d\",\"reason\":\"spam\"",
-             account_of(i), i);
+        rs_env_line(e, "lead.disqualified", now + i,
+                    "\"source\":\"crm\",\"account\":\"%s\",\"lead_id\":\"F%d\",\"reason\":\"spam\"",
+                    account_of(i), i);
     }
-    send_lines(e);
-    start_engine(e);
+    rs_env_send(e);
+    rs_env_start(e);
     memset(&as, 0, sizeof(as));
     rs_event_decoder_init(&as.dec, 1 << 20);
     r = rs_tb_reader_new(e->brokers, e->alerts, PARTITIONS);
@@ -941,16 +638,16 @@ static void test_freshness_alerts_a_silent_source_live(void **state)
         (void)rs_tb_read(r, 1, 500, 1000, on_alert_msg, &as);
     }
     assert_alert(&as, "SLA-07|crm|sla.breached|L1_breach", true);
-    line(e, "lead.disqualified", rs_tb_now_ms(),
-         "\"source\":\"crm\",\"account\":\"acct-1\",\"lead_id\":\"F9\",\"reason\":\"spam\"");
-    send_lines(e);
+    rs_env_line(e, "lead.disqualified", rs_tb_now_ms(),
+                "\"source\":\"crm\",\"account\":\"acct-1\",\"lead_id\":\"F9\",\"reason\":\"spam\"");
+    rs_env_send(e);
     deadline = rs_tb_now_ms() + 30000;
     while (!has_alert(&as, "SLA-07|crm|sla.recovered|resolved") && rs_tb_now_ms() < deadline) {
         (void)rs_tb_read(r, 1, 500, 1000, on_alert_msg, &as);
     }
     assert_alert(&as, "SLA-07|crm|sla.recovered|resolved", true);
     rd_kafka_destroy(r);
-    assert_int_equal(stop_engine(e), 0);
+    assert_int_equal(rs_env_stop(e), 0);
     rs_event_decoder_release(&as.dec);
     free(as.lines);
 }
