@@ -4,8 +4,9 @@
  * loaded with `revstream send` (the path a user takes), the HTTP API read as JSON, and the
  * metrics topic read back as a compacted topic's view (the latest message per key).
  *
- * test_revenue.c uses it; test_funnel.c, test_pipeline.c and test_replay.c still carry their
- * own copies of these pieces (to be moved here).
+ * test_revenue.c and test_funnel.c use it. test_pipeline.c and test_replay.c still carry their
+ * own setup and teardown: they run a second engine or a replay beside the first, and write
+ * configurations of their own (to be moved here).
  */
 #ifndef RS_TEST_ENGINE_ENV_H
 #define RS_TEST_ENGINE_ENV_H
