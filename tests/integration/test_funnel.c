@@ -47,12 +47,6 @@ static int env_setup(void **state)
     return 0;
 }
 
-static int env_teardown(void **state)
-{
-    rs_env_free(*state);
-    return 0;
-}
-
 /* ---- events as JSON lines, loaded with `revstream send` ----------------------------- */
 
 /* One lead.created per partition at `ts`: every partition's watermark passes what is before. */
@@ -656,9 +650,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_funnel_metrics_and_slas_through_the_broker, env_setup,
-                                        env_teardown),
+                                        rs_env_teardown),
         cmocka_unit_test_setup_teardown(test_freshness_alerts_a_silent_source_live, env_setup,
-                                        env_teardown),
+                                        rs_env_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

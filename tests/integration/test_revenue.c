@@ -43,12 +43,6 @@ static int env_setup(void **state)
     return 0;
 }
 
-static int env_teardown(void **state)
-{
-    rs_env_free(*state);
-    return 0;
-}
-
 static int64_t at(int month, int day)
 {
     return rs_env_utc(2027, month, day, 10, 0);
@@ -318,7 +312,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_march_ledger_through_the_broker, env_setup,
-                                        env_teardown),
+                                        rs_env_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

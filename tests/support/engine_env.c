@@ -62,6 +62,12 @@ void rs_env_free(struct rs_env *e)
     free(e);
 }
 
+int rs_env_teardown(void **state)
+{
+    rs_env_free(*state);
+    return 0;
+}
+
 void rs_env_need_broker(struct rs_env *e)
 {
     if (e->brokers == NULL) {

@@ -42,6 +42,8 @@ struct rs_env {
 struct rs_env *rs_env_new(int partitions);
 /* Kill the engine if it runs, remove the directory, free. NULL allowed. */
 void rs_env_free(struct rs_env *e);
+/* cmocka teardown of a test whose setup put rs_env_new() in *state: rs_env_free(). */
+int rs_env_teardown(void **state);
 
 /* Create the topics (skips the test without a broker). */
 void rs_env_need_broker(struct rs_env *e);
